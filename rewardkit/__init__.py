@@ -1,0 +1,3 @@
+"""The reward library and the CLI. Imports no torch."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,100 @@
+"""Answer text to numbers and normal forms (spec section 3). Pure, linear-time functions.
+
+Two verbs, kept apart on purpose: `strict_norm` is the strict scheme's string normal form
+(only digit-group commas go), `parse_number` reads the value of the last number in a text
+as an exact `Decimal` for the lenient scheme.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from decimal import Decimal
+
+__all__ = ["is_ascii_digits", "numbers_equal", "parse_number", "strict_norm"]
+
+# A comma with a digit on both sides. Removing all of them in one pass is the fixed point of
+# the spec's repeated `(\d),(\d)` -> `\1\2`: a removable comma never has a comma neighbour,
+# so removing one never makes another one removable or unremovable. `\d` is Python's (any
+# Unicode decimal digit), exactly as the spec's pattern reads.
+_DIGIT_COMMA = re.compile(r"(?<=\d),(?=\d)")
+
+# The last number: an optional sign where the character before it is not a letter, digit or
+# `.`, digits with optional commas between groups, an optional fraction; or a bare fraction.
+# No nested quantifier can backtrack: each alternative consumes a fixed class per step.
+_NUMBER = re.compile(r"(?:(?<![^\W_])(?<!\.)-)?(?:[0-9]+(?:,[0-9]+)*(?:\.[0-9]+)?|\.[0-9]+)")
+_ASCII_DIGITS = re.compile(r"[0-9]+")
+_NON_DIGITS = re.compile(r"[^0-9]*")
+_NUMBER_CHARS = re.compile(r"[0-9.,]*")
+
+
+def strict_norm(text: str) -> str:
+    """The strict scheme's normal form: commas between two digits removed, then stripped.
+
+    >>> strict_norm(" 1,234,567 ")
+    '1234567'
+    >>> strict_norm("1,2,3")
+    '123'
+    >>> strict_norm("3, 4")
+    '3, 4'
+    """
+    if "," in text:
+        text = _DIGIT_COMMA.sub("", text)
+    return text.strip()
+
+
+def parse_number(text: str) -> Decimal | None:
+    """The value of the last number in `text` as an exact decimal, or None.
+
+    Full-width digits are read after NFKC and U+2212 (−) as ``-``. Currency signs, ``%``,
+    units and words around the number are ignored.
+
+    >>> parse_number("The total is $1,234.50.")
+    Decimal('1234.50')
+    >>> parse_number("−５")
+    Decimal('-5')
+    >>> parse_number("x-3") # a sign after a letter is a hyphen
+    Decimal('3')
+    >>> parse_number(".5 of it") == parse_number("0.50")
+    True
+    >>> parse_number("no digits") is None
+    True
+    """
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text).replace("\u2212", "-")
+    # Find the last ASCII digit from the end (reversing is one C-level copy), then the run of
+    # digits, commas and dots around it: tokenising just that run left to right gives the
+    # same last number as tokenising the whole text, without a Python loop over every match.
+    backwards = text[::-1]
+    trailing = _NON_DIGITS.match(backwards)
+    last_digit = len(text) - (trailing.end() if trailing else 0)
+    if last_digit == 0:
+        return None
+    run = _NUMBER_CHARS.match(backwards, len(text) - last_digit)
+    start = len(text) - (run.end() if run else len(text) - last_digit)
+    if start > 0 and text[start - 1] == "-":
+        start -= 1
+    matches = _NUMBER.findall(text, start, last_digit)
+    return Decimal(matches[-1].replace(",", ""))
+
+
+def numbers_equal(left: Decimal | None, right: Decimal | None) -> bool:
+    """Exact decimal equality, false when either side is None.
+
+    >>> numbers_equal(Decimal("5"), Decimal("5.00"))
+    True
+    >>> numbers_equal(Decimal("-0"), Decimal("0"))
+    True
+    >>> numbers_equal(None, None)
+    False
+    """
+    return left is not None and right is not None and left == right
+
+
+def is_ascii_digits(text: str) -> bool:
+    """Whether `text` is one or more ASCII digits and nothing else (``²`` and ``-5`` are not).
+
+    >>> is_ascii_digits("360000"), is_ascii_digits("-5"), is_ascii_digits("²"), is_ascii_digits("")
+    (True, False, False, False)
+    """
+    return _ASCII_DIGITS.fullmatch(text) is not None

@@ -1,0 +1,331 @@
+"""Schemes as data: which rewards, which variant of each, and their weights.
+
+`STRICT` and `LENIENT` are two instances of one frozen dataclass, not flags inside the
+rewards. A user's scheme is a YAML or TOML file of the same shape, and may name their own
+reward functions as ``module:function`` (or ``path/to/file.py:function``):
+
+.. code-block:: yaml
+
+    name: my_scheme
+    rewards:
+      - {reward: correctness, variant: lenient, weight: 2.0}
+      - {reward: format, variant: strict}
+      - {name: brevity, function: my_rewards:brevity, max: 1.0, weight: 0.5}
+
+A custom reward takes ``(completion, answer)`` and returns a float, a ``(value, reason)``
+pair or a `Reward`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import math
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, cast
+
+from rewardkit.rewards import REWARDS, Reward, RewardFn, get_reward
+
+__all__ = [
+    "LENIENT",
+    "SCHEMES",
+    "STRICT",
+    "Scheme",
+    "SchemeError",
+    "SchemeReward",
+    "get_scheme",
+    "load_scheme_file",
+    "resolve_function",
+]
+
+
+class SchemeError(ValueError):
+    """A scheme file or a scheme name that cannot be used; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class SchemeReward:
+    """One reward of a scheme: a name, the function to call, its weight and maximum.
+
+    `max` is None for a custom reward that does not declare one; then range checks and the
+    "all groups at the maximum" statistic skip it.
+    """
+
+    name: str
+    fn: RewardFn
+    weight: float = 1.0
+    max: float | None = None
+    variant: str = "custom"
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """A named, ordered set of weighted rewards. ``total`` is the weighted sum.
+
+    >>> scores = STRICT.score("<answer>123</answer>", "123")
+    >>> scores["format"]
+    Reward(value=0.0, reason='no_think_tag')
+    >>> STRICT.total(STRICT.score("<answer>123</answer>", "123"))
+    2.5
+    """
+
+    name: str
+    rewards: tuple[SchemeReward, ...]
+    source: str = "built-in"
+    _names: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        names = tuple(r.name for r in self.rewards)
+        if not names:
+            raise SchemeError(f"scheme {self.name!r} has no rewards; list at least one")
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise SchemeError(
+                f"scheme {self.name!r} names the reward(s) {', '.join(duplicates)} twice;"
+                " give each entry a distinct `name`"
+            )
+        if "total" in names:
+            raise SchemeError("a reward cannot be called 'total': that is the scheme's sum")
+        object.__setattr__(self, "_names", names)
+
+    @property
+    def reward_names(self) -> tuple[str, ...]:
+        return self._names
+
+    @property
+    def max_total(self) -> float | None:
+        """The largest possible total, or None when a reward has no declared maximum."""
+        if any(r.max is None for r in self.rewards):
+            return None
+        return sum(r.weight * (r.max or 0.0) for r in self.rewards)
+
+    def score(self, completion: str, answer: str) -> dict[str, Reward]:
+        """Every reward of the scheme for one completion, by name, in the scheme's order."""
+        return {r.name: _call(r, completion, answer) for r in self.rewards}
+
+    def total(self, scores: Mapping[str, Reward]) -> float:
+        """The weighted sum of `scores` (as returned by `score`)."""
+        return sum(r.weight * scores[r.name].value for r in self.rewards)
+
+
+def _call(reward: SchemeReward, completion: str, answer: str) -> Reward:
+    result: Any = reward.fn(completion, answer)
+    if type(result) is Reward:  # the built-ins: no checks on the hot path
+        return result
+    return _coerce(reward.name, result)
+
+
+def _coerce(name: str, result: Any) -> Reward:
+    """Turn a custom reward's return value into a `Reward`, or say what was wrong with it."""
+    reason = "ok"
+    if isinstance(result, tuple) and len(result) == 2:
+        result, reason = result
+        if not isinstance(reason, str):
+            raise TypeError(f"reward {name!r} returned reason {reason!r}; a reason must be a str")
+    if isinstance(result, bool) or not isinstance(result, (int, float)):
+        raise TypeError(
+            f"reward {name!r} returned {result!r} ({type(result).__name__}); return a float,"
+            " a (float, reason) pair or a rewardkit.rewards.Reward"
+        )
+    value = float(result)
+    if not math.isfinite(value):
+        raise ValueError(f"reward {name!r} returned {value}; rewards must be finite numbers")
+    return Reward(value, reason)
+
+
+def _builtin(name: str, variant: str) -> SchemeReward:
+    definition = REWARDS[name]
+    return SchemeReward(name, definition.variants[variant], 1.0, definition.max, variant)
+
+
+STRICT = Scheme("strict", tuple(_builtin(name, "strict") for name in REWARDS))
+LENIENT = Scheme("lenient", tuple(_builtin(name, "lenient") for name in REWARDS))
+
+SCHEMES: Mapping[str, Scheme] = MappingProxyType({"strict": STRICT, "lenient": LENIENT})
+
+
+def get_scheme(name_or_path: str) -> Scheme:
+    """A built-in scheme by name, or a scheme file (``.yaml``, ``.yml``, ``.toml``) by path.
+
+    >>> get_scheme("lenient").reward_names
+    ('correctness', 'digit', 'format', 'mark')
+    >>> get_scheme("relaxed")
+    Traceback (most recent call last):
+    ...
+    rewardkit.schemes.SchemeError: unknown scheme 'relaxed'; valid schemes: strict, lenient, \
+or the path of a .yaml/.toml scheme file
+    """
+    if name_or_path in SCHEMES:
+        return SCHEMES[name_or_path]
+    path = Path(name_or_path)
+    if path.suffix.lower() in {".yaml", ".yml", ".toml"}:
+        return load_scheme_file(path)
+    raise SchemeError(
+        f"unknown scheme {name_or_path!r}; valid schemes: {', '.join(SCHEMES)},"
+        " or the path of a .yaml/.toml scheme file"
+    )
+
+
+def _read_mapping(path: Path) -> Mapping[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SchemeError(f"{path}: scheme file not found") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise SchemeError(f"{path}: cannot read the scheme file ({error})") from None
+    try:
+        if path.suffix.lower() == ".toml":
+            if sys.version_info >= (3, 11):
+                import tomllib
+            else:  # pragma: no cover
+                import tomli as tomllib
+            data: Any = tomllib.loads(text)
+        else:
+            import yaml
+
+            data = yaml.safe_load(text)
+    except Exception as error:  # the parsers' own error types differ; report, don't hide
+        raise SchemeError(f"{path}: not valid {path.suffix[1:].upper()}: {error}") from None
+    if not isinstance(data, dict):
+        raise SchemeError(f"{path}: a scheme file holds a mapping with `name` and `rewards`")
+    return data
+
+
+_ENTRY_KEYS = {"reward", "variant", "weight", "name", "function", "max"}
+
+
+def load_scheme_file(path: str | Path) -> Scheme:
+    """Load a user's scheme from YAML or TOML; every mistake names the file and the entry."""
+    path = Path(path)
+    data = _read_mapping(path)
+    unknown = sorted(set(data) - {"name", "rewards", "default_variant"})
+    if unknown:
+        raise SchemeError(
+            f"{path}: unknown key(s) {', '.join(unknown)}; valid: name, rewards, default_variant"
+        )
+    name = str(data.get("name") or path.stem)
+    default_variant = str(data.get("default_variant", "strict"))
+    entries = data.get("rewards")
+    if not isinstance(entries, list) or not entries:
+        raise SchemeError(f"{path}: `rewards` must be a non-empty list of reward entries")
+    rewards = [_entry(path, i, entry, default_variant) for i, entry in enumerate(entries, 1)]
+    try:
+        return Scheme(name, tuple(rewards), source=str(path))
+    except SchemeError as error:
+        raise SchemeError(f"{path}: {error}") from None
+
+
+def _entry(path: Path, index: int, entry: Any, default_variant: str) -> SchemeReward:
+    where = f"{path}: reward #{index}"
+    if not isinstance(entry, dict):
+        raise SchemeError(f"{where}: expected a mapping such as {{reward: correctness}}")
+    unknown = sorted(set(entry) - _ENTRY_KEYS)
+    if unknown:
+        raise SchemeError(
+            f"{where}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(_ENTRY_KEYS))}"
+        )
+    weight = entry.get("weight", 1.0)
+    if (
+        isinstance(weight, bool)
+        or not isinstance(weight, (int, float))
+        or not math.isfinite(weight)
+    ):
+        raise SchemeError(f"{where}: weight {weight!r} is not a finite number")
+    if ("reward" in entry) == ("function" in entry):
+        raise SchemeError(
+            f"{where}: give either `reward` (a built-in: {', '.join(REWARDS)})"
+            " or `function` (module:function), not both or neither"
+        )
+    if "reward" in entry:
+        try:
+            definition = get_reward(str(entry["reward"]))
+        except KeyError as error:
+            raise SchemeError(f"{where}: {error.args[0]}") from None
+        variant = str(entry.get("variant", default_variant))
+        if variant not in definition.variants:
+            raise SchemeError(
+                f"{where}: reward {definition.name!r} has no variant {variant!r};"
+                f" valid variants: {', '.join(definition.variants)}"
+            )
+        if "max" in entry:
+            raise SchemeError(
+                f"{where}: a built-in reward's max is fixed by the spec; remove `max`"
+            )
+        return SchemeReward(
+            str(entry.get("name", definition.name)),
+            definition.variants[variant],
+            float(weight),
+            definition.max,
+            variant,
+        )
+    spec = str(entry["function"])
+    try:
+        fn = resolve_function(spec, base=path.parent)
+    except (ImportError, AttributeError, ValueError) as error:
+        raise SchemeError(f"{where}: {error}") from None
+    maximum = entry.get("max")
+    if maximum is not None and (isinstance(maximum, bool) or not isinstance(maximum, (int, float))):
+        raise SchemeError(f"{where}: max {maximum!r} is not a number")
+    name = str(entry.get("name") or spec.rsplit(":", 1)[-1])
+    if "variant" in entry:
+        raise SchemeError(f"{where}: `variant` is for built-in rewards; remove it")
+    return SchemeReward(name, fn, float(weight), None if maximum is None else float(maximum))
+
+
+def resolve_function(spec: str, base: Path | None = None) -> RewardFn:
+    """Import ``module:function`` or ``file.py:function`` (relative to `base`, then the cwd).
+
+    >>> resolve_function("rewardkit.rewards:digit_lenient").__name__
+    'digit_lenient'
+    >>> resolve_function("rewardkit.rewards")
+    Traceback (most recent call last):
+    ...
+    ValueError: custom reward 'rewardkit.rewards' must be written module:function
+    """
+    module_name, sep, attr = spec.rpartition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"custom reward {spec!r} must be written module:function")
+    if module_name.endswith(".py"):
+        candidates = [Path(module_name)] if Path(module_name).is_absolute() else []
+        candidates += [(base or Path()) / module_name, Path.cwd() / module_name]
+        file = next((c for c in candidates if c.is_file()), None)
+        if file is None:
+            raise ImportError(f"custom reward {spec!r}: file {module_name} not found")
+        module_id = "rewardkit_user_" + file.stem
+        loader = importlib.util.spec_from_file_location(module_id, file)
+        if loader is None or loader.loader is None:
+            raise ImportError(f"custom reward {spec!r}: cannot import {file}")
+        module = importlib.util.module_from_spec(loader)
+        sys.modules[module_id] = module
+        loader.loader.exec_module(module)
+    else:
+        module = _import_near(module_name, base)
+    fn = getattr(module, attr, None)
+    if fn is None:
+        raise AttributeError(f"custom reward {spec!r}: module {module_name} has no {attr!r}")
+    if not callable(fn):
+        raise ValueError(f"custom reward {spec!r} is not callable")
+    return cast(RewardFn, fn)
+
+
+def _import_near(module_name: str, base: Path | None) -> Any:
+    """Import a module, looking also beside the scheme file and in the working directory."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name is None or not module_name.startswith(error.name):
+            raise  # the module exists but one of its own imports is missing
+    for folder in (base, Path.cwd()):
+        if folder is not None and str(folder.resolve()) not in sys.path:
+            sys.path.append(str(folder.resolve()))
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError:
+        raise ImportError(
+            f"cannot import module {module_name!r}: install it, or put it beside the scheme file"
+            " or in the working directory"
+        ) from None

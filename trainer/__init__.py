@@ -1,0 +1,1 @@
+"""The GRPO trainer (see issue 3). Imports rewardkit, never the reverse."""
