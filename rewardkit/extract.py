@@ -22,6 +22,7 @@ __all__ = [
     "has_pair",
     "lenient_answer",
     "strict_answer",
+    "unpaired_answer",
 ]
 
 THINK_OPEN = "<think>"
@@ -124,8 +125,17 @@ def lenient_answer(completion: str) -> str | None:
     True
     """
     found = strict_answer(completion)
-    if found is not None:
-        return found
+    return found if found is not None else unpaired_answer(completion)
+
+
+def unpaired_answer(completion: str) -> str | None:
+    """`lenient_answer` of a completion known to have no complete pair.
+
+    The text after the last ``<answer>``; else the text before the first ``</answer>``.
+
+    >>> unpaired_answer("</answer> x <answer> 42")
+    '42'
+    """
     opening = completion.rfind(ANSWER_OPEN)
     if opening != -1:
         return completion[opening + len(ANSWER_OPEN) :].strip()

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
+from functools import lru_cache
 from types import MappingProxyType
 from typing import NamedTuple
 
@@ -24,8 +26,8 @@ from rewardkit.extract import (
     fallback_text,
     gold,
     has_pair,
-    lenient_answer,
     strict_answer,
+    unpaired_answer,
 )
 from rewardkit.numbers import is_ascii_digits, numbers_equal, parse_number, strict_norm
 
@@ -102,14 +104,55 @@ class RewardDef:
     description: str
 
 
-def _strict_answer_or_reason(completion: str) -> tuple[str | None, str]:
-    answer = strict_answer(completion)
-    if answer is None:
-        reason = "unclosed_answer_tag" if ANSWER_OPEN in completion else "no_answer_tag"
-        return None, reason
-    if not answer:
-        return None, "empty_answer"
-    return answer, OK
+class _Answers(NamedTuple):
+    """What the answer-reading rewards need from one completion, computed once."""
+
+    strict: str | None  # strict_answer(c)
+    strict_norm: str | None  # strict_norm(strict_answer(c))
+    lenient: str | None  # lenient_answer(c)
+    problem: str  # why there is no usable strict answer, or "ok"
+
+
+_last_answers: tuple[str, _Answers] | None = None
+
+
+def _answers(completion: str) -> _Answers:
+    """The answers of `completion`, remembered for the last completion seen.
+
+    The scorer calls every reward of every scheme on one completion before the next, so a
+    one-entry cache keyed by identity saves three quarters of the extraction work and can
+    never return another string's answers. (A race between threads can only recompute.)
+    """
+    global _last_answers
+    cached = _last_answers
+    if cached is not None and cached[0] is completion:
+        return cached[1]
+    strict = strict_answer(completion)
+    if strict is None:
+        problem = "unclosed_answer_tag" if ANSWER_OPEN in completion else "no_answer_tag"
+        answers = _Answers(None, None, unpaired_answer(completion), problem)
+    else:
+        answers = _Answers(strict, strict_norm(strict), strict, "ok" if strict else "empty_answer")
+    _last_answers = (completion, answers)
+    return answers
+
+
+class _Gold(NamedTuple):
+    text: str  # gold(answer)
+    norm: str  # strict_norm(gold(answer))
+    value: Decimal | None  # parse_number(gold(answer))
+
+
+@lru_cache(maxsize=1 << 14)
+def _gold(answer: str) -> _Gold:
+    text = gold(answer)
+    return _Gold(text, strict_norm(text), parse_number(text))
+
+
+# Results that recur on every row are built once.
+_ZERO = {code: Reward(0.0, code) for code in REASONS}
+_CORRECT = Reward(2.0, OK)
+_HALF = Reward(0.5, OK)
 
 
 # --- correctness ---------------------------------------------------------------------------
@@ -123,16 +166,15 @@ def correctness_strict(completion: str, answer: str) -> Reward:
     >>> correctness_strict("<answer>18 dollars</answer>", "#### 18")
     Reward(value=0.0, reason='right_number_wrong_text')
     """
-    found = strict_answer(completion)
-    expected = strict_norm(gold(answer))
-    if found is not None and strict_norm(found) == expected:
-        return Reward(2.0, OK)
-    found, reason = _strict_answer_or_reason(completion)
-    if found is None:
-        return Reward(0.0, reason)
-    if numbers_equal(parse_number(found), parse_number(expected)):
-        return Reward(0.0, "right_number_wrong_text")
-    return Reward(0.0, "wrong_answer")
+    found = _answers(completion)
+    expected = _gold(answer)
+    if found.strict_norm is not None and found.strict_norm == expected.norm:
+        return _CORRECT
+    if found.problem != OK or found.strict is None:
+        return _ZERO[found.problem]
+    if numbers_equal(parse_number(found.strict), expected.value):
+        return _ZERO["right_number_wrong_text"]
+    return _ZERO["wrong_answer"]
 
 
 def correctness_lenient(completion: str, answer: str) -> Reward:
@@ -147,21 +189,19 @@ def correctness_lenient(completion: str, answer: str) -> Reward:
     >>> correctness_lenient("<answer>about 7</answer>", "8")
     Reward(value=0.0, reason='wrong_answer')
     """
-    strict = strict_answer(completion)
-    expected = gold(answer)
-    if strict is not None and strict_norm(strict) == strict_norm(expected):
-        return Reward(2.0, OK)
-    found = lenient_answer(completion)
-    text = fallback_text(completion) if found is None else found
+    found = _answers(completion)
+    expected = _gold(answer)
+    if found.strict_norm is not None and found.strict_norm == expected.norm:
+        return _CORRECT
+    text = fallback_text(completion) if found.lenient is None else found.lenient
     value = parse_number(text)
-    gold_value = parse_number(expected)
-    if numbers_equal(value, gold_value):
-        return Reward(2.0, OK)
+    if numbers_equal(value, expected.value):
+        return _CORRECT
     if value is None:
-        return Reward(0.0, "answer_not_numeric")
-    if gold_value is None:
-        return Reward(0.0, "gold_not_numeric")
-    return Reward(0.0, "wrong_answer")
+        return _ZERO["answer_not_numeric"]
+    if expected.value is None:
+        return _ZERO["gold_not_numeric"]
+    return _ZERO["wrong_answer"]
 
 
 # --- digit ---------------------------------------------------------------------------------
@@ -175,12 +215,10 @@ def digit_strict(completion: str, answer: str) -> Reward:
     >>> digit_strict("<answer>-5</answer>", "")
     Reward(value=0.0, reason='answer_not_digits')
     """
-    found, reason = _strict_answer_or_reason(completion)
-    if found is None:
-        return Reward(0.0, reason)
-    if is_ascii_digits(strict_norm(found)):
-        return Reward(0.5, OK)
-    return Reward(0.0, "answer_not_digits")
+    found = _answers(completion)
+    if found.strict_norm is None or found.problem != OK:
+        return _ZERO[found.problem]
+    return _HALF if is_ascii_digits(found.strict_norm) else _ZERO["answer_not_digits"]
 
 
 def digit_lenient(completion: str, answer: str) -> Reward:
@@ -191,14 +229,14 @@ def digit_lenient(completion: str, answer: str) -> Reward:
     >>> digit_lenient("<answer>five</answer>", "")
     Reward(value=0.0, reason='answer_not_numeric')
     """
-    if digit_strict(completion, answer).value:
-        return Reward(0.5, OK)
-    found = lenient_answer(completion)
-    if found is None:
-        return Reward(0.0, "no_answer_tag")
-    if parse_number(found) is None:
-        return Reward(0.0, "answer_not_numeric")
-    return Reward(0.5, OK)
+    found = _answers(completion)
+    if found.strict_norm is not None and is_ascii_digits(found.strict_norm):
+        return _HALF
+    if found.lenient is None:
+        return _ZERO["no_answer_tag"]
+    if parse_number(found.lenient) is None:
+        return _ZERO["answer_not_numeric"]
+    return _HALF
 
 
 # --- format --------------------------------------------------------------------------------

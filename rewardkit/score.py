@@ -1,0 +1,533 @@
+"""Rows to scored rows: read JSONL, score every line under every scheme, build a DataFrame.
+
+The result is long form, one row per input line per scheme, in the input's order::
+
+    line  id  group  scheme  correctness  digit  format  mark  total  correctness_reason ...
+
+Reading streams the file in byte ranges; with several workers each process reads and scores
+its own ranges and sends back compact columns, so the parent never parses JSON. Bad input
+raises `InputError` naming the file, the line and the fix, unless ``on_error="skip"``: then
+every good line is scored and every skipped line is listed in `ScoreResult.skipped`.
+
+The trainer and the integrations call `score_records` (in-memory rows) and get the same
+frame from the same code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_all_start_methods, get_context
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from rewardkit.rewards import Reward
+from rewardkit.schemes import Scheme, _coerce
+
+__all__ = [
+    "DEFAULT_MAX_LINE_BYTES",
+    "InputError",
+    "Keys",
+    "ScoreResult",
+    "Skipped",
+    "default_workers",
+    "score_file",
+    "score_records",
+]
+
+DEFAULT_MAX_LINE_BYTES = 8 * 1024 * 1024
+_BOM = b"\xef\xbb\xbf"
+# Below this size one in-process worker is faster than starting a pool.
+_PARALLEL_MIN_BYTES = 4 * 1024 * 1024
+_CHUNKS_PER_WORKER = 4
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Which JSON fields hold what. `group` None means ``prompt_id``, else ``prompt``."""
+
+    completion: str = "completion"
+    answer: str = "answer"
+    id: str = "id"
+    group: str | None = None
+
+
+class InputError(ValueError):
+    """Input that cannot be scored: names the file, the line, what is wrong and the fix."""
+
+    def __init__(self, path: str, line: int | None, code: str, message: str) -> None:
+        self.path = path
+        self.line = line
+        self.code = code
+        self.message = message
+        where = f"{path}, line {line}" if line is not None else path
+        super().__init__(f"{where}: {message}")
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A line that was not scored with ``on_error="skip"``, and why."""
+
+    line: int
+    code: str
+    message: str
+
+
+@dataclass
+class ScoreResult:
+    """The scored frame plus what a person must know about the input."""
+
+    frame: pd.DataFrame
+    schemes: tuple[Scheme, ...]
+    path: str
+    lines_read: int
+    skipped: list[Skipped] = field(default_factory=list)
+    blank_lines: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def rows_scored(self) -> int:
+        return self.lines_read - len(self.skipped) - self.blank_lines
+
+
+def default_workers() -> int:
+    """All the cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
+
+
+# --- one line of input -> (completion, answer, id, group) ----------------------------------
+
+
+class _BadLine(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _suggest(keys: Iterable[str], wanted: str, flag: str) -> str:
+    names = sorted(str(k) for k in keys)
+    listed = ", ".join(names[:12]) + (" ..." if len(names) > 12 else "")
+    hint = f"; if another field holds it, pass {flag} NAME" if names else ""
+    return f"no {wanted!r} field (the line has: {listed or 'no fields'}){hint}"
+
+
+def _completion_text(value: Any, key: str) -> str:
+    """A completion is a string or a chat-message list (TRL's conversational form)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and value and all(isinstance(m, dict) for m in value):
+        assistant = [m for m in value if m.get("role") == "assistant"]
+        if not assistant:
+            raise _BadLine(
+                "no_assistant_message",
+                f"{key!r} is a message list with no assistant message; roles seen: "
+                + ", ".join(sorted({str(m.get("role")) for m in value})),
+            )
+        content = assistant[-1].get("content")
+        if isinstance(content, list):  # content parts: [{"type": "text", "text": ...}]
+            content = "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+        if isinstance(content, str):
+            return content
+        value = content
+    raise _BadLine(
+        "completion_not_text",
+        f"{key!r} is {type(value).__name__} ({_preview(value)}), not a string or a list of"
+        " chat messages; fix the generator's output or pass --completion-key",
+    )
+
+
+def _answer_text(value: Any, key: str) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise _BadLine(
+        "answer_not_text",
+        f"{key!r} is {type(value).__name__} ({_preview(value)}), not a string or number;"
+        " fix the data or pass --answer-key",
+    )
+
+
+def _preview(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _group_of(record: Mapping[str, Any], keys: Keys) -> str | None:
+    if keys.group is not None:
+        if keys.group not in record:
+            raise _BadLine("missing_group", _suggest(record, keys.group, "--group-key"))
+        value = record[keys.group]
+    elif "prompt_id" in record:
+        value = record["prompt_id"]
+    elif "prompt" in record:
+        prompt = record["prompt"]
+        text = prompt if isinstance(prompt, str) else json.dumps(prompt, sort_keys=True)
+        # Identical prompts form a group; a digest keeps the frame small.
+        return "prompt:" + hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+    else:
+        return None
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _read_record(record: Any, keys: Keys) -> tuple[str, str, str | None, str | None]:
+    if not isinstance(record, dict):
+        raise _BadLine(
+            "not_an_object",
+            f"the line is a JSON {type(record).__name__}, not an object; write one JSON"
+            " object per line",
+        )
+    if keys.completion not in record:
+        raise _BadLine("missing_completion", _suggest(record, keys.completion, "--completion-key"))
+    if keys.answer not in record:
+        raise _BadLine("missing_answer", _suggest(record, keys.answer, "--answer-key"))
+    completion = _completion_text(record[keys.completion], keys.completion)
+    answer = _answer_text(record[keys.answer], keys.answer)
+    raw_id = record.get(keys.id)
+    row_id = None if raw_id is None else raw_id if isinstance(raw_id, str) else json.dumps(raw_id)
+    return completion, answer, row_id, _group_of(record, keys)
+
+
+def _parse_line(raw: bytes, keys: Keys) -> tuple[str, str, str | None, str | None]:
+    try:
+        record = json.loads(raw)  # bytes: json decodes UTF-8 itself, in C
+    except UnicodeDecodeError as error:
+        bad = raw[error.start : error.end]
+        raise _BadLine(
+            "invalid_utf8",
+            f"bytes {error.start}-{error.end} ({bad!r}) are not valid UTF-8;"
+            " re-encode the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)",
+        ) from None
+    except json.JSONDecodeError as error:
+        raise _BadLine(
+            "invalid_json",
+            f"not valid JSON ({error.msg} at column {error.colno}); each line must be one"
+            " complete JSON object",
+        ) from None
+    return _read_record(record, keys)
+
+
+# --- scoring into columns ------------------------------------------------------------------
+
+
+class _Columns:
+    """Growing columns for one chunk of input: compact to build and to send between processes."""
+
+    def __init__(self, schemes: Sequence[Scheme]) -> None:
+        self.schemes = schemes
+        self.lines = array("q")
+        self.ids: list[str | None] = []
+        self.groups: list[str | None] = []
+        # per scheme, per reward: values and reasons
+        self.values = [[array("d") for _ in s.rewards] for s in schemes]
+        self.reasons: list[list[list[str]]] = [[[] for _ in s.rewards] for s in schemes]
+        self.skipped: list[Skipped] = []
+        self.blank = 0
+        self.bom = False
+        self.count = 0  # lines seen, for line numbering across chunks
+        # One flat list of (name, fn, values, reasons) over all schemes: the hot loop.
+        self._slots = [
+            (reward.name, reward.fn, values.append, reasons.append)
+            for scheme, scheme_values, scheme_reasons in zip(
+                schemes, self.values, self.reasons, strict=True
+            )
+            for reward, values, reasons in zip(
+                scheme.rewards, scheme_values, scheme_reasons, strict=True
+            )
+        ]
+
+    def add(
+        self, line: int, completion: str, answer: str, row_id: str | None, group: str | None
+    ) -> None:
+        for name, fn, add_value, add_reason in self._slots:
+            result = fn(completion, answer)
+            if type(result) is not Reward:
+                result = _coerce(name, result)
+            add_value(result[0])
+            add_reason(result[1])
+        self.lines.append(line)
+        self.ids.append(row_id)
+        self.groups.append(group)
+
+
+def _iter_lines(handle: Any, start: int, end: int, max_bytes: int) -> Iterator[tuple[bytes, bool]]:
+    """Lines of ``[start, end)`` as ``(bytes, too_long)``; an over-long line is not kept."""
+    handle.seek(start)
+    pos = start
+    while pos < end:
+        raw = handle.readline(max_bytes + 1)
+        if not raw:
+            return
+        pos += len(raw)
+        if len(raw) > max_bytes and not raw.endswith(b"\n"):
+            # Drain the rest of the line without holding it.
+            while raw and not raw.endswith(b"\n"):
+                raw = handle.readline(1 << 20)
+                pos += len(raw)
+            yield b"", True
+            continue
+        yield raw, False
+
+
+def _score_chunk(
+    path: str,
+    start: int,
+    end: int,
+    schemes: Sequence[Scheme],
+    keys: Keys,
+    skip: bool,
+    max_bytes: int,
+) -> _Columns:
+    """Score the lines of one byte range. Line numbers are local (1-based within the chunk)."""
+    columns = _Columns(schemes)
+    with open(path, "rb") as handle:
+        for raw, too_long in _iter_lines(handle, start, end, max_bytes):
+            columns.count += 1
+            local = columns.count
+            try:
+                if too_long:
+                    raise _BadLine(
+                        "line_too_long",
+                        f"the line is over {max_bytes:,} bytes (--max-line-bytes); this is"
+                        " usually a runaway generation: raise --max-line-bytes to score it",
+                    )
+                if start == 0 and local == 1 and raw.startswith(_BOM):
+                    if not skip:
+                        raise _BadLine(
+                            "bom",
+                            "the file starts with a UTF-8 byte-order mark (BOM); re-save it as"
+                            " UTF-8 without BOM, or pass --on-error skip to read past it",
+                        )
+                    columns.bom = True
+                    raw = raw[len(_BOM) :]
+                if not raw.strip():
+                    columns.blank += 1
+                    continue
+                completion, answer, row_id, group = _parse_line(raw, keys)
+            except _BadLine as bad:
+                columns.skipped.append(Skipped(local, bad.code, bad.message))
+                if not skip:
+                    return columns
+                continue
+            columns.add(local, completion, answer, row_id, group)
+    return columns
+
+
+# --- chunks and workers --------------------------------------------------------------------
+
+
+def _chunk_bounds(path: str, size: int, parts: int) -> list[tuple[int, int]]:
+    """Byte ranges that start at line starts, about `size / parts` bytes each."""
+    if parts <= 1 or size == 0:
+        return [(0, size)]
+    bounds = [0]
+    with open(path, "rb") as handle:
+        for i in range(1, parts):
+            handle.seek(max(size * i // parts, bounds[-1]))
+            handle.readline()  # move to the start of the next line
+            pos = handle.tell()
+            if pos >= size:
+                break
+            if pos > bounds[-1]:
+                bounds.append(pos)
+    bounds.append(size)
+    return list(itertools.pairwise(bounds))
+
+
+_WORKER_STATE: dict[str, Any] = {}
+
+
+def _init_worker(schemes: Sequence[Scheme], keys: Keys, skip: bool, max_bytes: int) -> None:
+    _WORKER_STATE.update(schemes=schemes, keys=keys, skip=skip, max_bytes=max_bytes)
+
+
+def _worker_chunk(path: str, start: int, end: int) -> _Columns:
+    s = _WORKER_STATE
+    return _score_chunk(path, start, end, s["schemes"], s["keys"], s["skip"], s["max_bytes"])
+
+
+def score_file(
+    path: str | Path,
+    schemes: Sequence[Scheme],
+    keys: Keys = Keys(),
+    *,
+    workers: int | None = None,
+    on_error: str = "raise",
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    progress: Callable[[int, int], None] | None = None,
+) -> ScoreResult:
+    """Score a JSONL file under every scheme; see the module docstring for the frame.
+
+    `workers` None means all cores; the result does not depend on it. `progress` is called
+    with ``(bytes_done, bytes_total)`` as chunks finish.
+    """
+    if on_error not in {"raise", "skip"}:
+        raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
+    name = str(path)
+    try:
+        size = os.path.getsize(path)
+    except FileNotFoundError:
+        raise InputError(name, None, "not_found", "no such file; check the path") from None
+    except OSError as error:
+        raise InputError(
+            name, None, "unreadable", f"cannot read the file ({error.strerror})"
+        ) from None
+    if os.path.isdir(path):
+        raise InputError(name, None, "is_directory", "is a directory; pass a .jsonl file")
+    skip = on_error == "skip"
+    workers = default_workers() if workers is None else max(1, workers)
+    if size < _PARALLEL_MIN_BYTES:
+        workers = 1
+    bounds = _chunk_bounds(name, size, workers * _CHUNKS_PER_WORKER if workers > 1 else 1)
+    chunks: list[_Columns] = []
+    done = 0
+    if workers == 1 or len(bounds) == 1:
+        for start, end in bounds:
+            chunks.append(_score_chunk(name, start, end, schemes, keys, skip, max_line_bytes))
+            done += end - start
+            if progress:
+                progress(done, size)
+    else:
+        method = "fork" if "fork" in get_all_start_methods() else "spawn"
+        with ProcessPoolExecutor(
+            max_workers=min(workers, len(bounds)),
+            mp_context=get_context(method),
+            initializer=_init_worker,
+            initargs=(tuple(schemes), keys, skip, max_line_bytes),
+        ) as pool:
+            futures = [pool.submit(_worker_chunk, name, start, end) for start, end in bounds]
+            for (start, end), future in zip(bounds, futures, strict=True):
+                chunks.append(future.result())
+                done += end - start
+                if progress:
+                    progress(done, size)
+    return _assemble(name, tuple(schemes), chunks, skip)
+
+
+def _assemble(
+    name: str, schemes: tuple[Scheme, ...], chunks: list[_Columns], skip: bool
+) -> ScoreResult:
+    offset = 0
+    skipped: list[Skipped] = []
+    for chunk in chunks:
+        for item in chunk.skipped:
+            line = item.line + offset
+            if not skip:
+                raise InputError(name, line, item.code, item.message)
+            skipped.append(Skipped(line, item.code, item.message))
+        offset += chunk.count
+    lines_read = offset
+    blank = sum(c.blank for c in chunks)
+    if lines_read == blank:
+        what = "empty" if lines_read == 0 else "only blank lines"
+        raise InputError(name, None, "empty", f"the file is {what}; there is nothing to score")
+    frame = _frame(schemes, chunks)
+    if frame.empty:
+        raise InputError(
+            name,
+            None,
+            "nothing_scored",
+            f"no line could be scored ({len(skipped)} skipped; the first: line"
+            f" {skipped[0].line}: {skipped[0].message})",
+        )
+    warnings = []
+    if any(c.bom for c in chunks):
+        warnings.append("the file starts with a UTF-8 byte-order mark; it was read past")
+    return ScoreResult(frame, schemes, name, lines_read, skipped, blank, warnings)
+
+
+def _frame(schemes: tuple[Scheme, ...], chunks: list[_Columns]) -> pd.DataFrame:
+    """Interleave the chunks' columns into the long frame: line-major, then scheme."""
+    offset = 0
+    line_parts = []
+    for chunk in chunks:
+        line_parts.append(np.frombuffer(chunk.lines, dtype=np.int64) + offset)
+        offset += chunk.count
+    lines = np.concatenate(line_parts) if line_parts else np.zeros(0, np.int64)
+    n, width = len(lines), len(schemes)
+
+    def interleave(per_scheme: list[Any], dtype: Any) -> Any:
+        out = np.empty(n * width, dtype=dtype)
+        for index, column in enumerate(per_scheme):
+            out[index::width] = column
+        return out
+
+    data: dict[str, Any] = {
+        "line": np.repeat(lines, width),
+        "scheme": pd.Categorical.from_codes(
+            np.tile(np.arange(width, dtype=np.int8), n), categories=[s.name for s in schemes]
+        ),
+    }
+    ids = [i for chunk in chunks for i in chunk.ids]
+    if any(i is not None for i in ids):
+        data["id"] = np.repeat(np.array(ids, dtype=object), width)
+    groups = [g for chunk in chunks for g in chunk.groups]
+    if any(g is not None for g in groups):
+        data["group"] = np.repeat(np.array(groups, dtype=object), width)
+    totals = []
+    reward_columns: dict[str, list[Any]] = {}
+    reason_columns: dict[str, list[Any]] = {}
+    for s_index, scheme in enumerate(schemes):
+        total = np.zeros(n)
+        for r_index, reward in enumerate(scheme.rewards):
+            values = np.concatenate(
+                [np.frombuffer(c.values[s_index][r_index], dtype=np.float64) for c in chunks]
+            )
+            total += reward.weight * values
+            reward_columns.setdefault(reward.name, [np.nan] * width)[s_index] = values
+            reasons = [r for c in chunks for r in c.reasons[s_index][r_index]]
+            reason_columns.setdefault(reward.name, [None] * width)[s_index] = np.array(
+                reasons, dtype=object
+            )
+        totals.append(total)
+    for name, per_scheme in reward_columns.items():
+        data[name] = interleave(per_scheme, np.float64)
+    data["total"] = interleave(totals, np.float64)
+    for name, per_scheme in reason_columns.items():
+        data[name + "_reason"] = pd.Categorical(interleave(per_scheme, object))
+    return pd.DataFrame(data)
+
+
+def score_records(
+    records: Iterable[Mapping[str, Any]],
+    schemes: Sequence[Scheme],
+    keys: Keys = Keys(),
+    *,
+    source: str = "<records>",
+) -> pd.DataFrame:
+    """Score in-memory rows (dicts as they would stand on JSONL lines) into the same frame.
+
+    `line` is the 1-based position in `records`. Bad rows raise `InputError`.
+
+    >>> from rewardkit.schemes import STRICT, LENIENT
+    >>> frame = score_records([{"completion": "<answer>123</answer>", "answer": "123"}],
+    ...                       [STRICT, LENIENT])
+    >>> frame[["line", "scheme", "format", "total"]].to_dict("records")
+    [{'line': 1, 'scheme': 'strict', 'format': 0.0, 'total': 2.5}, \
+{'line': 1, 'scheme': 'lenient', 'format': 0.25, 'total': 3.0}]
+    """
+    schemes = tuple(schemes)
+    columns = _Columns(schemes)
+    for index, record in enumerate(records, 1):
+        columns.count += 1
+        try:
+            completion, answer, row_id, group = _read_record(record, keys)
+        except _BadLine as bad:
+            raise InputError(source, index, bad.code, bad.message) from None
+        columns.add(index, completion, answer, row_id, group)
+    if columns.count == 0:
+        raise InputError(source, None, "empty", "no records to score")
+    return _frame(schemes, [columns])
