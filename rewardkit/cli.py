@@ -1,0 +1,274 @@
+"""The `rewardkit` command: argument parsing and wiring only.
+
+Exit status: 0 on success, 1 when ``golden check`` finds changes, 2 on bad usage or input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from rewardkit import __version__
+
+EXIT_OK, EXIT_CHANGED, EXIT_BAD_INPUT = 0, 1, 2
+_PROGRESS_MIN_BYTES = 16 * 1024 * 1024
+
+
+def _ks(text: str) -> list[int]:
+    try:
+        ks = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--k takes numbers like 1,4,8, not {text!r}") from None
+    if not ks or ks[0] < 1:
+        raise argparse.ArgumentTypeError("--k values must be positive integers")
+    return ks
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rewardkit",
+        description="Spec-exact rewards for GRPO on math word problems, explained.",
+    )
+    parser.add_argument("--version", action="version", version=f"rewardkit {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    score = commands.add_parser(
+        "score",
+        help="score a file of completions and explain what the rewards see",
+        description="Score every line under each scheme (strict and lenient when none is"
+        " named) and print tables: reward statistics, strict against lenient, why rewards"
+        " are zero, groups with no GRPO signal, pass@k.",
+    )
+    score.add_argument("file", help="JSONL file, one JSON object per line")
+    score.add_argument(
+        "--scheme",
+        action="append",
+        metavar="NAME|FILE",
+        help="strict, lenient, or a .yaml/.toml scheme file; repeat for several (default: both)",
+    )
+    score.add_argument(
+        "--out", metavar="FILE", help="write per-row scores: .jsonl, .csv or .parquet"
+    )
+    score.add_argument("--json", action="store_true", help="print the summary as JSON")
+    score.add_argument("--completion-key", default="completion", metavar="KEY")
+    score.add_argument("--answer-key", default="answer", metavar="KEY")
+    score.add_argument("--id-key", default="id", metavar="KEY")
+    score.add_argument(
+        "--group-key", default=None, metavar="KEY",
+        help="field that groups completions of one prompt (default: prompt_id, else prompt)",
+    )  # fmt: skip
+    score.add_argument(
+        "--workers",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="processes (default: all cores)",
+    )
+    score.add_argument(
+        "--on-error", choices=["raise", "skip"], default="raise",
+        help="raise: stop at the first bad line (exit 2); skip: score every good line and"
+        " report the skipped ones",
+    )  # fmt: skip
+    score.add_argument("--max-line-bytes", type=_positive, default=None, metavar="N")
+    score.add_argument("--k", type=_ks, default=None, metavar="K,K,...", help="pass@k values")
+    score.add_argument(
+        "--examples", type=int, default=10, metavar="N",
+        help="rows shown where the schemes' totals differ (default 10)",
+    )  # fmt: skip
+
+    golden = commands.add_parser(
+        "golden",
+        help="check or record golden reward values",
+        description="check: exit 1 and print a diff when any reward value changed;"
+        " update: rewrite the expected files and print what changed.",
+    )
+    golden.add_argument("action", choices=["check", "update"])
+    golden.add_argument(
+        "--scheme", action="append", metavar="NAME|FILE",
+        help="schemes to check (default: strict and lenient)",
+    )  # fmt: skip
+    golden.add_argument("--cases", metavar="FILE", help="cases JSONL (default: golden/cases.jsonl)")
+    golden.add_argument(
+        "--expected", metavar="DIR", help="expected values folder (default: golden/expected)"
+    )
+
+    commands.add_parser("rewards", help="list the built-in rewards, schemes and reason codes")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    out = Console(soft_wrap=False)
+    err = Console(stderr=True)
+    handlers = {"score": _score, "golden": _golden, "rewards": _rewards}
+    return handlers[args.command](args, out, err)
+
+
+def _schemes(names: Sequence[str] | None) -> list[Any]:
+    from rewardkit.schemes import get_scheme
+
+    return [get_scheme(name) for name in (names or ["strict", "lenient"])]
+
+
+def _score(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from rewardkit.report import summarize
+    from rewardkit.schemes import SchemeError
+    from rewardkit.score import DEFAULT_MAX_LINE_BYTES, InputError, Keys, score_file
+
+    if args.out and Path(args.out).suffix.lower() not in {".jsonl", ".csv", ".parquet"}:
+        err.print(f"[red]error:[/] --out {args.out}: use a .jsonl, .csv or .parquet file name")
+        return EXIT_BAD_INPUT
+    try:
+        schemes = _schemes(args.scheme)
+    except SchemeError as error:
+        err.print(f"[red]error:[/] {error}", highlight=False)
+        return EXIT_BAD_INPUT
+    keys = Keys(args.completion_key, args.answer_key, args.id_key, args.group_key)
+    try:
+        result = _with_progress(
+            err,
+            args.file,
+            lambda progress: score_file(
+                args.file,
+                schemes,
+                keys,
+                workers=args.workers,
+                on_error=args.on_error,
+                max_line_bytes=args.max_line_bytes or DEFAULT_MAX_LINE_BYTES,
+                progress=progress,
+            ),
+        )
+    except InputError as error:
+        err.print(f"[red]error:[/] {error}", highlight=False, markup=False)
+        if error.line is not None and args.on_error == "raise":
+            err.print("(pass --on-error skip to score every good line and list the bad ones)")
+        return EXIT_BAD_INPUT
+    summary = summarize(result.frame, schemes, args.k, examples=args.examples)
+    if args.out:
+        _write_scores(result.frame, Path(args.out))
+    if args.json:
+        document = summary.to_dict()
+        document["input"] = {
+            "file": result.path,
+            "lines_read": result.lines_read,
+            "rows_scored": result.rows_scored,
+            "blank_lines": result.blank_lines,
+            "skipped": [vars(s) for s in result.skipped],
+            "warnings": result.warnings,
+        }
+        print(json.dumps(document, indent=2, allow_nan=False))
+    else:
+        from rewardkit.console import render_input, render_summary
+
+        render_input(out, result)
+        render_summary(out, summary, [s.name for s in schemes])
+    if args.out:
+        err.print(f"wrote {len(result.frame):,} rows to {args.out}")
+    if result.skipped:
+        err.print(
+            f"[yellow]{len(result.skipped):,} line(s) skipped[/]; first: line"
+            f" {result.skipped[0].line} ({result.skipped[0].code})"
+        )
+    return EXIT_OK
+
+
+def _with_progress(err: Console, path: str, run: Any) -> Any:
+    """Run `run(progress_callback)` with a progress bar on stderr for big files on a terminal."""
+    try:
+        big = os.path.getsize(path) >= _PROGRESS_MIN_BYTES
+    except OSError:
+        big = False
+    if not (big and err.is_terminal):
+        return run(None)
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("scoring", total=os.path.getsize(path))
+        return run(lambda done, total: bar.update(task, completed=done, total=total))
+
+
+def _write_scores(frame: Any, path: Path) -> None:
+    """Write per-row scores atomically: a kill never leaves a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        frame.to_parquet(tmp, index=False)
+    elif suffix == ".csv":
+        frame.to_csv(tmp, index=False)
+    else:
+        frame.to_json(tmp, orient="records", lines=True, force_ascii=False)
+    os.replace(tmp, path)
+
+
+def _golden(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from rewardkit import golden
+    from rewardkit.schemes import SchemeError
+
+    cases = Path(args.cases) if args.cases else golden.DEFAULT_CASES
+    expected = Path(args.expected) if args.expected else golden.DEFAULT_EXPECTED
+    specs = args.scheme or ["strict", "lenient"]
+    try:
+        if args.action == "check":
+            return golden.run_check(cases, specs, expected, out)
+        return golden.run_update(cases, specs, expected, out)
+    except (golden.GoldenError, SchemeError) as error:
+        err.print(f"[red]error:[/] {error}", highlight=False, markup=False)
+        return EXIT_BAD_INPUT
+
+
+def _rewards(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from rich.table import Table
+
+    from rewardkit.rewards import REASONS, REWARDS
+    from rewardkit.schemes import SCHEMES
+
+    table = Table(title="Built-in rewards")
+    table.add_column("reward")
+    table.add_column("max", justify="right")
+    table.add_column("variants")
+    table.add_column("what it rewards")
+    for definition in REWARDS.values():
+        table.add_row(
+            definition.name,
+            f"{definition.max:g}",
+            ", ".join(definition.variants),
+            definition.description,
+        )
+    out.print(table)
+    out.print("Schemes: " + ", ".join(SCHEMES) + " (or a .yaml/.toml scheme file)")
+    reasons = Table(title="Reason codes")
+    reasons.add_column("code")
+    reasons.add_column("meaning")
+    for code, meaning in REASONS.items():
+        reasons.add_row(code, meaning)
+    out.print(reasons)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
