@@ -42,6 +42,7 @@ __all__ = [
     "default_workers",
     "score_file",
     "score_records",
+    "score_rows",
 ]
 
 DEFAULT_MAX_LINE_BYTES = 8 * 1024 * 1024
@@ -501,6 +502,37 @@ def _frame(schemes: tuple[Scheme, ...], chunks: list[_Columns]) -> pd.DataFrame:
     return pd.DataFrame(data)
 
 
+def score_rows(
+    rows: Iterable[tuple[int, Mapping[str, Any] | InputError]],
+    schemes: Sequence[Scheme],
+    keys: Keys = Keys(),
+    *,
+    source: str = "<records>",
+    on_error: str = "raise",
+) -> ScoreResult:
+    """Score numbered rows, as the readers of other formats yield them, into a `ScoreResult`.
+
+    A row is ``(line, record)``, or ``(line, InputError)`` for a row the reader could not
+    parse; either kind of bad row raises, or with ``on_error="skip"`` is listed and skipped.
+    """
+    if on_error not in {"raise", "skip"}:
+        raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
+    schemes = tuple(schemes)
+    columns = _Columns(schemes)
+    for line, record in rows:
+        columns.count += 1
+        try:
+            if isinstance(record, InputError):
+                raise _BadLine(record.code, record.message)
+            completion, answer, row_id, group = _read_record(record, keys)
+        except _BadLine as bad:
+            columns.skipped.append(Skipped(line, bad.code, bad.message))
+            continue
+        columns.add(line, completion, answer, row_id, group)
+    # One chunk at offset 0: the lines stay as the reader numbered them.
+    return _assemble(source, schemes, [columns], on_error == "skip")
+
+
 def score_records(
     records: Iterable[Mapping[str, Any]],
     schemes: Sequence[Scheme],
@@ -519,15 +551,4 @@ def score_records(
     [{'line': 1, 'scheme': 'strict', 'format': 0.0, 'total': 2.5}, \
 {'line': 1, 'scheme': 'lenient', 'format': 0.25, 'total': 3.0}]
     """
-    schemes = tuple(schemes)
-    columns = _Columns(schemes)
-    for index, record in enumerate(records, 1):
-        columns.count += 1
-        try:
-            completion, answer, row_id, group = _read_record(record, keys)
-        except _BadLine as bad:
-            raise InputError(source, index, bad.code, bad.message) from None
-        columns.add(index, completion, answer, row_id, group)
-    if columns.count == 0:
-        raise InputError(source, None, "empty", "no records to score")
-    return _frame(schemes, [columns])
+    return score_rows(enumerate(records, 1), schemes, keys, source=source).frame
