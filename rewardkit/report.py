@@ -50,10 +50,9 @@ def reward_stats(frame: pd.DataFrame, schemes: Sequence[Scheme]) -> pd.DataFrame
     >>> from rewardkit.score import score_records
     >>> f = score_records([{"completion": "<answer>1</answer>", "answer": "1"},
     ...                    {"completion": "2", "answer": "1"}], [STRICT])
-    >>> reward_stats(f, [STRICT]).set_index("reward").loc["correctness", ["mean", "nonzero"]]
-    mean       1.0
-    nonzero    0.5
-    Name: correctness, dtype: object
+    >>> row = reward_stats(f, [STRICT]).set_index("reward").loc["correctness"]
+    >>> float(row["mean"]), float(row["nonzero"])
+    (1.0, 0.5)
     """
     rows = []
     for scheme in schemes:
