@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    out = Console(soft_wrap=False)
+    out = Console(soft_wrap=True)
     err = Console(stderr=True)
     handlers = {"score": _score, "golden": _golden, "rewards": _rewards}
     return handlers[args.command](args, out, err)

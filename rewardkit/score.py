@@ -232,33 +232,37 @@ class _Columns:
         self.lines = array("q")
         self.ids: list[str | None] = []
         self.groups: list[str | None] = []
-        # per scheme, per reward: values and reasons
+        # per scheme, per reward: values, and reasons as small codes into `reason_names`
         self.values = [[array("d") for _ in s.rewards] for s in schemes]
-        self.reasons: list[list[list[str]]] = [[[] for _ in s.rewards] for s in schemes]
+        self.reasons = [[array("i") for _ in s.rewards] for s in schemes]
+        self.reason_names: list[list[dict[str, int]]] = [[{} for _ in s.rewards] for s in schemes]
         self.skipped: list[Skipped] = []
         self.blank = 0
         self.bom = False
         self.count = 0  # lines seen, for line numbering across chunks
-        # One flat list of (name, fn, values, reasons) over all schemes: the hot loop.
+        # One flat list over all schemes' rewards: the hot loop.
         self._slots = [
-            (reward.name, reward.fn, values.append, reasons.append)
-            for scheme, scheme_values, scheme_reasons in zip(
-                schemes, self.values, self.reasons, strict=True
+            (reward.name, reward.fn, values.append, reasons.append, names)
+            for scheme, scheme_values, scheme_reasons, scheme_names in zip(
+                schemes, self.values, self.reasons, self.reason_names, strict=True
             )
-            for reward, values, reasons in zip(
-                scheme.rewards, scheme_values, scheme_reasons, strict=True
+            for reward, values, reasons, names in zip(
+                scheme.rewards, scheme_values, scheme_reasons, scheme_names, strict=True
             )
         ]
 
     def add(
         self, line: int, completion: str, answer: str, row_id: str | None, group: str | None
     ) -> None:
-        for name, fn, add_value, add_reason in self._slots:
+        for name, fn, add_value, add_reason, names in self._slots:
             result = fn(completion, answer)
             if type(result) is not Reward:
                 result = _coerce(name, result)
             add_value(result[0])
-            add_reason(result[1])
+            code = names.get(result[1])
+            if code is None:
+                code = names[result[1]] = len(names)
+            add_reason(code)
         self.lines.append(line)
         self.ids.append(row_id)
         self.groups.append(group)
@@ -489,17 +493,37 @@ def _frame(schemes: tuple[Scheme, ...], chunks: list[_Columns]) -> pd.DataFrame:
             )
             total += reward.weight * values
             reward_columns.setdefault(reward.name, [np.nan] * width)[s_index] = values
-            reasons = [r for c in chunks for r in c.reasons[s_index][r_index]]
-            reason_columns.setdefault(reward.name, [None] * width)[s_index] = np.array(
-                reasons, dtype=object
-            )
+            reason_columns.setdefault(reward.name, [None] * width)[s_index] = [
+                (c.reason_names[s_index][r_index], c.reasons[s_index][r_index]) for c in chunks
+            ]
         totals.append(total)
     for name, per_scheme in reward_columns.items():
         data[name] = interleave(per_scheme, np.float64)
     data["total"] = interleave(totals, np.float64)
     for name, per_scheme in reason_columns.items():
-        data[name + "_reason"] = pd.Categorical(interleave(per_scheme, object))
+        data[name + "_reason"] = _reason_column(per_scheme, n, width)
     return pd.DataFrame(data)
+
+
+def _reason_column(per_scheme: list[Any], n: int, width: int) -> pd.Categorical:
+    """One categorical reason column from each scheme's chunks of (names, codes)."""
+    categories: dict[str, int] = {}
+    for chunks in per_scheme:
+        for names, _ in chunks or ():
+            for reason in names:
+                categories.setdefault(reason, len(categories))
+    out = np.full(n * width, -1, dtype=np.int32)  # -1: a scheme without this reward
+    for s_index, chunks in enumerate(per_scheme):
+        if chunks is None:
+            continue
+        mapped = [
+            np.array([categories[r] for r in names] or [0], dtype=np.int32)[
+                np.frombuffer(codes, dtype=np.int32)
+            ]
+            for names, codes in chunks
+        ]
+        out[s_index::width] = np.concatenate(mapped) if mapped else []
+    return pd.Categorical.from_codes(out, categories=list(categories))
 
 
 def score_rows(

@@ -1,0 +1,165 @@
+"""The `rewardkit` command as a user meets it: exit codes and the text on the screen."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from rewardkit.cli import main
+
+GROUPED = [
+    # prompt p1: the model writes bare <answer> tags, always right -> strict format 0
+    *[
+        {
+            "id": f"p1-{i}",
+            "prompt_id": "p1",
+            "completion": "<answer>360,000</answer>",
+            "answer": "#### 360000",
+        }
+        for i in range(4)
+    ],
+    # prompt p2: mixed right and wrong, well formed
+    *[
+        {
+            "id": f"p2-{i}",
+            "prompt_id": "p2",
+            "completion": f"<think>\n3 * 4\n</think>\n<answer>\n{12 + (i % 2)}\n</answer>\n",
+            "answer": "#### 12",
+        }
+        for i in range(4)
+    ],
+]
+
+
+@pytest.fixture
+def grouped_file(tmp_path: Path) -> Path:
+    path = tmp_path / "completions.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in GROUPED))
+    return path
+
+
+def run(capsys: Any, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_score_prints_every_table(capsys: Any, grouped_file: Path) -> None:
+    code, out, _ = run(capsys, "score", str(grouped_file))
+    assert code == 0
+    for title in [
+        "Rewards per scheme",
+        "strict against lenient",
+        "Why strict format is below its maximum",
+        "zero reward spread",
+        "pass@k",
+    ]:
+        assert title in out, title
+    assert "no_think_tag" in out
+    assert "What stands out" in out
+
+
+def test_score_json_summary(capsys: Any, grouped_file: Path) -> None:
+    code, out, _ = run(capsys, "score", str(grouped_file), "--json", "--k", "1,2,4")
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["rows"] == 8
+    assert doc["input"]["rows_scored"] == 8
+    stats = {(s["scheme"], s["reward"]): s for s in doc["stats"]}
+    assert stats[("strict", "format")]["mean"] == pytest.approx(0.25)  # only p2 is well formed
+    ties = {(t["scheme"], t["reward"]): t for t in doc["group_ties"]}
+    assert ties[("strict", "correctness")]["all_max"] == 0.5  # p1: every sample right
+    passk = {(p["scheme"], p["k"]): p["pass_at_k"] for p in doc["pass_at_k"]}
+    assert passk[("strict", 1)] == pytest.approx((4 / 4 + 2 / 4) / 2)
+    assert passk[("strict", 4)] == 1.0
+    assert doc["comparison"]["schemes"] == ["strict", "lenient"]
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv", ".parquet"])
+def test_out_writes_the_documented_columns(
+    capsys: Any, grouped_file: Path, tmp_path: Path, suffix: str
+) -> None:
+    out_path = tmp_path / f"scores{suffix}"
+    code, _, err = run(capsys, "score", str(grouped_file), "--out", str(out_path))
+    assert code == 0 and "wrote 16 rows" in err
+    if suffix == ".parquet":
+        frame = pd.read_parquet(out_path)
+    elif suffix == ".csv":
+        frame = pd.read_csv(out_path)
+    else:
+        frame = pd.read_json(out_path, lines=True)
+    for column in ["line", "id", "scheme", "correctness", "digit", "format", "mark", "total"]:
+        assert column in frame.columns
+    for reward in ["correctness", "digit", "format", "mark"]:
+        assert f"{reward}_reason" in frame.columns
+    assert len(frame) == 16 and frame["line"].min() == 1
+
+
+def test_one_scheme(capsys: Any, grouped_file: Path) -> None:
+    code, out, _ = run(capsys, "score", str(grouped_file), "--scheme", "lenient", "--json")
+    assert code == 0
+    doc = json.loads(out)
+    assert {s["scheme"] for s in doc["stats"]} == {"lenient"}
+    assert doc["comparison"] is None
+
+
+def test_unknown_scheme_lists_valid_names(capsys: Any, grouped_file: Path) -> None:
+    code, _, err = run(capsys, "score", str(grouped_file), "--scheme", "relaxed")
+    assert code == 2
+    assert "strict, lenient" in err
+
+
+def test_bad_line_exit_2_with_file_line_and_fix(capsys: Any, tmp_path: Path) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"completion": "1", "answer": "1"}\n{"completion": "1", "answr": "1"}\n')
+    code, _, err = run(capsys, "score", str(path))
+    assert code == 2
+    assert "line 2" in err and "--answer-key" in err and "--on-error skip" in err
+    assert "Traceback" not in err
+
+
+def test_skip_reports_what_was_skipped(capsys: Any, tmp_path: Path) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text(
+        '{"completion": "1", "answer": "1"}\nnot json\n{"completion": "2", "answer": "2"}\n'
+    )
+    code, out, err = run(capsys, "score", str(path), "--on-error", "skip")
+    assert code == 0
+    assert "1 line(s) skipped" in err
+    assert "invalid_json" in out
+    assert "2 rows scored" in out
+
+
+def test_missing_file_exit_2(capsys: Any, tmp_path: Path) -> None:
+    code, _, err = run(capsys, "score", str(tmp_path / "nope.jsonl"))
+    assert code == 2 and "no such file" in err
+
+
+def test_bad_usage_exit_2(capsys: Any, grouped_file: Path) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["score", str(grouped_file), "--workers", "0"])
+    assert exit_info.value.code == 2
+    code, _, err = run(capsys, "score", str(grouped_file), "--out", "scores.xlsx")
+    assert code == 2 and ".parquet" in err
+
+
+def test_rewards_lists_reasons(capsys: Any) -> None:
+    code, out, _ = run(capsys, "rewards")
+    assert code == 0 and "missing_newline_after_think" in out and "correctness" in out
+
+
+def test_console_script_runs_without_torch(grouped_file: Path) -> None:
+    """`rewardkit score` must not import torch: the core install is light."""
+    code = (
+        "import sys; from rewardkit.cli import main; "
+        f"rc = main(['score', {str(grouped_file)!r}, '--json']); "
+        "assert 'torch' not in sys.modules, 'torch was imported'; sys.exit(rc)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

@@ -1,0 +1,230 @@
+"""The scoring engine: the long frame, workers, and bad input that never loses a line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from rewardkit.schemes import LENIENT, STRICT
+from rewardkit.score import InputError, Keys, score_file, score_records, score_rows
+
+WELL_FORMED = "<think>\n6 * 4 = 24\n</think>\n<answer>\n24\n</answer>\n"
+
+
+def write_jsonl(path: Path, rows: list[Any]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def rows_for(n: int) -> list[dict[str, Any]]:
+    kinds = [WELL_FORMED, "<answer>24</answer>", "The answer is 24.", "<answer> 2,4", "x"]
+    return [
+        {"id": f"r{i}", "prompt_id": f"p{i // 4}", "completion": kinds[i % 5], "answer": "#### 24"}
+        for i in range(n)
+    ]
+
+
+# --- the frame -------------------------------------------------------------------------------
+
+
+def test_long_form_one_row_per_line_per_scheme(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "a.jsonl", rows_for(10))
+    result = score_file(path, [STRICT, LENIENT])
+    frame = result.frame
+    assert len(frame) == 20
+    assert list(frame["line"][:4]) == [1, 1, 2, 2]
+    assert list(frame["scheme"][:2]) == ["strict", "lenient"]
+    assert list(frame.columns[:4]) == ["line", "scheme", "id", "group"]
+    for name in ["correctness", "digit", "format", "mark", "total"]:
+        assert frame[name].dtype == "float64"
+        assert f"{name}_reason" in frame.columns or name == "total"
+    first = frame.iloc[0]
+    assert (first["total"], first["format_reason"]) == (3.5, "ok")
+
+
+def test_total_is_weighted_sum(tmp_path: Path) -> None:
+    frame = score_file(write_jsonl(tmp_path / "a.jsonl", rows_for(25)), [STRICT, LENIENT]).frame
+    parts = frame[["correctness", "digit", "format", "mark"]].sum(axis=1)
+    assert (parts - frame["total"]).abs().max() == 0
+
+
+def test_workers_give_the_same_frame_in_input_order(tmp_path: Path, monkeypatch: Any) -> None:
+    import rewardkit.score as score_module
+
+    monkeypatch.setattr(score_module, "_PARALLEL_MIN_BYTES", 0)
+    path = write_jsonl(tmp_path / "a.jsonl", rows_for(503))
+    one = score_file(path, [STRICT, LENIENT], workers=1).frame
+    two = score_file(path, [STRICT, LENIENT], workers=2).frame
+    pd.testing.assert_frame_equal(one, two)
+    assert list(two["line"]) == sorted(two["line"])
+
+
+def test_groups_default_to_prompt_id_then_prompt(tmp_path: Path) -> None:
+    rows = [{"prompt": "q1", "completion": "1", "answer": "1"}] * 2 + [
+        {"prompt": "q2", "completion": "1", "answer": "1"}
+    ]
+    frame = score_file(write_jsonl(tmp_path / "a.jsonl", rows), [STRICT]).frame
+    assert frame["group"].nunique() == 2
+    assert frame["group"].iloc[0] == frame["group"].iloc[1]
+
+
+def test_custom_keys_and_chat_completions(tmp_path: Path) -> None:
+    rows = [
+        {
+            "uid": 7,
+            "q": "a",
+            "response": [
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": "<answer>5</answer>"},
+            ],
+            "gold": 5,
+        }
+    ]
+    keys = Keys(completion="response", answer="gold", id="uid", group="q")
+    frame = score_file(write_jsonl(tmp_path / "a.jsonl", rows), [STRICT], keys).frame
+    assert frame["correctness"].iloc[0] == 2.0
+    assert frame["id"].iloc[0] == "7"
+    assert frame["group"].iloc[0] == "a"
+
+
+def test_score_records_matches_score_file(tmp_path: Path) -> None:
+    rows = rows_for(12)
+    from_file = score_file(write_jsonl(tmp_path / "a.jsonl", rows), [STRICT, LENIENT]).frame
+    pd.testing.assert_frame_equal(from_file, score_records(rows, [STRICT, LENIENT]))
+
+
+# --- bad input: a clear error naming file, line and fix; nothing lost with skip --------------
+
+BAD_LINES = [
+    # (raw line, error code, words the message must contain)
+    (b'{"completion": "1", "answer": ', "invalid_json", "not valid JSON"),
+    (b'{"answer": "1"}', "missing_completion", "--completion-key"),
+    (b'{"completion": "1"}', "missing_answer", "--answer-key"),
+    (b'{"completion": 5, "answer": "1"}', "completion_not_text", "not a string"),
+    (b'{"completion": null, "answer": "1"}', "completion_not_text", "not a string"),
+    (b'{"completion": "1", "answer": null}', "answer_not_text", "--answer-key"),
+    (b'["completion", "answer"]', "not_an_object", "one JSON object per line"),
+    (b'{"completion": "caf\xe9", "answer": "1"}', "invalid_utf8", "UTF-8"),
+    (
+        b'{"completion": [{"role": "user", "content": "q"}], "answer": "1"}',
+        "no_assistant_message",
+        "assistant",
+    ),
+]
+
+
+@pytest.mark.parametrize(("raw", "code", "words"), BAD_LINES)
+def test_bad_line_names_file_line_and_fix(
+    tmp_path: Path, raw: bytes, code: str, words: str
+) -> None:
+    path = tmp_path / "bad.jsonl"
+    good = json.dumps({"completion": "<answer>1</answer>", "answer": "1"}).encode()
+    path.write_bytes(good + b"\n" + raw + b"\n" + good + b"\n")
+    with pytest.raises(InputError) as error:
+        score_file(path, [STRICT])
+    assert error.value.line == 2
+    assert error.value.code == code
+    assert str(path) in str(error.value) and "line 2" in str(error.value)
+    assert words in str(error.value)
+    result = score_file(path, [STRICT], on_error="skip")
+    assert list(result.frame["line"]) == [1, 3]
+    assert [(s.line, s.code) for s in result.skipped] == [(2, code)]
+
+
+def test_skip_keeps_every_good_line_across_workers(tmp_path: Path, monkeypatch: Any) -> None:
+    import rewardkit.score as score_module
+
+    monkeypatch.setattr(score_module, "_PARALLEL_MIN_BYTES", 0)
+    lines = [json.dumps(r) for r in rows_for(400)]
+    bad = {17, 150, 151, 399}
+    for index in bad:
+        lines[index - 1] = "{broken"
+    path = tmp_path / "a.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    result = score_file(path, [STRICT], workers=2, on_error="skip")
+    assert sorted(s.line for s in result.skipped) == sorted(bad)
+    assert set(result.frame["line"]) == set(range(1, 401)) - bad
+    with pytest.raises(InputError) as error:
+        score_file(path, [STRICT], workers=2)
+    assert error.value.line == 17  # the first bad line, whichever worker saw it
+
+
+def test_empty_file(tmp_path: Path) -> None:
+    path = tmp_path / "empty.jsonl"
+    path.write_bytes(b"")
+    with pytest.raises(InputError, match="empty"):
+        score_file(path, [STRICT])
+    path.write_bytes(b"\n\n  \n")
+    with pytest.raises(InputError, match="only blank lines"):
+        score_file(path, [STRICT], on_error="skip")
+
+
+def test_blank_lines_are_counted_not_scored(tmp_path: Path) -> None:
+    path = tmp_path / "a.jsonl"
+    path.write_text('{"completion": "1", "answer": "1"}\n\n{"completion": "2", "answer": "2"}\n')
+    result = score_file(path, [STRICT])
+    assert result.blank_lines == 1
+    assert list(result.frame["line"]) == [1, 3]
+
+
+def test_bom_is_an_error_unless_skipping(tmp_path: Path) -> None:
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"completion": "<answer>1</answer>", "answer": "1"}\n')
+    with pytest.raises(InputError, match="byte-order mark") as error:
+        score_file(path, [STRICT])
+    assert error.value.line == 1
+    result = score_file(path, [STRICT], on_error="skip")
+    assert len(result.frame) == 1 and not result.skipped  # read past it; nothing lost
+    assert "byte-order mark" in result.warnings[0]
+
+
+def test_line_over_the_limit(tmp_path: Path) -> None:
+    path = tmp_path / "long.jsonl"
+    huge = json.dumps({"completion": "7" * 10_000_000, "answer": "7"})
+    path.write_text(json.dumps({"completion": "1", "answer": "1"}) + "\n" + huge + "\n")
+    with pytest.raises(InputError, match="--max-line-bytes") as error:
+        score_file(path, [STRICT])
+    assert error.value.line == 2
+    result = score_file(path, [STRICT], on_error="skip")
+    assert [s.line for s in result.skipped] == [2]
+    raised = score_file(path, [STRICT], max_line_bytes=20_000_000)
+    assert list(raised.frame["line"]) == [1, 2]
+
+
+def test_missing_file_and_directory(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no such file"):
+        score_file(tmp_path / "nope.jsonl", [STRICT])
+    with pytest.raises(InputError, match="directory"):
+        score_file(tmp_path, [STRICT])
+
+
+def test_last_line_without_newline(tmp_path: Path) -> None:
+    path = tmp_path / "a.jsonl"
+    path.write_text('{"completion": "1", "answer": "1"}\n{"completion": "2", "answer": "2"}')
+    assert list(score_file(path, [STRICT]).frame["line"]) == [1, 2]
+
+
+def test_score_rows_carries_reader_errors() -> None:
+    bad = InputError("x.parquet", 2, "invalid_row", "row 2 has no text")
+    rows = [
+        (1, {"completion": "1", "answer": "1"}),
+        (2, bad),
+        (3, {"completion": "3", "answer": "3"}),
+    ]
+    with pytest.raises(InputError, match="row 2 has no text"):
+        score_rows(rows, [STRICT], source="x.parquet")
+    result = score_rows(rows, [STRICT], source="x.parquet", on_error="skip")
+    assert list(result.frame["line"]) == [1, 3]
+    assert result.skipped[0].code == "invalid_row"
+
+
+def test_custom_reward_returning_garbage_raises(tmp_path: Path) -> None:
+    from rewardkit.schemes import Scheme, SchemeReward
+
+    scheme = Scheme("bad", (SchemeReward("oops", lambda c, a: "high"),))  # type: ignore[arg-type, return-value]
+    with pytest.raises(TypeError, match="oops"):
+        score_records([{"completion": "1", "answer": "1"}], [scheme])
