@@ -14,11 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from rewardkit import __version__
 
 EXIT_OK, EXIT_CHANGED, EXIT_BAD_INPUT = 0, 1, 2
 _PROGRESS_MIN_BYTES = 16 * 1024 * 1024
+# rewardkit.readers.FORMATS with "auto" first; not imported here, to keep the parser light.
+_FORMATS = ("auto", "jsonl", "lm-eval", "trl", "verl", "chat")
 
 
 def _ks(text: str) -> list[int]:
@@ -56,7 +59,17 @@ def build_parser() -> argparse.ArgumentParser:
         " named) and print tables: reward statistics, strict against lenient, why rewards"
         " are zero, groups with no GRPO signal, pass@k.",
     )
-    score.add_argument("file", help="JSONL file, one JSON object per line")
+    score.add_argument("file", help="completions: rewardkit JSONL or a --format below")
+    score.add_argument(
+        "--format", choices=_FORMATS, default="auto",
+        help="auto (default: from the extension and first record), jsonl, lm-eval"
+        " (samples_*.jsonl), trl (completions parquet/CSV), verl (generation dumps), chat",
+    )  # fmt: skip
+    score.add_argument(
+        "--cross-check", choices=["math-verify"], default=None,
+        help="compare lenient correctness with Math-Verify's verdict per row"
+        " (needs `pip install math-verify`)",
+    )  # fmt: skip
     score.add_argument(
         "--scheme",
         action="append",
@@ -113,10 +126,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _error(err: Console, error: object) -> None:
+    """An error line on stderr: red prefix, the message verbatim (no markup read in it)."""
+    err.print("[red]error:[/]", escape(str(error)), highlight=False)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     out = Console(soft_wrap=True)
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=True)
     handlers = {"score": _score, "golden": _golden, "rewards": _rewards}
     return handlers[args.command](args, out, err)
 
@@ -128,39 +146,64 @@ def _schemes(names: Sequence[str] | None) -> list[Any]:
 
 
 def _score(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from rewardkit.readers import detect_format, read_rows
     from rewardkit.report import summarize
     from rewardkit.schemes import SchemeError
-    from rewardkit.score import DEFAULT_MAX_LINE_BYTES, InputError, Keys, score_file
+    from rewardkit.score import DEFAULT_MAX_LINE_BYTES, InputError, Keys, score_file, score_rows
 
     if args.out and Path(args.out).suffix.lower() not in {".jsonl", ".csv", ".parquet"}:
-        err.print(f"[red]error:[/] --out {args.out}: use a .jsonl, .csv or .parquet file name")
+        _error(err, f"--out {args.out}: use a .jsonl, .csv or .parquet file name")
         return EXIT_BAD_INPUT
     try:
         schemes = _schemes(args.scheme)
     except SchemeError as error:
-        err.print(f"[red]error:[/] {error}", highlight=False)
+        _error(err, error)
         return EXIT_BAD_INPUT
     keys = Keys(args.completion_key, args.answer_key, args.id_key, args.group_key)
+    if args.cross_check:
+        from rewardkit.crosscheck import CrossCheckUnavailable, require_math_verify
+
+        try:
+            require_math_verify()
+        except CrossCheckUnavailable as error:
+            _error(err, error)
+            return EXIT_BAD_INPUT
+    max_line_bytes = args.max_line_bytes or DEFAULT_MAX_LINE_BYTES
+    fmt = args.format
     try:
-        result = _with_progress(
-            err,
-            args.file,
-            lambda progress: score_file(
+        if fmt == "auto":
+            fmt, why = detect_format(args.file, keys)
+            err.print(f"read {args.file} as {fmt} ({why})", highlight=False, markup=False)
+        if fmt == "jsonl":
+            result = _with_progress(
+                err,
                 args.file,
-                schemes,
-                keys,
-                workers=args.workers,
-                on_error=args.on_error,
-                max_line_bytes=args.max_line_bytes or DEFAULT_MAX_LINE_BYTES,
-                progress=progress,
-            ),
-        )
+                lambda progress: score_file(
+                    args.file,
+                    schemes,
+                    keys,
+                    workers=args.workers,
+                    on_error=args.on_error,
+                    max_line_bytes=max_line_bytes,
+                    progress=progress,
+                ),
+            )
+        else:  # the reader yields normalised records: completion, answer, id, prompt_id
+            rows = read_rows(args.file, fmt, keys, max_line_bytes=max_line_bytes)
+            result = score_rows(rows, schemes, source=args.file, on_error=args.on_error)
     except InputError as error:
-        err.print(f"[red]error:[/] {error}", highlight=False, markup=False)
+        _error(err, error)
         if error.line is not None and args.on_error == "raise":
             err.print("(pass --on-error skip to score every good line and list the bad ones)")
         return EXIT_BAD_INPUT
     summary = summarize(result.frame, schemes, args.k, examples=args.examples)
+    checked = None
+    if args.cross_check:
+        from rewardkit.crosscheck import cross_check
+
+        readable = read_rows(args.file, fmt, keys, max_line_bytes=max_line_bytes)
+        good = ((line, row) for line, row in readable if not isinstance(row, InputError))
+        checked = cross_check(good, workers=args.workers)
     if args.out:
         _write_scores(result.frame, Path(args.out))
     if args.json:
@@ -172,13 +215,20 @@ def _score(args: argparse.Namespace, out: Console, err: Console) -> int:
             "blank_lines": result.blank_lines,
             "skipped": [vars(s) for s in result.skipped],
             "warnings": result.warnings,
+            "format": fmt,
         }
+        if checked is not None:
+            document["cross_check"] = checked.to_dict()
         print(json.dumps(document, indent=2, allow_nan=False))
     else:
         from rewardkit.console import render_input, render_summary
 
         render_input(out, result)
         render_summary(out, summary, [s.name for s in schemes])
+        if checked is not None:
+            from rewardkit.crosscheck import render_cross_check
+
+            render_cross_check(out, checked)
     if args.out:
         err.print(f"wrote {len(result.frame):,} rows to {args.out}")
     if result.skipped:
@@ -237,7 +287,7 @@ def _golden(args: argparse.Namespace, out: Console, err: Console) -> int:
             return golden.run_check(cases, specs, expected, out)
         return golden.run_update(cases, specs, expected, out)
     except (golden.GoldenError, SchemeError) as error:
-        err.print(f"[red]error:[/] {error}", highlight=False, markup=False)
+        _error(err, error)
         return EXIT_BAD_INPUT
 
 

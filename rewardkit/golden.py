@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,9 +139,11 @@ class GoldenReport:
 
 def _lines(path: Path, what: str, fix: str) -> list[str]:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a BOM from a Windows editor is fine
     except FileNotFoundError:
-        raise GoldenError(f"{path}: {what} not found; {fix}") from None
+        raise GoldenError(
+            f"{path}: {what} not found; check the path (rewardkit golden --cases FILE)"
+        ) from None
     except IsADirectoryError:
         raise GoldenError(f"{path}: is a folder, not a {what}; {fix}") from None
     except UnicodeDecodeError as error:
@@ -351,7 +352,10 @@ def _dumps(records: Iterable[Mapping[str, Any]]) -> str:
 
 
 def _results(
-    cases: Sequence[GoldenCase], schemes: Sequence[Scheme], expected_dir: Path
+    cases: Sequence[GoldenCase],
+    schemes: Sequence[Scheme],
+    expected_dir: Path,
+    replace_unreadable: bool = False,
 ) -> list[SchemeResult]:
     paths: dict[Path, str] = {}
     results: list[SchemeResult] = []
@@ -364,7 +368,12 @@ def _results(
             )
         paths[path] = scheme.source
         actual = compute(cases, scheme)
-        expected = load_expected(path)
+        try:
+            expected = load_expected(path)
+        except GoldenError:
+            if not replace_unreadable:
+                raise
+            expected = None  # `update` rewrites a damaged file as if it were new
         changes = diff(expected or [], actual)
         results.append(
             SchemeResult(
@@ -395,11 +404,12 @@ def update(
 
     The files are written deterministically (sorted keys, one line per case in the order of
     the cases file, floats as JSON numbers) and atomically (a temporary file then a rename).
+    An expected file that cannot be read is replaced, as if it were missing.
     """
     cases_path = Path(cases_path)
     cases = load_cases(cases_path)
     expected_dir = Path(expected_dir)
-    results = _results(cases, schemes, expected_dir)
+    results = _results(cases, schemes, expected_dir, replace_unreadable=True)
     expected_dir.mkdir(parents=True, exist_ok=True)
     for result in results:
         _write(result.path, _dumps(result.actual))
@@ -407,13 +417,14 @@ def update(
 
 
 def _write(path: Path, text: str) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # A temporary file beside the target, then a rename: a crash never leaves half a file.
+    temporary = path.with_name(f".{path.name}.tmp")
     try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as file:
+        with temporary.open("w", encoding="utf-8", newline="\n") as file:
             file.write(text)
         os.replace(temporary, path)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
 
 
@@ -431,18 +442,38 @@ def _shown(path: Path) -> str:
 def _value(record: Mapping[str, Any] | None, field: str) -> str:
     if record is None or field not in record:
         return "-"
-    value = record[field]
     reason = record.get(f"{field}_reason")
-    return f"{value} ({reason})" if reason is not None else str(value)
+    return f"{record[field]} ({reason})" if reason is not None else str(record[field])
+
+
+def _changed_fields(result: SchemeResult) -> dict[str, list[str]]:
+    """For each changed case (in order): the rewards and other fields to show for it.
+
+    A reward's value and reason are shown together; ``total`` comes after the rewards.
+    """
+    rewards = result.scheme.reward_names
+    touched: dict[str, set[str]] = {}
+    for change in result.changes:
+        fields = touched.setdefault(change.case_id, set())
+        if change.kind == "changed" and change.field is not None:
+            base = change.field.removesuffix("_reason")
+            fields.add(base if base in rewards else change.field)
+        else:
+            fields.add(change.kind)
+    order = [*rewards, "total"]
+    return {
+        case_id: [f for f in order if f in fields] + sorted(fields - set(order))
+        for case_id, fields in touched.items()
+    }
 
 
 def _table(result: SchemeResult, notes: Mapping[str, str]) -> Table:
     scheme = result.scheme
+    rows = _changed_fields(result)
     table = Table(
-        title=f"{scheme.name} ({scheme.source}): {len(result.changes)} change(s)"
+        title=f"{scheme.name} ({scheme.source}): {len(rows)} case(s) changed"
         f" against {_shown(result.path)}",
         title_justify="left",
-        show_lines=True,
     )
     table.add_column("case", overflow="fold")
     table.add_column("note", ratio=1)
@@ -450,29 +481,31 @@ def _table(result: SchemeResult, notes: Mapping[str, str]) -> Table:
     table.add_column("expected -> actual", overflow="fold")
     expected = {record["id"]: record for record in result.expected or ()}
     actual = {record["id"]: record for record in result.actual}
-    rewards = set(scheme.reward_names)
-    rows: dict[tuple[str, str], None] = {}  # ordered set of (case id, reward or field)
-    for change in result.changes:
-        if change.kind != "changed" or change.field is None:
-            rows[(change.case_id, change.kind)] = None
-            continue
-        base = change.field.removesuffix("_reason")
-        rows[(change.case_id, base if base in rewards else change.field)] = None
-    for case_id, field in rows:
-        note = notes.get(case_id, "")
+    for case_id, fields in rows.items():
         old, new = expected.get(case_id), actual.get(case_id)
-        if field == "added":
-            shown = Text(f"new case: total {new['total'] if new else '-'}", style="green")
-            table.add_row(Text(case_id), Text(note), Text("(all)"), shown)
-        elif field == "removed":
-            shown = Text(f"case removed: total was {old['total'] if old else '-'}", style="red")
-            table.add_row(Text(case_id), Text(note), Text("(all)"), shown)
-        else:
-            shown = Text.assemble(
-                (_value(old, field), "red"), " -> ", (_value(new, field), "green")
+        for index, field in enumerate(fields):
+            if field == "added":
+                name, shown = "(case)", Text(f"new case, total {_value(new, 'total')}", "green")
+            elif field == "removed":
+                name, shown = "(case)", Text(f"removed, total was {_value(old, 'total')}", "red")
+            else:
+                name = field
+                shown = Text.assemble(
+                    (_value(old, field), "red"), " -> ", (_value(new, field), "green")
+                )
+            first = index == 0
+            table.add_row(
+                Text(case_id if first else ""),
+                Text(notes.get(case_id, "") if first else ""),
+                Text(name),
+                shown,
+                end_section=index == len(fields) - 1,
             )
-            table.add_row(Text(case_id), Text(note), Text(field), shown)
     return table
+
+
+def _cases(count: int) -> str:
+    return f"{count} case" if count == 1 else f"{count} cases"
 
 
 def _print(report: GoldenReport, console: Console, verb: str) -> None:
@@ -481,7 +514,7 @@ def _print(report: GoldenReport, console: Console, verb: str) -> None:
         name, where = result.scheme.name, _shown(result.path)
         if result.missing:
             if report.written:
-                console.print(f"{name}: created {where} with {len(result.actual)} cases")
+                console.print(f"{name}: created {where} with {_cases(len(result.actual))}")
             else:
                 console.print(
                     Text(
@@ -492,9 +525,10 @@ def _print(report: GoldenReport, console: Console, verb: str) -> None:
         elif result.changes:
             console.print(_table(result, notes))
             if report.written:
-                console.print(f"{name}: recorded {len(result.changes)} change(s) in {where}")
+                cases = len({change.case_id for change in result.changes})
+                console.print(f"{name}: recorded {cases} changed case(s) in {where}")
         else:
-            console.print(f"{name}: {len(result.actual)} cases {verb} {where}")
+            console.print(f"{name}: {_cases(len(result.actual))} {verb} {where}")
 
 
 def _schemes(scheme_specs: Sequence[str]) -> list[Scheme]:
@@ -518,9 +552,9 @@ def run_check(
     _print(report, console, "match")
     if report.ok:
         return 0
-    changed = sum(len(r.changes) for r in report.results if not r.missing)
+    changed = sum(len({c.case_id for c in r.changes}) for r in report.results if not r.missing)
     missing = sum(r.missing for r in report.results)
-    problems = [f"{changed} change(s)"] if changed else []
+    problems = [f"{changed} changed case(s)"] if changed else []
     problems += [f"{missing} missing expected file(s)"] if missing else []
     console.print(
         Text(
