@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from rewardkit.report import Summary
+from rewardkit.report import Summary, rows_of
 from rewardkit.score import ScoreResult
 
 __all__ = ["render_input", "render_summary"]
@@ -23,7 +24,8 @@ def _num(value: object, digits: int = 3) -> str:
     return str(value)
 
 
-def _pct(value: float) -> str:
+def _pct(value: Any) -> str:
+    value = float(value)
     return "-" if math.isnan(value) else f"{value:.1%}"
 
 
@@ -74,7 +76,7 @@ def _stats(console: Console, stats: pd.DataFrame, schemes: Sequence[str]) -> Non
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for scheme in schemes:
         part = stats[stats["scheme"] == scheme]
-        for index, row in enumerate(part.itertuples()):
+        for index, row in enumerate(rows_of(part)):
             style = "bold" if row.reward == "total" else None
             table.add_row(
                 scheme if index == 0 else "",
@@ -100,7 +102,7 @@ def _comparison(console: Console, summary: Summary) -> None:
     )
     for column in ["reward", "rows differing", "share", f"mean {second} - {first}"]:
         table.add_column(column, justify="left" if column == "reward" else "right")
-    for row in summary.differences.itertuples():
+    for row in rows_of(summary.differences):
         table.add_row(
             str(row.reward), f"{row.rows_differing:,}", _pct(row.share), _num(row.mean_difference)
         )
@@ -134,7 +136,7 @@ def _reasons(console: Console, reasons: pd.DataFrame) -> None:
         table.add_column("share", justify="right")
         table.add_column("value", justify="right")
         table.add_column("meaning")
-        for row in part.itertuples():
+        for row in rows_of(part):
             table.add_row(
                 str(row.reason), f"{row.rows:,}", _pct(row.share), _num(row.value), row.meaning
             )
@@ -152,7 +154,7 @@ def _ties(console: Console, ties: pd.DataFrame) -> None:
     for column in ["scheme", "reward", "tied", "all zero", "all max", "other tie"]:
         table.add_column(column, justify="left" if column in {"scheme", "reward"} else "right")
     previous = None
-    for row in ties.itertuples():
+    for row in rows_of(ties):
         table.add_row(
             str(row.scheme) if row.scheme != previous else "",
             str(row.reward),
@@ -161,7 +163,7 @@ def _ties(console: Console, ties: pd.DataFrame) -> None:
             _pct(row.all_max),
             _pct(row.other_tie),
             style="bold" if row.reward == "total" else None,
-            end_section=row.reward == "total",
+            end_section=bool(row.reward == "total"),
         )
         previous = row.scheme
     console.print(table)
@@ -173,8 +175,12 @@ def _pass_at_k(console: Console, table_data: pd.DataFrame) -> None:
     table = Table(title="pass@k from group correctness (unbiased estimator)")
     table.add_column("scheme")
     ks = sorted(table_data["k"].unique())
+    groups = dict(zip(table_data["k"], table_data["groups"], strict=False))
+    uneven = len(set(groups.values())) > 1
     for k in ks:
-        table.add_column(f"pass@{k}", justify="right")
+        # With groups of unequal size, say how many groups each k rests on.
+        label = f"pass@{k}" + (f"\n({groups[k]} groups)" if uneven else "")
+        table.add_column(label, justify="right")
     for scheme, part in table_data.groupby("scheme", sort=False):
         values = dict(zip(part["k"], part["pass_at_k"], strict=True))
         table.add_row(str(scheme), *[_pct(float(values.get(k, math.nan))) for k in ks])

@@ -7,7 +7,7 @@ frame of `rewardkit.score` (one row per line per scheme) and returns a small Dat
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,12 +25,18 @@ __all__ = [
     "pass_at_k_table",
     "reason_breakdown",
     "reward_stats",
+    "rows_of",
     "scheme_differences",
     "summarize",
 ]
 
 # A reward is "zero on many rows" when at least this share of rows are below its maximum.
 MANY_ROWS = 0.10
+
+
+def rows_of(frame: pd.DataFrame) -> Iterator[Any]:
+    """The rows of a summary frame as named tuples (typed loosely: the columns vary)."""
+    return iter(frame.itertuples())
 
 
 def _columns(scheme: Scheme) -> list[str]:
@@ -228,7 +234,11 @@ def pass_at_k_table(
     """Per scheme and k: the mean unbiased pass@k over groups with at least k samples.
 
     A sample is correct when its ``correctness`` is above zero; schemes without a
-    ``correctness`` reward are left out. Empty without a ``group`` column.
+    ``correctness`` reward are left out. pass@1 is the mean correctness of all samples, as
+    the spec defines the sampled pass@1 (with unequal group sizes this weighs groups by
+    size). A group with fewer than k samples cannot give pass@k and is left out of that k:
+    the ``groups`` column says how many groups each value rests on. Empty without a
+    ``group`` column.
     """
     columns = ["scheme", "k", "groups", "pass_at_k"]
     if "group" not in frame.columns:
@@ -247,17 +257,12 @@ def pass_at_k_table(
             if usable.empty:
                 rows.append({"scheme": scheme.name, "k": k, "groups": 0, "pass_at_k": math.nan})
                 continue
-            values = [
-                pass_at_k(int(n), int(c), k) for n, c in zip(usable["n"], usable["c"], strict=True)
-            ]
-            rows.append(
-                {
-                    "scheme": scheme.name,
-                    "k": k,
-                    "groups": len(values),
-                    "pass_at_k": float(np.mean(values)),
-                }
-            )
+            if k == 1:
+                value = float(usable["c"].sum() / usable["n"].sum())
+            else:
+                pairs = zip(usable["n"], usable["c"], strict=True)
+                value = float(np.mean([pass_at_k(int(n), int(c), k) for n, c in pairs]))
+            rows.append({"scheme": scheme.name, "k": k, "groups": len(usable), "pass_at_k": value})
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -348,7 +353,7 @@ def _notes(summary: Summary) -> list[str]:
             f"{scheme} {reward} is {what} on {below:.0%} of rows; most often"
             f" {top['reason']} ({top['share']:.0%} of rows): {top['meaning'] or 'custom reason'}"
         )
-    for row in summary.ties.itertuples():
+    for row in rows_of(summary.ties):
         if row.reward == "total" and row.tied >= 0.5:
             notes.append(
                 f"{row.scheme}: {row.tied:.0%} of groups have the same total on every sample"

@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import math
+import numbers
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -60,6 +61,7 @@ class SchemeReward:
     weight: float = 1.0
     max: float | None = None
     variant: str = "custom"
+    builtin: bool = False  # a built-in reward's results are trusted: no checks per call
 
 
 @dataclass(frozen=True)
@@ -88,8 +90,13 @@ class Scheme:
                 f"scheme {self.name!r} names the reward(s) {', '.join(duplicates)} twice;"
                 " give each entry a distinct `name`"
             )
-        if "total" in names:
-            raise SchemeError("a reward cannot be called 'total': that is the scheme's sum")
+        clashes = [n for n in names if n in RESERVED_NAMES or n.endswith("_reason")]
+        if clashes:
+            raise SchemeError(
+                f"scheme {self.name!r}: reward name(s) {', '.join(clashes)} would overwrite a"
+                f" column of the scores ({', '.join(sorted(RESERVED_NAMES))}, *_reason);"
+                " rename them with `name`"
+            )
         object.__setattr__(self, "_names", names)
 
     @property
@@ -98,10 +105,13 @@ class Scheme:
 
     @property
     def max_total(self) -> float | None:
-        """The largest possible total, or None when a reward has no declared maximum."""
+        """The largest possible total, or None when a reward has no declared maximum.
+
+        A reward with a negative weight (a penalty) is taken to contribute at best 0.
+        """
         if any(r.max is None for r in self.rewards):
             return None
-        return sum(r.weight * (r.max or 0.0) for r in self.rewards)
+        return sum(max(r.weight * (r.max or 0.0), 0.0) for r in self.rewards)
 
     def score(self, completion: str, answer: str) -> dict[str, Reward]:
         """Every reward of the scheme for one completion, by name, in the scheme's order."""
@@ -112,21 +122,25 @@ class Scheme:
         return sum(r.weight * scores[r.name].value for r in self.rewards)
 
 
+RESERVED_NAMES = frozenset({"line", "id", "group", "scheme", "total"})
+
+
 def _call(reward: SchemeReward, completion: str, answer: str) -> Reward:
     result: Any = reward.fn(completion, answer)
-    if type(result) is Reward:  # the built-ins: no checks on the hot path
-        return result
-    return _coerce(reward.name, result)
+    if reward.builtin:  # no checks on the hot path
+        return cast(Reward, result)
+    return _coerce(reward, result)
 
 
-def _coerce(name: str, result: Any) -> Reward:
+def _coerce(reward: SchemeReward, result: Any) -> Reward:
     """Turn a custom reward's return value into a `Reward`, or say what was wrong with it."""
+    name = reward.name
     reason = "ok"
     if isinstance(result, tuple) and len(result) == 2:
         result, reason = result
         if not isinstance(reason, str):
             raise TypeError(f"reward {name!r} returned reason {reason!r}; a reason must be a str")
-    if isinstance(result, bool) or not isinstance(result, (int, float)):
+    if isinstance(result, bool) or not isinstance(result, numbers.Real):
         raise TypeError(
             f"reward {name!r} returned {result!r} ({type(result).__name__}); return a float,"
             " a (float, reason) pair or a rewardkit.rewards.Reward"
@@ -134,12 +148,17 @@ def _coerce(name: str, result: Any) -> Reward:
     value = float(result)
     if not math.isfinite(value):
         raise ValueError(f"reward {name!r} returned {value}; rewards must be finite numbers")
+    if reward.max is not None and value > reward.max:
+        raise ValueError(
+            f"reward {name!r} returned {value}, above its declared max {reward.max};"
+            " fix the reward or its `max` in the scheme file"
+        )
     return Reward(value, reason)
 
 
 def _builtin(name: str, variant: str) -> SchemeReward:
     definition = REWARDS[name]
-    return SchemeReward(name, definition.variants[variant], 1.0, definition.max, variant)
+    return SchemeReward(name, definition.variants[variant], 1.0, definition.max, variant, True)
 
 
 STRICT = Scheme("strict", tuple(_builtin(name, "strict") for name in REWARDS))
@@ -209,6 +228,10 @@ def load_scheme_file(path: str | Path) -> Scheme:
         )
     name = str(data.get("name") or path.stem)
     default_variant = str(data.get("default_variant", "strict"))
+    if default_variant not in {"strict", "lenient"}:
+        raise SchemeError(
+            f"{path}: default_variant {default_variant!r} is not a variant; use strict or lenient"
+        )
     entries = data.get("rewards")
     if not isinstance(entries, list) or not entries:
         raise SchemeError(f"{path}: `rewards` must be a non-empty list of reward entries")
@@ -261,6 +284,7 @@ def _entry(path: Path, index: int, entry: Any, default_variant: str) -> SchemeRe
             float(weight),
             definition.max,
             variant,
+            builtin=True,
         )
     spec = str(entry["function"])
     try:

@@ -30,7 +30,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rewardkit.rewards import Reward
 from rewardkit.schemes import Scheme, _coerce
 
 __all__ = [
@@ -242,7 +241,7 @@ class _Columns:
         self.count = 0  # lines seen, for line numbering across chunks
         # One flat list over all schemes' rewards: the hot loop.
         self._slots = [
-            (reward.name, reward.fn, values.append, reasons.append, names)
+            (reward, reward.fn, values.append, reasons.append, names)
             for scheme, scheme_values, scheme_reasons, scheme_names in zip(
                 schemes, self.values, self.reasons, self.reason_names, strict=True
             )
@@ -254,10 +253,10 @@ class _Columns:
     def add(
         self, line: int, completion: str, answer: str, row_id: str | None, group: str | None
     ) -> None:
-        for name, fn, add_value, add_reason, names in self._slots:
+        for reward, fn, add_value, add_reason, names in self._slots:
             result = fn(completion, answer)
-            if type(result) is not Reward:
-                result = _coerce(name, result)
+            if not reward.builtin:
+                result = _coerce(reward, result)
             add_value(result[0])
             code = names.get(result[1])
             if code is None:
@@ -472,9 +471,7 @@ def _frame(schemes: tuple[Scheme, ...], chunks: list[_Columns]) -> pd.DataFrame:
 
     data: dict[str, Any] = {
         "line": np.repeat(lines, width),
-        "scheme": pd.Categorical.from_codes(
-            np.tile(np.arange(width, dtype=np.int8), n), categories=[s.name for s in schemes]
-        ),
+        "scheme": _categorical(np.tile(np.arange(width), n), [s.name for s in schemes]),
     }
     ids = [i for chunk in chunks for i in chunk.ids]
     if any(i is not None for i in ids):
@@ -523,7 +520,11 @@ def _reason_column(per_scheme: list[Any], n: int, width: int) -> pd.Categorical:
             for names, codes in chunks
         ]
         out[s_index::width] = np.concatenate(mapped) if mapped else []
-    return pd.Categorical.from_codes(out, categories=list(categories))
+    return _categorical(out, list(categories))
+
+
+def _categorical(codes: Any, categories: list[str]) -> pd.Categorical:
+    return pd.Categorical.from_codes(codes, categories=categories)  # type: ignore[call-overload, no-any-return]
 
 
 def score_rows(

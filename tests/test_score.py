@@ -228,3 +228,36 @@ def test_custom_reward_returning_garbage_raises(tmp_path: Path) -> None:
     scheme = Scheme("bad", (SchemeReward("oops", lambda c, a: "high"),))  # type: ignore[arg-type, return-value]
     with pytest.raises(TypeError, match="oops"):
         score_records([{"completion": "1", "answer": "1"}], [scheme])
+
+
+def test_custom_reward_checks_apply_to_returned_rewards_too() -> None:
+    from rewardkit.rewards import Reward
+    from rewardkit.schemes import Scheme, SchemeReward
+
+    nan = Scheme("nan", (SchemeReward("r", lambda c, a: Reward(float("nan"), "ok")),))
+    with pytest.raises(ValueError, match="finite"):
+        score_records([{"completion": "1", "answer": "1"}], [nan])
+    over = Scheme("over", (SchemeReward("r", lambda c, a: 5.0, max=0.5),))
+    with pytest.raises(ValueError, match="above its declared max 0.5"):
+        score_records([{"completion": "1", "answer": "1"}], [over])
+
+
+@pytest.mark.parametrize("name", ["line", "group", "id", "scheme", "total", "format_reason"])
+def test_reward_names_cannot_overwrite_columns(name: str) -> None:
+    from rewardkit.schemes import Scheme, SchemeError, SchemeReward
+
+    with pytest.raises(SchemeError, match="would overwrite a column"):
+        Scheme("s", (SchemeReward(name, lambda c, a: 1.0),))
+
+
+def test_pass_at_1_is_the_mean_correctness_of_samples() -> None:
+    from rewardkit.report import pass_at_k_table
+
+    rows = [{"prompt_id": "a", "completion": "<answer>1</answer>", "answer": "1"}] * 4 + [
+        {"prompt_id": "b", "completion": "<answer>2</answer>", "answer": "1"}
+    ] * 2
+    table = pass_at_k_table(score_records(rows, [STRICT]), [STRICT], [1, 4])
+    values = dict(zip(table["k"], table["pass_at_k"], strict=True))
+    assert values[1] == pytest.approx(4 / 6)
+    assert values[4] == 1.0  # only group a has 4 samples
+    assert list(table["groups"]) == [2, 1]
