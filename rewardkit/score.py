@@ -162,7 +162,7 @@ def _answer_text(value: Any, key: str) -> str:
 
 
 def _preview(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False)
+    text = json.dumps(value, ensure_ascii=False, default=repr)
     return text if len(text) <= 40 else text[:37] + "..."
 
 
