@@ -1,0 +1,400 @@
+"""Readers of other tools' files: each on its hand-written fixture, detection, errors, the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from rewardkit import cli
+from rewardkit.readers import FORMATS, detect_format, read_rows
+from rewardkit.schemes import LENIENT, STRICT
+from rewardkit.score import InputError, Keys, score_rows
+
+FIXTURES = Path(__file__).parent / "fixtures" / "readers"
+LM_EVAL = FIXTURES / "lm_eval_samples_gsm8k.jsonl"
+TRL_PARQUET = FIXTURES / "trl_completions.parquet"
+TRL_CSV = FIXTURES / "trl_completions.csv"
+VERL = FIXTURES / "verl_generations.jsonl"
+CHAT = FIXTURES / "chat.jsonl"
+NATIVE = Keys()  # each format's own fields
+
+
+def rows_of(path: Path, fmt: str, keys: Keys = NATIVE) -> list[tuple[int, dict[str, Any]]]:
+    """Every row, failing the test on a row the reader could not read."""
+    rows = list(read_rows(path, fmt, keys))
+    errors = [r for _, r in rows if isinstance(r, InputError)]
+    assert not errors, errors
+    return [(line, r) for line, r in rows if not isinstance(r, InputError)]
+
+
+def errors_of(path: Path, fmt: str, keys: Keys = NATIVE) -> list[InputError]:
+    return [r for _, r in read_rows(path, fmt, keys) if isinstance(r, InputError)]
+
+
+def write_lines(path: Path, records: list[Any]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+# --- each reader on its fixture ------------------------------------------------------------
+
+
+def test_lm_eval_reads_every_response_once_and_groups_by_doc() -> None:
+    rows = rows_of(LM_EVAL, "lm-eval")
+    # 3 docs x 3 repeats; the 3 flexible-extract lines repeat the strict-match responses.
+    assert len(rows) == 9
+    assert [line for line, _ in rows] == [1, 1, 1, 2, 2, 2, 3, 3, 3]
+    assert [r["id"] for _, r in rows[:3]] == ["0#0", "0#1", "0#2"]
+    assert [r["prompt_id"] for _, r in rows] == ["0"] * 3 + ["1"] * 3 + ["2"] * 3
+    first = rows[0][1]
+    assert first["completion"].endswith("So it made 42 * 3 = $126.\n#### 126")
+    assert first["answer"].endswith("#### 126")  # `target`: the worked solution
+    assert first["prompt"].startswith("Question: A bakery sells muffins")
+    assert first["prompt"].endswith("\nAnswer:")
+
+
+def test_lm_eval_answer_key_reads_the_doc(tmp_path: Path) -> None:
+    line = json.loads(LM_EVAL.read_text().splitlines()[0])
+    line["doc"]["final"] = "126"
+    path = write_lines(tmp_path / "samples_gsm8k_x.jsonl", [line])
+    rows = rows_of(path, "lm-eval", Keys(answer="final"))
+    assert {r["answer"] for _, r in rows} == {"126"}
+
+
+def test_lm_eval_single_response_keeps_the_doc_id(tmp_path: Path) -> None:
+    line = json.loads(LM_EVAL.read_text().splitlines()[0])
+    line["resps"] = [["#### 126"]]
+    line["arguments"] = [["Question: ...\nAnswer:", {"until": ["Question:"]}]]  # unsaved form
+    rows = rows_of(write_lines(tmp_path / "s.jsonl", [line]), "lm-eval")
+    assert [(r["id"], r["prompt"]) for _, r in rows] == [("0", "Question: ...\nAnswer:")]
+
+
+def test_trl_parquet_rows_groups_and_message_lists() -> None:
+    rows = rows_of(TRL_PARQUET, "trl")
+    assert len(rows) == 8
+    assert [line for line, _ in rows] == list(range(1, 9))  # table row numbers
+    assert [r["answer"] for _, r in rows] == ["300"] * 4 + ["1100"] * 4  # log_extra column
+    first = rows[0][1]
+    # TRL's conversational completion [{"role": "assistant", ...}] becomes its text.
+    assert first["completion"].startswith("<think>\nWeekdays: 5 * 12 = 60 pages.")
+    assert [m["role"] for m in first["prompt"]] == ["system", "user"]
+    groups = [r["prompt_id"] for _, r in rows]
+    assert len(set(groups)) == 2 and groups[0].startswith("25:")  # step : prompt digest
+    assert groups[:4] == [groups[0]] * 4
+
+
+def test_trl_csv_reads_the_same_rows_as_the_parquet() -> None:
+    parquet = rows_of(TRL_PARQUET, "trl")
+    csv_rows = rows_of(TRL_CSV, "trl")
+    # Each CSV record spans several lines (newlines inside quotes): lines are where it starts.
+    assert [line for line, _ in csv_rows][:2] == [2, 3]
+    assert [r for _, r in csv_rows] == [r for _, r in parquet]
+
+
+def test_verl_maps_output_gts_input_and_groups_by_step_and_input() -> None:
+    rows = rows_of(VERL, "verl")
+    assert len(rows) == 8
+    first = rows[0][1]
+    assert first["completion"].endswith("42 * 3 = 126 dollars.\n#### 126")
+    assert first["answer"] == "126"
+    assert first["prompt"].startswith("system\nYou are Qwen")
+    groups = [r["prompt_id"] for _, r in rows]
+    assert len(set(groups)) == 4  # val_kwargs.n = 2: two samples per prompt
+    assert groups[0] == groups[1] != groups[2] and groups[0].startswith("40:")
+    assert [r["answer"] for _, r in rows][-2:] == ["5.25", "5.25"]
+
+
+def test_chat_reads_the_last_assistant_message() -> None:
+    rows = {r["id"]: r for _, r in rows_of(CHAT, "chat")}
+    assert len(rows) == 6
+    assert rows["chat-0"]["completion"].endswith("<answer>240</answer>")
+    assert [m["role"] for m in rows["chat-0"]["prompt"]] == ["system", "user"]
+    # A multi-turn chat: the prompt is everything before the last assistant message.
+    assert rows["chat-3"]["completion"] == "3600 / 10 = 360 bags. <answer>360</answer>"
+    assert [m["role"] for m in rows["chat-3"]["prompt"]] == [
+        "system",
+        "user",
+        "assistant",
+        "user",
+    ]
+    assert rows["chat-3"]["answer"] == "360"  # a JSON number
+    # Content parts are joined.
+    assert rows["chat-2"]["completion"].endswith("20 - 14.75 = <answer>$5.25</answer>")
+    # The same prompt is one group; a longer conversation is another.
+    assert rows["chat-0"]["prompt_id"] == rows["chat-1"]["prompt_id"]
+    assert rows["chat-3"]["prompt_id"] != rows["chat-4"]["prompt_id"]
+
+
+def test_jsonl_reader_maps_the_keys(tmp_path: Path) -> None:
+    path = write_lines(
+        tmp_path / "c.jsonl",
+        [{"text": "<answer>4</answer>", "gold": 4, "uid": 9, "prompt": "2+2?"}],
+    )
+    rows = rows_of(path, "jsonl", Keys(completion="text", answer="gold", id="uid"))
+    assert rows[0][1]["completion"] == "<answer>4</answer>"
+    assert (rows[0][1]["answer"], rows[0][1]["id"]) == ("4", "9")
+
+
+def test_group_key_overrides_the_formats_group(tmp_path: Path) -> None:
+    lines = [json.loads(line) for line in VERL.read_text().splitlines()]
+    for index, line in enumerate(lines):
+        line["uid"] = f"u{index % 2}"
+    path = write_lines(tmp_path / "40.jsonl", lines)
+    rows = rows_of(path, "verl", Keys(group="uid"))
+    assert {r["prompt_id"] for _, r in rows} == {"u0", "u1"}
+
+
+@pytest.mark.parametrize(
+    ("path", "fmt", "groups"),
+    [(LM_EVAL, "lm-eval", 3), (TRL_PARQUET, "trl", 2), (VERL, "verl", 4), (CHAT, "chat", 4)],
+)
+def test_score_rows_scores_each_fixture_by_group(path: Path, fmt: str, groups: int) -> None:
+    result = score_rows(read_rows(path, fmt), [STRICT, LENIENT], source=str(path))
+    assert result.skipped == []
+    assert result.frame["group"].nunique() == groups
+    assert set(result.frame["scheme"]) == {"strict", "lenient"}
+
+
+# --- detection -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "fmt", "because"),
+    [
+        (LM_EVAL, "lm-eval", "samples_*.jsonl with doc_id/doc/resps/filtered_resps/filter"),
+        (TRL_PARQUET, "trl", "a parquet table with columns step, prompt, completion"),
+        (TRL_CSV, "trl", "a CSV table with columns step, prompt, completion"),
+        (VERL, "verl", "JSON lines with input/output/gts/score/step"),
+        (CHAT, "chat", "OpenAI-style 'messages' list"),
+    ],
+)
+def test_detect_format(path: Path, fmt: str, because: str) -> None:
+    detected, why = detect_format(path)
+    assert detected == fmt
+    assert because in why
+
+
+def test_detect_native_jsonl(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "c.jsonl", [{"completion": "5", "answer": "5"}])
+    assert detect_format(path) == ("jsonl", "JSON lines with a 'completion' field")
+
+
+def test_detect_skips_blank_lines_and_a_bom(tmp_path: Path) -> None:
+    path = tmp_path / "c.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf\n  \n" + json.dumps({"messages": [{"role": "user"}]}).encode())
+    assert detect_format(path)[0] == "chat"
+
+
+# --- errors --------------------------------------------------------------------------------
+
+
+def test_a_file_that_matches_nothing_names_every_format_tried(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "mystery.jsonl", [{"question": "2+2?", "reply": "4"}])
+    with pytest.raises(InputError) as caught:
+        detect_format(path)
+    error = caught.value
+    assert (error.code, error.line) == ("unknown_format", 1)
+    for fmt in FORMATS:
+        assert f"{fmt}: " in error.message
+    assert "no 'completion' field" in error.message
+    assert "not a .parquet or .csv table" in error.message
+    assert "question, reply" in error.message  # what the line does have
+    assert str(error).startswith(f"{path}, line 1: ")
+
+
+def test_a_text_file_is_not_json_for_any_json_format(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("\nthe model said 42\n")
+    with pytest.raises(InputError) as caught:
+        detect_format(path)
+    assert caught.value.line == 2
+    assert caught.value.message.count("line 2 is not valid JSON") == 4  # jsonl, lm-eval, verl, chat
+
+
+def test_lm_eval_results_json_gets_a_hint(tmp_path: Path) -> None:
+    path = tmp_path / "results_2025-01-01T00-00-00.json"
+    path.write_text('{\n  "results": {}\n}\n')
+    with pytest.raises(InputError, match="--log_samples"):
+        detect_format(path)
+
+
+def test_a_table_without_the_completion_column(tmp_path: Path) -> None:
+    path = tmp_path / "t.parquet"
+    pd.DataFrame({"step": [1], "text": ["4"]}).to_parquet(path)
+    with pytest.raises(InputError) as caught:
+        detect_format(path)
+    assert "trl: the parquet table has no 'completion' column (columns: step, text)" in str(
+        caught.value
+    )
+    assert "jsonl: a parquet file is not JSON lines" in str(caught.value)
+    assert detect_format(path, Keys(completion="text"))[0] == "trl"
+
+
+def test_a_broken_parquet_file_is_unreadable(tmp_path: Path) -> None:
+    path = tmp_path / "broken.parquet"
+    path.write_bytes(b"PAR1 this is not a table")
+    for call in (lambda: detect_format(path), lambda: list(read_rows(path, "trl"))):
+        with pytest.raises(InputError) as caught:
+            call()
+        assert caught.value.code == "unreadable" and caught.value.path == str(path)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_missing_and_directory_paths(tmp_path: Path, fmt: str) -> None:
+    with pytest.raises(InputError) as caught:
+        list(read_rows(tmp_path / "nope.jsonl", fmt))
+    assert caught.value.code == "not_found"
+    with pytest.raises(InputError) as caught:
+        detect_format(tmp_path)
+    assert caught.value.code == "is_directory"
+
+
+def test_empty_file(tmp_path: Path) -> None:
+    path = tmp_path / "empty.jsonl"
+    path.write_text("\n\n")
+    with pytest.raises(InputError, match="empty"):
+        detect_format(path)
+
+
+def test_unknown_format_name() -> None:
+    with pytest.raises(ValueError, match="jsonl, lm-eval, trl, verl, chat"):
+        read_rows(CHAT, "openai")
+
+
+def test_row_errors_name_the_file_line_and_fix(tmp_path: Path) -> None:
+    # verl dumps from before `gts` existed: the answer is missing.
+    old = [{"input": "q", "output": "#### 5", "score": 1.0, "step": 3}]
+    (error,) = errors_of(write_lines(tmp_path / "3.jsonl", old), "verl")
+    assert (error.line, error.code) == (1, "missing_answer")
+    assert "'gts'" in error.message and "--answer-key" in error.message
+    assert str(error).startswith(str(tmp_path / "3.jsonl") + ", line 1: ")
+
+
+def test_bad_lines_become_errors_and_the_rest_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "chat.jsonl"
+    good = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "5"}]}
+    path.write_text(
+        json.dumps({**good, "answer": "5"})
+        + "\n{not json\n"
+        + json.dumps({"messages": [{"role": "user", "content": "q"}], "answer": "5"})
+        + "\n[1, 2]\n"
+        + json.dumps({**good, "answer": None})
+        + "\n"
+        + json.dumps({**good, "answer": "5"})
+        + "\n"
+    )
+    rows = list(read_rows(path, "chat"))
+    codes = [(line, r.code) for line, r in rows if isinstance(r, InputError)]
+    assert codes == [
+        (2, "invalid_json"),
+        (3, "no_assistant_message"),
+        (4, "not_an_object"),
+        (5, "missing_answer"),
+    ]
+    assert [line for line, r in rows if not isinstance(r, InputError)] == [1, 6]
+
+
+def test_trl_table_without_an_answer_says_how_to_log_one(tmp_path: Path) -> None:
+    frame = pd.read_parquet(TRL_PARQUET).drop(columns=["answer"])
+    path = tmp_path / "completions_00025.parquet"
+    frame.to_parquet(path)
+    errors = errors_of(path, "trl")
+    assert len(errors) == 8 and errors[0].line == 1
+    assert "log_extra('answer', ...)" in errors[0].message
+    assert "--answer-key" in errors[0].message
+    rows = rows_of(path, "trl", Keys(answer="correctness_reward_func"))
+    assert len(rows) == 8
+
+
+def test_lm_eval_loglikelihood_task_has_no_completions(tmp_path: Path) -> None:
+    line = {"doc_id": 0, "doc": {}, "target": "1", "resps": [[[-1.5, False]]]}
+    (error,) = errors_of(write_lines(tmp_path / "samples_hellaswag.jsonl", [line]), "lm-eval")
+    assert error.code == "completion_not_text" and "generate_until" in error.message
+
+
+def test_csv_row_with_the_wrong_field_count(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text("prompt,completion,answer\nq,#### 5,5\nq,#### 5,5,extra\n")
+    rows = list(read_rows(path, "trl"))
+    assert isinstance(rows[1][1], InputError) and rows[1][0] == 3
+    assert "the row has 4 fields and the header 3" in rows[1][1].message
+
+
+def test_over_long_lines_are_errors(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "v.jsonl", [{"input": "q", "output": "x" * 500, "gts": "1"}])
+    (error,) = [
+        r for _, r in read_rows(path, "verl", max_line_bytes=100) if isinstance(r, InputError)
+    ]
+    assert error.code == "line_too_long"
+
+
+# --- the CLI -------------------------------------------------------------------------------
+
+
+def test_cli_formats_match_the_readers() -> None:
+    assert ("auto", *FORMATS) == cli._FORMATS
+
+
+@pytest.mark.parametrize(
+    ("path", "fmt", "rows"),
+    [(LM_EVAL, "lm-eval", 9), (TRL_PARQUET, "trl", 8), (TRL_CSV, "trl", 8), (VERL, "verl", 8),
+     (CHAT, "chat", 6)],
+)  # fmt: skip
+def test_cli_auto_detects_says_so_and_scores(
+    path: Path, fmt: str, rows: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["score", "--format", "auto", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert f"read {path} as {fmt} (" in captured.err
+    assert f"{rows} rows scored under strict, lenient" in captured.out
+    assert "Rewards per scheme" in captured.out
+
+
+def test_cli_named_format_is_not_announced(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["score", "--format", "verl", str(VERL), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "read " not in captured.err
+    document = json.loads(captured.out)
+    assert document["input"]["format"] == "verl"
+    assert document["input"]["rows_scored"] == 8
+
+
+def test_cli_native_jsonl_still_goes_through_score_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_lines(tmp_path / "c.jsonl", [{"completion": "<answer>5</answer>", "answer": "5"}])
+    assert cli.main(["score", str(path), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "as jsonl (JSON lines with a 'completion' field)" in captured.err
+    assert json.loads(captured.out)["input"]["format"] == "jsonl"
+
+
+def test_cli_wrong_format_fails_with_file_and_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["score", "--format", "verl", str(CHAT)]) == 2
+    err = capsys.readouterr().err
+    assert f"{CHAT}, line 1:" in err and "'output'" in err
+
+
+def test_cli_skip_lists_bad_rows(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lines = VERL.read_text().splitlines()
+    path = tmp_path / "40.jsonl"
+    path.write_text("\n".join([lines[0], "{broken", lines[1]]) + "\n")
+    assert cli.main(["score", str(path), "--on-error", "skip", "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["input"]["rows_scored"] == 2
+    assert document["input"]["skipped"][0]["line"] == 2
+
+
+def test_cli_unknown_file_lists_the_formats(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_lines(tmp_path / "odd.jsonl", [{"question": "q"}])
+    assert cli.main(["score", str(path)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "no format fits" in err
+    for fmt in FORMATS:
+        assert f"{fmt}:" in err
