@@ -348,7 +348,12 @@ def _import_near(module_name: str, base: Path | None) -> Any:
             sys.path.append(str(folder.resolve()))
     try:
         return importlib.import_module(module_name)
-    except ModuleNotFoundError:
+    except ModuleNotFoundError as error:
+        if error.name is not None and not module_name.startswith(error.name):
+            raise ImportError(
+                f"module {module_name!r} was found, but its own import of {error.name!r} failed:"
+                f" install {error.name!r}"
+            ) from None
         raise ImportError(
             f"cannot import module {module_name!r}: install it, or put it beside the scheme file"
             " or in the working directory"

@@ -1,0 +1,599 @@
+"""Schemes as data: the built-in STRICT and LENIENT, user schemes from YAML and TOML,
+custom ``module:function`` and ``file.py:function`` rewards, and every `SchemeError`."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+import uuid
+from collections.abc import Iterator
+from dataclasses import FrozenInstanceError
+from pathlib import Path
+
+import pytest
+
+from rewardkit.rewards import REWARDS, Reward
+from rewardkit.schemes import (
+    LENIENT,
+    SCHEMES,
+    STRICT,
+    Scheme,
+    SchemeError,
+    SchemeReward,
+    get_scheme,
+    load_scheme_file,
+    resolve_function,
+)
+
+WELL_FORMED = "<think>\n24 + 6 = 30\n</think>\n<answer>\n30\n</answer>\n"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_imports(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Scheme loading may add folders to sys.path and user modules to sys.modules: undo."""
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    before = set(sys.modules)
+    yield
+    for name in set(sys.modules) - before:
+        if name.startswith(("rewardkit_user_", "user_rewards_")):
+            del sys.modules[name]
+
+
+def _module_name() -> str:
+    return f"user_rewards_{uuid.uuid4().hex[:12]}"
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+    return path
+
+
+USER_REWARDS = """
+from decimal import Decimal
+from fractions import Fraction
+
+from rewardkit.rewards import Reward
+
+def brevity(completion, answer):
+    return 1.0 if len(completion) < 50 else 0.0
+
+def explained(completion, answer):
+    return (0.0, "too_long") if len(completion) >= 50 else (1.0, "ok")
+
+def as_reward(completion, answer):
+    return Reward(0.75, "ok")
+
+def as_int(completion, answer):
+    return 1
+
+def as_text(completion, answer):
+    return "1.0"
+
+def as_none(completion, answer):
+    return None
+
+def as_bool(completion, answer):
+    return True
+
+def as_list(completion, answer):
+    return [1.0]
+
+def reason_not_text(completion, answer):
+    return (1.0, 7)
+
+def as_fraction(completion, answer):
+    return Fraction(1, 4)
+
+def as_decimal(completion, answer):
+    return Decimal("0.25")
+
+def too_big(completion, answer):
+    return 1.5
+
+def infinite_reward(completion, answer):
+    return Reward(float("inf"), "ok")
+
+def infinite(completion, answer):
+    return float("inf")
+
+def not_a_number(completion, answer):
+    return float("nan")
+
+def raises(completion, answer):
+    raise RuntimeError("bug in the reward")
+
+NOT_CALLABLE = 3
+"""
+
+# --- the built-in schemes ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("scheme", "variant"), [(STRICT, "strict"), (LENIENT, "lenient")])
+def test_builtin_scheme_is_every_reward_in_one_variant(scheme: Scheme, variant: str) -> None:
+    assert scheme.name == variant
+    assert scheme.reward_names == ("correctness", "digit", "format", "mark")
+    for reward in scheme.rewards:
+        assert reward.variant == variant
+        assert reward.weight == 1.0
+        assert reward.fn is REWARDS[reward.name].variants[variant]
+        assert reward.max == REWARDS[reward.name].max
+    assert scheme.max_total == 3.5
+    assert scheme.source == "built-in"
+
+
+def test_builtin_schemes_are_frozen_data() -> None:
+    assert SCHEMES == {"strict": STRICT, "lenient": LENIENT}
+    with pytest.raises(FrozenInstanceError):
+        STRICT.name = "other"  # type: ignore[misc]
+    with pytest.raises(FrozenInstanceError):
+        STRICT.rewards[0].weight = 2.0  # type: ignore[misc]
+
+
+# The worked examples of spec section 4: strict and lenient totals.
+WORKED_EXAMPLES = [
+    (WELL_FORMED, "#### 30", 3.5, 3.5),
+    ("<answer>123</answer>", "123", 2.5, 3.0),
+    (" answer </answer>\n\n", "24", 0.125, 0.125),
+    ("<answer>\n360,000\n</answer>\n", "360000", 2.75, 3.0),
+    ("The total is $1,234.50.", "1234.5", 0.0, 2.0),
+]
+
+
+@pytest.mark.parametrize(("completion", "answer", "strict", "lenient"), WORKED_EXAMPLES)
+def test_worked_examples_totals(
+    completion: str, answer: str, strict: float, lenient: float
+) -> None:
+    assert STRICT.total(STRICT.score(completion, answer)) == strict
+    assert LENIENT.total(LENIENT.score(completion, answer)) == lenient
+
+
+def test_score_returns_rewards_by_name_in_scheme_order() -> None:
+    scores = STRICT.score("<answer>123</answer>", "123")
+    assert list(scores) == ["correctness", "digit", "format", "mark"]
+    assert scores["format"] == Reward(0.0, "no_think_tag")
+    assert scores["correctness"] == Reward(2.0, "ok")
+
+
+@pytest.mark.parametrize(
+    "name_or_path",
+    [
+        # built-in names
+        "strict",
+        "lenient",
+    ],
+)
+def test_get_scheme_builtin(name_or_path: str) -> None:
+    assert get_scheme(name_or_path) is SCHEMES[name_or_path]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        # unknown names, and files that are not .yaml/.yml/.toml
+        "relaxed",
+        "Strict",
+        "",
+        "scheme.json",
+        "scheme.yaml.bak",
+    ],
+)
+def test_get_scheme_unknown_lists_the_valid_names(name: str) -> None:
+    with pytest.raises(SchemeError, match=r"valid schemes: strict, lenient, or the path"):
+        get_scheme(name)
+
+
+def test_scheme_error_is_a_value_error() -> None:
+    assert issubclass(SchemeError, ValueError)
+
+
+# --- user schemes from YAML and TOML -------------------------------------------------------
+
+YAML_SCHEME = """
+name: my_scheme
+rewards:
+  - {reward: correctness, variant: lenient, weight: 2.0}
+  - {reward: format, variant: strict}
+  - {reward: mark, weight: 0.5}
+"""
+
+TOML_SCHEME = """
+name = "my_scheme"
+
+[[rewards]]
+reward = "correctness"
+variant = "lenient"
+weight = 2.0
+
+[[rewards]]
+reward = "format"
+variant = "strict"
+
+[[rewards]]
+reward = "mark"
+weight = 0.5
+"""
+
+
+@pytest.mark.parametrize(
+    ("filename", "text"),
+    [
+        # the same scheme in each format, and each YAML suffix
+        ("scheme.yaml", YAML_SCHEME),
+        ("scheme.yml", YAML_SCHEME),
+        ("scheme.toml", TOML_SCHEME),
+        ("SCHEME.YAML", YAML_SCHEME),
+    ],
+)
+def test_load_user_scheme(tmp_path: Path, filename: str, text: str) -> None:
+    path = _write(tmp_path / filename, text)
+    scheme = get_scheme(str(path))
+    assert scheme == load_scheme_file(path)
+    assert scheme.name == "my_scheme"
+    assert scheme.source == str(path)
+    assert scheme.reward_names == ("correctness", "format", "mark")
+    assert [r.variant for r in scheme.rewards] == ["lenient", "strict", "strict"]
+    assert [r.weight for r in scheme.rewards] == [2.0, 1.0, 0.5]
+    assert scheme.max_total == 2.0 * 2.0 + 0.5 + 0.5 * 0.5
+    scores = scheme.score("<answer>\n18 dollars\n</answer>\n", "#### 18")
+    assert scores["correctness"] == Reward(2.0, "ok")
+    assert scores["format"] == Reward(0.0, "no_think_tag")
+    assert scores["mark"].value == 0.25
+    assert scheme.total(scores) == 2.0 * 2.0 + 0.0 + 0.5 * 0.25
+
+
+def test_default_variant_and_name_from_the_file(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path / "mine.yaml",
+        """
+        default_variant: lenient
+        rewards:
+          - {reward: correctness}
+          - {reward: digit, variant: strict}
+        """,
+    )
+    scheme = load_scheme_file(path)
+    assert scheme.name == "mine"
+    assert [r.variant for r in scheme.rewards] == ["lenient", "strict"]
+
+
+def test_one_builtin_twice_under_two_names(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path / "both.toml",
+        """
+        [[rewards]]
+        reward = "correctness"
+        variant = "strict"
+        name = "correct_strict"
+
+        [[rewards]]
+        reward = "correctness"
+        variant = "lenient"
+        name = "correct_lenient"
+        """,
+    )
+    scores = load_scheme_file(path).score("<answer>18.0</answer>", "18")
+    assert scores == {
+        "correct_strict": Reward(0.0, "right_number_wrong_text"),
+        "correct_lenient": Reward(2.0, "ok"),
+    }
+
+
+# --- custom rewards: module:function and file.py:function ---------------------------------
+
+
+def test_custom_module_function_beside_the_scheme_file(tmp_path: Path) -> None:
+    module = _module_name()
+    _write(tmp_path / f"{module}.py", USER_REWARDS)
+    path = _write(
+        tmp_path / "custom.yaml",
+        f"""
+        name: custom
+        rewards:
+          - {{reward: correctness}}
+          - {{name: brevity, function: "{module}:brevity", max: 1.0, weight: 0.5}}
+          - {{function: "{module}:explained"}}
+        """,
+    )
+    scheme = load_scheme_file(path)
+    assert scheme.reward_names == ("correctness", "brevity", "explained")
+    assert scheme.rewards[1].variant == "custom"
+    assert scheme.rewards[1].max == 1.0
+    assert scheme.rewards[2].max is None
+    assert scheme.max_total is None  # a custom reward without a declared max
+    short = scheme.score("<answer>5</answer>", "5")
+    assert short == {
+        "correctness": Reward(2.0, "ok"),
+        "brevity": Reward(1.0, "ok"),
+        "explained": Reward(1.0, "ok"),
+    }
+    assert scheme.total(short) == 2.0 + 0.5 * 1.0 + 1.0
+    long = scheme.score("x" * 60, "5")
+    assert long["explained"] == Reward(0.0, "too_long")
+
+
+def test_custom_file_py_function(tmp_path: Path) -> None:
+    (tmp_path / "rewards_dir").mkdir()
+    _write(tmp_path / "rewards_dir" / "my_rewards.py", USER_REWARDS)
+    path = _write(
+        tmp_path / "custom.toml",
+        """
+        [[rewards]]
+        function = "rewards_dir/my_rewards.py:as_reward"
+        max = 1
+
+        [[rewards]]
+        name = "whole"
+        function = "rewards_dir/my_rewards.py:as_int"
+
+        [[rewards]]
+        function = "rewards_dir/my_rewards.py:as_fraction"
+        """,
+    )
+    scheme = load_scheme_file(path)
+    assert scheme.reward_names == ("as_reward", "whole", "as_fraction")
+    assert scheme.max_total is None
+    scores = scheme.score("anything", "1")
+    assert scores == {
+        "as_reward": Reward(0.75, "ok"),
+        "whole": Reward(1.0, "ok"),
+        "as_fraction": Reward(0.25, "ok"),  # any real number is read as a float
+    }
+    assert type(scores["whole"].value) is float
+    assert type(scores["as_fraction"].value) is float
+
+
+def test_custom_file_py_function_by_absolute_path(tmp_path: Path) -> None:
+    file = _write(tmp_path / "elsewhere.py", USER_REWARDS)
+    fn = resolve_function(f"{file}:brevity")
+    result: object = fn("short", "")  # a custom reward may return a plain float
+    assert result == 1.0
+
+
+@pytest.mark.parametrize(
+    ("spec", "name"),
+    [
+        # importable modules, by their dotted name
+        ("rewardkit.rewards:digit_lenient", "digit_lenient"),
+        ("rewardkit.rewards:correctness_strict", "correctness_strict"),
+    ],
+)
+def test_resolve_function_importable_module(spec: str, name: str) -> None:
+    assert resolve_function(spec).__name__ == name
+
+
+@pytest.mark.parametrize(
+    ("function", "error"),
+    [
+        # what a custom reward may not return: the error names the reward and the value
+        ("as_text", r"reward 'as_text' returned '1.0' \(str\); return a float"),
+        ("as_none", r"returned None \(NoneType\)"),
+        ("as_bool", r"returned True \(bool\)"),
+        ("as_list", r"returned \[1.0\] \(list\)"),
+        ("as_decimal", r"returned Decimal\('0.25'\) \(Decimal\)"),
+        ("reason_not_text", r"returned reason 7; a reason must be a str"),
+    ],
+)
+def test_custom_reward_returning_a_non_number_raises_type_error(
+    tmp_path: Path, function: str, error: str
+) -> None:
+    module = _module_name()
+    _write(tmp_path / f"{module}.py", USER_REWARDS)
+    path = _write(tmp_path / "s.yaml", f'rewards:\n  - {{function: "{module}:{function}"}}\n')
+    scheme = load_scheme_file(path)
+    with pytest.raises(TypeError, match=error):
+        scheme.score("<answer>1</answer>", "1")
+
+
+@pytest.mark.parametrize(
+    ("function", "error"),
+    [
+        # finite numbers only
+        ("infinite", r"returned inf; rewards must be finite numbers"),
+        ("not_a_number", r"returned nan; rewards must be finite numbers"),
+        ("infinite_reward", r"returned inf; rewards must be finite numbers"),
+        # a custom reward declared with a max may not exceed it
+        ("too_big", r"returned 1.5, above its declared max 1.0; fix the reward or its `max`"),
+    ],
+)
+def test_custom_reward_returning_a_non_finite_number_raises(
+    tmp_path: Path, function: str, error: str
+) -> None:
+    module = _module_name()
+    _write(tmp_path / f"{module}.py", USER_REWARDS)
+    path = _write(
+        tmp_path / "s.yaml", f'rewards:\n  - {{function: "{module}:{function}", max: 1.0}}\n'
+    )
+    with pytest.raises(ValueError, match=error):
+        load_scheme_file(path).score("", "")
+
+
+def test_a_bug_in_a_custom_reward_is_not_hidden(tmp_path: Path) -> None:
+    module = _module_name()
+    _write(tmp_path / f"{module}.py", USER_REWARDS)
+    path = _write(tmp_path / "s.yaml", f'rewards:\n  - {{function: "{module}:raises"}}\n')
+    with pytest.raises(RuntimeError, match="bug in the reward"):
+        load_scheme_file(path).score("", "")
+
+
+# --- every SchemeError ---------------------------------------------------------------------
+
+SCHEME_ERRORS = [
+    # the file itself
+    ("s.yaml", "name: [unclosed\n", r"not valid YAML"),
+    ("s.toml", "name = \n", r"not valid TOML"),
+    (
+        "s.yaml",
+        "- reward: correctness\n",
+        r"a scheme file holds a mapping with `name` and `rewards`",
+    ),
+    ("s.yaml", "", r"a scheme file holds a mapping"),
+    # top-level keys
+    (
+        "s.yaml",
+        "name: x\nrewardz: []\n",
+        r"unknown key\(s\) rewardz; valid: name, rewards, default_variant",
+    ),
+    ("s.yaml", "name: x\n", r"`rewards` must be a non-empty list"),
+    ("s.yaml", "rewards: []\n", r"`rewards` must be a non-empty list"),
+    ("s.yaml", "rewards: {reward: correctness}\n", r"`rewards` must be a non-empty list"),
+    # an entry that is not a mapping, or has unknown keys
+    ("s.yaml", "rewards: [correctness]\n", r"reward #1: expected a mapping"),
+    (
+        "s.yaml",
+        "rewards:\n  - {reward: digit}\n  - {reward: format, wieght: 2}\n",
+        r"reward #2: unknown key\(s\) wieght; valid: function, max, name, reward, variant, weight",
+    ),
+    # unknown reward: the message lists the valid names
+    (
+        "s.yaml",
+        "rewards: [{reward: digits}]\n",
+        r"reward #1: unknown reward 'digits'; valid rewards: correctness, digit, format, mark",
+    ),
+    # bad variant: the message lists the valid variants
+    (
+        "s.yaml",
+        "rewards: [{reward: format, variant: loose}]\n",
+        r"reward 'format' has no variant 'loose'; valid variants: strict, lenient",
+    ),
+    (
+        "s.yaml",
+        "default_variant: loose\nrewards: [{reward: format}]\n",
+        r"default_variant 'loose' is not a variant; use strict or lenient",
+    ),
+    # bad weight
+    ("s.yaml", "rewards: [{reward: digit, weight: heavy}]\n", r"weight 'heavy' is not a finite"),
+    ("s.yaml", "rewards: [{reward: digit, weight: true}]\n", r"weight True is not a finite"),
+    ("s.yaml", "rewards: [{reward: digit, weight: .inf}]\n", r"weight inf is not a finite"),
+    ("s.yaml", "rewards: [{reward: digit, weight: .nan}]\n", r"weight nan is not a finite"),
+    ("s.yaml", "rewards: [{reward: digit, weight: null}]\n", r"weight None is not a finite"),
+    ("s.toml", '[[rewards]]\nreward = "digit"\nweight = "2"\n', r"weight '2' is not a finite"),
+    ("s.toml", '[[rewards]]\nreward = "digit"\nweight = inf\n', r"weight inf is not a finite"),
+    # reward XOR function
+    (
+        "s.yaml",
+        "rewards: [{reward: digit, function: 'm:f'}]\n",
+        r"give either `reward` \(a built-in: correctness, digit, format, mark\)",
+    ),
+    ("s.yaml", "rewards: [{weight: 2}]\n", r"not both or neither"),
+    # a built-in's max is the spec's
+    ("s.yaml", "rewards: [{reward: digit, max: 1}]\n", r"max is fixed by the spec; remove `max`"),
+    # duplicate names, and the reserved name `total`
+    (
+        "s.yaml",
+        "rewards: [{reward: digit}, {reward: digit, variant: lenient}]\n",
+        r"names the reward\(s\) digit twice; give each entry a distinct `name`",
+    ),
+    # names that would overwrite a column of the scores
+    *[
+        (
+            "s.yaml",
+            f"rewards: [{{reward: digit, name: {name}}}]\n",
+            rf"reward name\(s\) {name} would overwrite a column of the scores"
+            r" \(group, id, line, scheme, total, \*_reason\); rename them with `name`",
+        )
+        for name in ("total", "line", "id", "group", "scheme", "digit_reason")
+    ],
+    # custom functions that cannot be found or used
+    ("s.yaml", "rewards: [{function: no_colon}]\n", r"must be written module:function"),
+    ("s.yaml", "rewards: [{function: 'mod:'}]\n", r"must be written module:function"),
+    ("s.yaml", "rewards: [{function: ':fn'}]\n", r"must be written module:function"),
+    (
+        "s.yaml",
+        "rewards: [{function: 'no_such_module_xyz:fn'}]\n",
+        r"cannot import module 'no_such_module_xyz': install it, or put it beside",
+    ),
+    (
+        "s.yaml",
+        "rewards: [{function: 'missing.py:fn'}]\n",
+        r"file missing.py not found",
+    ),
+    (
+        "s.yaml",
+        "rewards: [{function: 'rewardkit.rewards:no_such_fn'}]\n",
+        r"module rewardkit.rewards has no 'no_such_fn'",
+    ),
+    (
+        "s.yaml",
+        "rewards: [{function: 'rewardkit.rewards:OK'}]\n",
+        r"'rewardkit.rewards:OK' is not callable",
+    ),
+    (
+        "s.yaml",
+        "rewards: [{function: 'rewardkit.rewards:digit_strict', max: high}]\n",
+        r"max 'high' is not a number",
+    ),
+    (
+        "s.yaml",
+        "rewards: [{function: 'rewardkit.rewards:digit_strict', variant: strict}]\n",
+        r"`variant` is for built-in rewards; remove it",
+    ),
+]
+
+
+@pytest.mark.parametrize(("filename", "text", "error"), SCHEME_ERRORS)
+def test_scheme_errors_name_the_file_and_the_fix(
+    tmp_path: Path, filename: str, text: str, error: str
+) -> None:
+    path = tmp_path / filename
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(SchemeError, match=error) as raised:
+        load_scheme_file(path)
+    assert str(raised.value).startswith(str(path))
+
+
+def test_missing_scheme_file(tmp_path: Path) -> None:
+    path = tmp_path / "nowhere.yaml"
+    with pytest.raises(SchemeError, match="scheme file not found"):
+        get_scheme(str(path))
+
+
+def test_unreadable_scheme_file(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("name: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(SchemeError, match="cannot read the scheme file"):
+        load_scheme_file(path)
+
+
+def test_custom_module_whose_own_import_is_missing(tmp_path: Path) -> None:
+    # the module is importable; what is missing is one of ITS imports: say which
+    module = _module_name()
+    (tmp_path / f"{module}.py").write_text("import no_such_dependency_xyz\n", encoding="utf-8")
+    monkeypatch_path = str(tmp_path)
+    sys.path.insert(0, monkeypatch_path)  # undone by the autouse fixture
+    path = _write(tmp_path / "s.yaml", f'rewards:\n  - {{function: "{module}:f"}}\n')
+    with pytest.raises(SchemeError, match="no_such_dependency_xyz"):
+        load_scheme_file(path)
+
+
+def test_custom_module_beside_the_scheme_whose_own_import_is_missing(tmp_path: Path) -> None:
+    module = _module_name()
+    (tmp_path / f"{module}.py").write_text("import no_such_dependency_xyz\n", encoding="utf-8")
+    path = _write(tmp_path / "s.yaml", f'rewards:\n  - {{function: "{module}:f"}}\n')
+    with pytest.raises(SchemeError, match="no_such_dependency_xyz"):
+        load_scheme_file(path)
+
+
+# --- schemes built in code -----------------------------------------------------------------
+
+
+def test_scheme_without_rewards() -> None:
+    with pytest.raises(SchemeError, match="has no rewards; list at least one"):
+        Scheme("empty", ())
+
+
+def test_scheme_with_duplicate_names() -> None:
+    digit = STRICT.rewards[1]
+    with pytest.raises(SchemeError, match=r"names the reward\(s\) digit twice"):
+        Scheme("twice", (digit, digit))
+
+
+def test_scheme_total_is_the_weighted_sum() -> None:
+    rewards = tuple(
+        SchemeReward(r.name, r.fn, w, r.max, r.variant)
+        for r, w in zip(LENIENT.rewards, (2.0, 0.0, -1.0, 4.0), strict=True)
+    )
+    scheme = Scheme("weighted", rewards)
+    scores = scheme.score("<answer>123</answer>", "123")
+    assert scheme.total(scores) == 2.0 * 2.0 + 0.0 * 0.5 - 1.0 * 0.25 + 4.0 * 0.25
+    # a penalty (negative weight) adds at best 0 to the largest possible total
+    assert scheme.max_total == 2.0 * 2.0 + 0.0 + 0.0 + 4.0 * 0.5
