@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from rewardkit.rewards import Reward
 from rewardkit.schemes import Scheme, _coerce
 
 __all__ = [
@@ -231,37 +232,36 @@ class _Columns:
         self.lines = array("q")
         self.ids: list[str | None] = []
         self.groups: list[str | None] = []
-        # per scheme, per reward: values, and reasons as small codes into `reason_names`
-        self.values = [[array("d") for _ in s.rewards] for s in schemes]
-        self.reasons = [[array("i") for _ in s.rewards] for s in schemes]
-        self.reason_names: list[list[dict[str, int]]] = [[{} for _ in s.rewards] for s in schemes]
+        # Per scheme and reward, each result as a small code into a table of the distinct
+        # results seen: a built-in reward has a handful, so one dict lookup and one append
+        # per reward is all the hot loop does, and a chunk travels as int arrays.
+        self.codes = [[array("i") for _ in s.rewards] for s in schemes]
+        self.tables: list[list[dict[Reward, int]]] = [[{} for _ in s.rewards] for s in schemes]
         self.skipped: list[Skipped] = []
         self.blank = 0
         self.bom = False
         self.count = 0  # lines seen, for line numbering across chunks
-        # One flat list over all schemes' rewards: the hot loop.
         self._slots = [
-            (reward, reward.fn, values.append, reasons.append, names)
-            for scheme, scheme_values, scheme_reasons, scheme_names in zip(
-                schemes, self.values, self.reasons, self.reason_names, strict=True
+            (reward, reward.fn, codes.append, table)
+            for scheme, scheme_codes, scheme_tables in zip(
+                schemes, self.codes, self.tables, strict=True
             )
-            for reward, values, reasons, names in zip(
-                scheme.rewards, scheme_values, scheme_reasons, scheme_names, strict=True
+            for reward, codes, table in zip(
+                scheme.rewards, scheme_codes, scheme_tables, strict=True
             )
         ]
 
     def add(
         self, line: int, completion: str, answer: str, row_id: str | None, group: str | None
     ) -> None:
-        for reward, fn, add_value, add_reason, names in self._slots:
+        for reward, fn, add_code, table in self._slots:
             result = fn(completion, answer)
             if not reward.builtin:
                 result = _coerce(reward, result)
-            add_value(result[0])
-            code = names.get(result[1])
+            code = table.get(result)
             if code is None:
-                code = names[result[1]] = len(names)
-            add_reason(code)
+                code = table[result] = len(table)
+            add_code(code)
         self.lines.append(line)
         self.ids.append(row_id)
         self.groups.append(group)
@@ -485,13 +485,20 @@ def _frame(schemes: tuple[Scheme, ...], chunks: list[_Columns]) -> pd.DataFrame:
     for s_index, scheme in enumerate(schemes):
         total = np.zeros(n)
         for r_index, reward in enumerate(scheme.rewards):
+            decoded = [
+                (
+                    list(c.tables[s_index][r_index]),
+                    np.frombuffer(c.codes[s_index][r_index], np.int32),
+                )
+                for c in chunks
+            ]
             values = np.concatenate(
-                [np.frombuffer(c.values[s_index][r_index], dtype=np.float64) for c in chunks]
+                [np.array([r.value for r in table] or [0.0])[codes] for table, codes in decoded]
             )
             total += reward.weight * values
             reward_columns.setdefault(reward.name, [np.nan] * width)[s_index] = values
             reason_columns.setdefault(reward.name, [None] * width)[s_index] = [
-                (c.reason_names[s_index][r_index], c.reasons[s_index][r_index]) for c in chunks
+                ([r.reason for r in table], codes) for table, codes in decoded
             ]
         totals.append(total)
     for name, per_scheme in reward_columns.items():
@@ -514,9 +521,7 @@ def _reason_column(per_scheme: list[Any], n: int, width: int) -> pd.Categorical:
         if chunks is None:
             continue
         mapped = [
-            np.array([categories[r] for r in names] or [0], dtype=np.int32)[
-                np.frombuffer(codes, dtype=np.int32)
-            ]
+            np.array([categories[r] for r in names] or [0], dtype=np.int32)[codes]
             for names, codes in chunks
         ]
         out[s_index::width] = np.concatenate(mapped) if mapped else []
