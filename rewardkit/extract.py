@@ -148,9 +148,12 @@ def unpaired_answer(completion: str) -> str | None:
 def _last_closed_boxed(completion: str, first: int) -> str | None:
     """Content of the last ``\\boxed{`` (by start) whose brace closes, scanning from `first`.
 
-    One pass over the braces with a stack, so a megabyte of unclosed ``\\boxed{`` stays
-    linear. A ``\\boxed{`` that never closes (a truncated completion) is passed over.
+    One pass over the braces with a stack. A ``\\boxed{`` that never closes (a truncated
+    completion) is passed over. Past a few thousand braces the same matching is done with
+    numpy, so a megabyte of unclosed ``\\boxed{`` costs milliseconds, not a Python loop.
     """
+    if completion.count("{", first) + completion.count("}", first) > _MANY_BRACES:
+        return _last_closed_boxed_numpy(completion, first)
     closes: dict[int, int] = {}
     stack: list[int] = []
     for match in _BRACE.finditer(completion, first):
@@ -166,6 +169,37 @@ def _last_closed_boxed(completion: str, first: int) -> str | None:
             return completion[brace + 1 : closes[brace]]
         pos = completion.rfind(_BOXED, first, pos)
     return None
+
+
+_MANY_BRACES = 4096
+
+
+def _last_closed_boxed_numpy(completion: str, first: int) -> str | None:
+    """`_last_closed_boxed` with arrays: a brace closes where the depth first drops below it.
+
+    A ``}`` with nothing open is ignored by the stack; in the running depth it only shifts
+    what follows, and it cannot fall between an open brace and its close, so "the first
+    later depth below the brace's own" is exactly the stack's match.
+    """
+    import numpy as np
+
+    text = completion[first:]
+    chars = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    depth = np.cumsum((chars == ord("{")).astype(np.int64) - (chars == ord("}")))  # (N,)
+    # depth after each character; the lowest depth from each position to the end
+    suffix_min = np.minimum.accumulate(depth[::-1])[::-1]  # (N,)
+    pattern = np.frombuffer(_BOXED.encode("utf-32-le"), dtype=np.uint32)
+    starts = np.ones(len(chars) - len(pattern) + 1, dtype=bool)
+    for offset, code in enumerate(pattern):
+        starts &= chars[offset : len(chars) - len(pattern) + 1 + offset] == code
+    braces = np.flatnonzero(starts) + len(pattern) - 1  # the "{" of each \boxed{
+    braces = braces[braces + 1 < len(chars)]
+    closed = braces[suffix_min[braces + 1] < depth[braces]]
+    if len(closed) == 0:
+        return None
+    brace = int(closed[-1])
+    close = brace + 1 + int(np.argmax(depth[brace + 1 :] < depth[brace]))
+    return text[brace + 1 : close]
 
 
 def fallback_text(completion: str) -> str:

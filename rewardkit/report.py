@@ -248,9 +248,8 @@ def pass_at_k_table(
         if "correctness" not in scheme.reward_names:
             continue
         part = frame[frame["scheme"] == scheme.name]
-        counts = part.groupby("group", sort=False)["correctness"].agg(
-            n="size", c=lambda s: int((s > 0).sum())
-        )
+        correct = (part["correctness"] > 0).groupby(part["group"], sort=False)
+        counts = correct.agg(["size", "sum"]).rename(columns={"size": "n", "sum": "c"})
         wanted = list(ks) if ks else default_ks(counts["n"].tolist())
         for k in wanted:
             usable = counts[counts["n"] >= k]
