@@ -316,12 +316,17 @@ def format_lenient(completion: str, answer: str) -> Reward:
 
 # --- mark ----------------------------------------------------------------------------------
 
-_MARKS = (
-    (THINK_OPEN, "think_tag", "missing_newline_after_think"),
-    (THINK_CLOSE, "think_close_tag", "missing_newline_after_think_close"),
-    (ANSWER_OPEN, "answer_tag", "missing_newline_after_answer"),
-    (ANSWER_CLOSE, "answer_close_tag", "missing_newline_after_answer_close"),
+# (tag, tag + newline, reason when absent, when repeated, when present without the newline)
+_MARKS = tuple(
+    (tag, tag + "\n", "no_" + name, "repeated_" + name, no_newline)
+    for tag, name, no_newline in (
+        (THINK_OPEN, "think_tag", "missing_newline_after_think"),
+        (THINK_CLOSE, "think_close_tag", "missing_newline_after_think_close"),
+        (ANSWER_OPEN, "answer_tag", "missing_newline_after_answer"),
+        (ANSWER_CLOSE, "answer_close_tag", "missing_newline_after_answer_close"),
+    )
 )
+_FULL_MARKS = Reward(0.5, OK)
 
 
 def mark_strict(completion: str, answer: str) -> Reward:
@@ -335,16 +340,15 @@ def mark_strict(completion: str, answer: str) -> Reward:
     """
     value = 0.0
     reason = OK
-    for tag, name, no_newline in _MARKS:
-        count = completion.count(tag + "\n")
+    for tag, marked, absent, repeated, no_newline in _MARKS:
+        count = completion.count(marked)
         if count == 1:
             value += 0.125
+        elif reason == OK and count > 1:
+            reason = repeated
         elif reason == OK:
-            if count > 1:
-                reason = "repeated_" + name
-            else:
-                reason = no_newline if tag in completion else "no_" + name
-    return Reward(value, reason)
+            reason = no_newline if tag in completion else absent
+    return _FULL_MARKS if reason == OK else Reward(value, reason)
 
 
 def mark_lenient(completion: str, answer: str) -> Reward:
@@ -355,12 +359,12 @@ def mark_lenient(completion: str, answer: str) -> Reward:
     """
     value = 0.0
     reason = OK
-    for tag, name, _ in _MARKS:
+    for tag, _, absent, _, _ in _MARKS:
         if tag in completion:
             value += 0.125
         elif reason == OK:
-            reason = "no_" + name
-    return Reward(value, reason)
+            reason = absent
+    return _FULL_MARKS if reason == OK else Reward(value, reason)
 
 
 # --- the table -----------------------------------------------------------------------------

@@ -242,7 +242,7 @@ class _Columns:
         self.bom = False
         self.count = 0  # lines seen, for line numbering across chunks
         self._slots = [
-            (reward, reward.fn, codes.append, table)
+            (reward, reward.fn, reward.builtin, codes.append, table)
             for scheme, scheme_codes, scheme_tables in zip(
                 schemes, self.codes, self.tables, strict=True
             )
@@ -254,9 +254,9 @@ class _Columns:
     def add(
         self, line: int, completion: str, answer: str, row_id: str | None, group: str | None
     ) -> None:
-        for reward, fn, add_code, table in self._slots:
+        for reward, fn, builtin, add_code, table in self._slots:
             result = fn(completion, answer)
-            if not reward.builtin:
+            if not builtin:
                 result = _coerce(reward, result)
             code = table.get(result)
             if code is None:
