@@ -1,0 +1,93 @@
+"""`rewardkit train` and `rewardkit report`: exit codes and the text a user sees."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from trainer.cli import add_report_parser, add_train_parser, run_report, run_train
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="rewardkit")
+    commands = parser.add_subparsers(dest="command", required=True)
+    add_train_parser(commands)
+    add_report_parser(commands)
+    args = parser.parse_args(argv)
+    return run_train(args) if args.command == "train" else run_report(args)
+
+
+def test_train_without_the_train_extra_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a)
+    )
+    assert main(["train"]) == 2
+    assert "pip install 'rewardkit[train]'" in capsys.readouterr().err
+
+
+def test_a_bad_value_exits_2_with_the_reason(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("torch")
+    assert main(["train", "--set", "clip_eps=2"]) == 2
+    err = capsys.readouterr().err.replace("\n", " ")
+    assert err.startswith("error: ") and "clip_eps=2.0 is out of range" in err
+    assert main(["train", "--schemes", "strict,relaxed"]) == 2  # before any run starts
+    assert "unknown scheme 'relaxed'" in capsys.readouterr().err
+    assert main(["train", "--set", "group_size=8"]) == 2
+    assert "valid keys" in capsys.readouterr().err
+
+
+TINY = """\
+train_samples: 8
+test_samples: 4
+prompts_per_step: 4
+num_generations: 4
+max_new_tokens: 8
+epochs: 1
+pass_k: [1, 4]
+engine: torch
+"""
+
+
+def test_train_both_schemes_then_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("torch")
+    config = tmp_path / "tiny.yaml"
+    config.write_text(TINY)
+    out = tmp_path / "reports"
+    argv = ["train", str(config), "--schemes", "strict,lenient", "--output-dir", str(out)]
+    assert main([*argv, "--name", "cmp"]) == 0
+    text = capsys.readouterr().out
+    assert "Runs side by side" in text and "zero_spread_mean" in text
+    assert (out / "cmp" / "comparison.csv").exists() and (
+        out / "cmp" / "strict" / "summary.md"
+    ).exists()
+
+    assert (
+        main(
+            [
+                "report",
+                str(out / "cmp" / "strict"),
+                str(out / "cmp" / "lenient"),
+                "--out",
+                str(tmp_path / "cmp2"),
+            ]
+        )
+        == 0
+    )
+    assert "Runs side by side" in capsys.readouterr().out
+    assert (tmp_path / "cmp2" / "comparison.png").exists()
+    assert main(["report", str(out / "cmp" / "lenient")]) == 0
+    assert "Rewards: first and last steps" in capsys.readouterr().out
+
+
+def test_report_on_a_folder_that_is_not_a_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["report", str(tmp_path)]) == 2
+    assert "not a run folder" in capsys.readouterr().err

@@ -1,0 +1,121 @@
+"""TrainConfig: defaults, YAML and --set coercion, and errors that say what, why and the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from trainer.config import ConfigError, TrainConfig, dump_config, load_config, parse_overrides
+
+
+def test_defaults_follow_common_practice() -> None:
+    config = TrainConfig()
+    assert 4 <= config.num_generations <= 8
+    assert (config.temperature, config.eval_temperature) == (0.9, 0.8)
+    assert (config.beta, config.clip_eps) == (0.05, 0.2)
+    assert config.stop == ("</answer>",)
+    assert config.batch_size == config.prompts_per_step * config.num_generations
+
+
+def test_set_values_are_coerced_to_the_field_type() -> None:
+    config = load_config(
+        None,
+        [
+            "learning_rate=1e-3",  # YAML 1.1 reads this as a string
+            "epochs=3",
+            "pass_k=1,2,4",
+            "stop=['</answer>\\n']",
+            "wandb=false",
+            "train_samples=null",
+            "beta=0",
+            "system_prompt=Answer: <answer> </answer>",
+        ],
+    )
+    assert config.learning_rate == 1e-3 and isinstance(config.learning_rate, float)
+    assert config.epochs == 3
+    assert config.pass_k == (1, 2, 4)
+    assert config.stop == ("</answer>\\n",)  # single quotes in YAML keep the backslash
+    assert config.wandb is False
+    assert config.train_samples is None
+    assert config.beta == 0.0 and isinstance(config.beta, float)
+    assert config.system_prompt == "Answer: <answer> </answer>"
+    assert load_config(None, ['stop=["</answer>\\n"]']).stop == ("</answer>\n",)
+
+
+def test_a_yaml_file_then_set_overrides(tmp_path: Path) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text("scheme: strict\nepochs: 2\npass_k: [1, 8]\n")
+    config = load_config(path, ["epochs=5"])
+    assert (config.scheme, config.epochs, config.pass_k) == ("strict", 5, (1, 8))
+
+
+def test_the_dump_reads_back_unchanged(tmp_path: Path) -> None:
+    config = TrainConfig(scheme="strict", pass_k=(1, 2), stop=("</answer>\n",), train_samples=None)
+    path = tmp_path / "config.yaml"
+    path.write_text(dump_config(config))
+    assert load_config(path) == config
+
+
+def test_an_unknown_key_lists_the_valid_ones(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"unknown key.*lr.*valid keys: model, dataset,"):
+        load_config(None, ["lr=1e-3"])
+    path = tmp_path / "bad.yaml"
+    path.write_text("group_size: 8\n")
+    with pytest.raises(
+        ConfigError, match=r"bad.yaml: unknown key\(s\) group_size.*num_generations"
+    ):
+        load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        # ranges, each saying why and what to use
+        ("clip_eps=1.5", "strictly between 0 and 1; try 0.2"),
+        ("clip_eps=0", "strictly between 0 and 1"),
+        ("num_generations=1", "a group needs at least 2"),
+        ("temperature=0", "every advantage is 0"),
+        ("beta=-0.1", "cannot be negative"),
+        ("learning_rate=0", "must be a positive number"),
+        ("pass_k=4,1", "in increasing order"),
+        ("pass_k=0", "positive k values"),
+        ("engine=jax", "not one of auto, torch, vllm"),
+        ("device=tpu", "use auto, cpu, cuda"),
+        ("scheme=relaxed", "unknown scheme 'relaxed'; valid schemes: strict, lenient"),
+        ("dataset=nowhere.jsonl", "neither synthetic nor gsm8k"),
+        ("stop=['']", "non-empty stop string"),
+        ("cpu_threads=0", ">= 1, or null"),
+        # cross-field rules
+        ("train_samples=8", "smaller than prompts_per_step=16"),
+        # types
+        ("epochs=three", "epochs='three' should be a whole number"),
+        ("wandb=maybe", "should be true or false"),
+        ("pass_k=[a]", "should be a list of whole numbers"),
+        ("learning_rate=[1]", "should be a number"),
+    ],
+)
+def test_bad_values_say_what_why_and_fix(override: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_config(None, [override])
+
+
+def test_set_needs_key_equals_value() -> None:
+    with pytest.raises(ConfigError, match="write key=value"):
+        parse_overrides(["epochs"])
+
+
+def test_the_config_is_frozen_and_checked_on_construction() -> None:
+    config = TrainConfig()
+    with pytest.raises(AttributeError):
+        config.epochs = 2  # type: ignore[misc]
+    with pytest.raises(ConfigError, match="should be a whole number"):
+        TrainConfig(epochs="3")  # type: ignore[arg-type]
+    assert config.replace(epochs="3").epochs == 3  # replace() coerces like a file
+
+
+def test_the_shipped_example_config_loads() -> None:
+    example = Path(__file__).parents[1] / "examples" / "train_gsm8k.yaml"
+    config = load_config(example)
+    assert config.learning_rate == 1e-6 and config.dataset == "gsm8k"
+    assert config.system_prompt.startswith("Respond in the following format:\n<think>\n")

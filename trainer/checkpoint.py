@@ -1,0 +1,60 @@
+"""Checkpoints: model, optimizer and where the run stands, in one atomically replaced file.
+
+The data order of an epoch and the sampling seed of a step are functions of the run's seed
+and the step number (`trainer.loop`), so a position and the weights are all a resumed run
+needs to continue exactly where the killed one stopped.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trainer.runfiles import atomic_write_bytes
+
+__all__ = ["CHECKPOINT", "Position", "load_checkpoint", "save_checkpoint"]
+
+CHECKPOINT = Path("checkpoint") / "state.pt"
+
+
+@dataclass(frozen=True)
+class Position:
+    """How far a run got: epochs done, steps done in the current epoch, steps done in all."""
+
+    epoch: int = 0
+    index: int = 0
+    step: int = 0
+    sizes: dict[str, int] = field(default_factory=dict)  # sample file sizes at this point
+
+
+def save_checkpoint(run_dir: Path, model: Any, optimizer: Any, position: Position) -> None:
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(
+        {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "position": asdict(position),
+        },
+        buffer,
+    )
+    atomic_write_bytes(run_dir / CHECKPOINT, buffer.getvalue())
+
+
+def load_checkpoint(run_dir: Path, model: Any, optimizer: Any) -> Position:
+    """Restore `model` and `optimizer` in place; the position to continue from."""
+    import torch
+
+    path = run_dir / CHECKPOINT
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path}: no checkpoint to resume from (the run stopped before its first"
+            " checkpoint); start it again"
+        )
+    state = torch.load(path, map_location=next(model.parameters()).device, weights_only=True)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    return Position(**state["position"])

@@ -1,0 +1,174 @@
+"""`rewardkit train` and `rewardkit report`: argument parsing and wiring only.
+
+`rewardkit.cli` adds these two sub-commands with `add_train_parser` / `add_report_parser`
+and calls `run_train` / `run_report`. Nothing here imports torch at module level: the
+`rewardkit` command must start (and `rewardkit score` must run) without the `train` extra,
+and `rewardkit train` without it says how to install it.
+
+Exit status: 0 on success, 2 on a bad config, data set or missing dependency, 130 when
+interrupted (the run can be resumed from its last checkpoint).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+__all__ = ["add_report_parser", "add_train_parser", "run_report", "run_train"]
+
+EXIT_OK, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 2, 130
+TRAIN_EXTRA_HINT = "pip install 'rewardkit[train]'"
+
+
+def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "train",
+        help="train a model with GRPO under a reward scheme",
+        description="Run GRPO. With no arguments: a tiny model built locally, trained on a"
+        " synthetic arithmetic set on the CPU in a few minutes. Writes one folder per run"
+        " (config, steps/epochs/eval tables, samples.jsonl, summary.md, plots, model).",
+    )
+    parser.add_argument("config", nargs="?", help="YAML file of TrainConfig values")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="overrides",
+        help="override one config value, e.g. --set learning_rate=1e-3 (repeatable)",
+    )
+    parser.add_argument(
+        "--schemes",
+        metavar="A,B",
+        help="run once per scheme with the same seed and write a comparison,"
+        " e.g. --schemes strict,lenient",
+    )
+    parser.add_argument(
+        "--output-dir", default="reports", metavar="DIR", help="where run folders go (reports/)"
+    )
+    parser.add_argument("--name", help="run folder name (default: time and scheme)")
+    parser.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue a stopped run from its last checkpoint (same data order);"
+        " only --set epochs=N may change",
+    )
+    return parser
+
+
+def add_report_parser(subparsers: Any) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "report",
+        help="show a run, or compare runs side by side",
+        description="One run: its rewards at the start and end and its evaluations. Several:"
+        " a side-by-side comparison (rewards, zero-spread share, pass@k, steps to reach a"
+        " reward level) printed and written as comparison.csv and comparison.png.",
+    )
+    parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders")
+    parser.add_argument(
+        "--out",
+        metavar="DIR",
+        help="where comparison.csv/png go (default: the runs' common parent folder)",
+    )
+    return parser
+
+
+def _missing_train_extra() -> str | None:
+    for module in ("torch", "transformers"):
+        if importlib.util.find_spec(module) is None:
+            return module
+    return None
+
+
+def run_train(args: argparse.Namespace) -> int:
+    out, err = Console(), Console(stderr=True)
+    missing = _missing_train_extra()
+    if missing is not None:
+        err.print(
+            f"[red]error:[/] `rewardkit train` needs {missing}, which is not installed;"
+            f" install the train extra: {escape(TRAIN_EXTRA_HINT)}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return EXIT_BAD_INPUT
+    from trainer.config import ConfigError, load_config
+    from trainer.console import Display
+    from trainer.data import DataError
+    from trainer.engine import EngineError
+    from trainer.loop import CONFIG_FILE, train
+
+    try:
+        if args.resume:
+            root = Path(args.resume)
+            if args.config or args.schemes:
+                raise ConfigError(
+                    "--resume takes the run's own config.yaml; drop CONFIG and --schemes"
+                )
+            config = load_config(root / CONFIG_FILE, args.overrides)
+            train(config, root, resume=True, display=Display(out))
+            return EXIT_OK
+        config = load_config(args.config, args.overrides)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        if not args.schemes:
+            root = Path(args.output_dir) / (args.name or f"{stamp}-{Path(config.scheme).stem}")
+            train(config, root, display=Display(out))
+            return EXIT_OK
+        # Every scheme is checked before the first run starts.
+        configs = [config.replace(scheme=s.strip()) for s in args.schemes.split(",") if s.strip()]
+        parent = Path(args.output_dir) / (args.name or f"{stamp}-compare")
+        roots = []
+        for each in configs:
+            root = parent / Path(each.scheme).stem
+            train(each, root, display=Display(out))
+            roots.append(root)
+        return _compare(out, [str(r) for r in roots], parent)
+    except (ConfigError, DataError, EngineError, FileExistsError, FileNotFoundError) as error:
+        err.print(f"[red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        err.print(
+            "interrupted; continue from the last checkpoint with `rewardkit train --resume RUN_DIR`"
+        )
+        return EXIT_INTERRUPTED
+
+
+def run_report(args: argparse.Namespace) -> int:
+    out, err = Console(), Console(stderr=True)
+    from trainer.report import ReportError
+
+    try:
+        if len(args.runs) == 1:
+            from trainer.console import render_run
+            from trainer.report import load_run
+
+            render_run(out, load_run(args.runs[0]))
+            return EXIT_OK
+        parent = Path(args.out) if args.out else _common_parent(args.runs)
+        return _compare(out, args.runs, parent)
+    except ReportError as error:
+        err.print(f"[red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
+        return EXIT_BAD_INPUT
+
+
+def _compare(out: Console, runs: list[str], parent: Path) -> int:
+    from trainer.console import render_comparison
+    from trainer.report import load_run, write_comparison
+
+    frame, written = write_comparison([load_run(r) for r in runs], parent)
+    render_comparison(out, frame)
+    out.print("wrote " + ", ".join(str(p) for p in written))
+    return EXIT_OK
+
+
+def _common_parent(runs: list[str]) -> Path:
+    parents = [Path(r).resolve().parent for r in runs]
+    common = parents[0]
+    while not all(p == common or common in p.parents for p in parents):
+        common = common.parent
+    return common

@@ -1,0 +1,407 @@
+"""The GRPO training loop, top to bottom.
+
+Every step: take the next `prompts_per_step` problems of the epoch's order; sample
+`num_generations` completions of each; score them with the rewardkit scheme through
+`rewardkit.score.score_records` (the code `rewardkit score` runs, so a reward means the same
+thing here as in a scored file); turn the totals into group-normalised advantages; run
+`policy_updates` AdamW steps of the clipped surrogate plus k3 KL to a frozen reference;
+hand the new weights to the engine; log and write the step. After every epoch the test
+split is evaluated (greedy pass@1, sampled pass@k); an evaluation before the first step
+gives the baseline.
+
+Departures from the paper worth knowing (DeepSeekMath, section 4.1): one reference model
+for the whole run (no periodic reset); the KL term is added to the loss, not to the reward;
+`pi_old` is the policy that sampled the batch, as in the paper's Algorithm 1.
+
+Determinism: the order of an epoch is a function of (seed, epoch) and the sampling seed of
+a step a function of (seed, step), so a run resumed from a checkpoint sees the same data in
+the same order and, on the same machine, produces the same numbers as one never stopped.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.markup import escape
+
+from rewardkit.schemes import Scheme, get_scheme
+from rewardkit.score import score_records
+from trainer.checkpoint import Position, load_checkpoint, save_checkpoint
+from trainer.config import ConfigError, TrainConfig, dump_config, load_config
+from trainer.console import Display
+from trainer.data import Problem, load_problems
+from trainer.engine import Engine, Generation, make_engine
+from trainer.evaluate import evaluate, stop_cost
+from trainer.model import Policy, load_policy
+from trainer.prompt import encode_prompt, render_prompt
+from trainer.runfiles import RunFiles, atomic_write_bytes
+from trainer.tracking import Tracker
+from trainer.update import UpdateStats
+
+__all__ = ["Run", "epoch_order", "step_seed", "train"]
+
+CONFIG_FILE = "config.yaml"
+
+
+@dataclass
+class Run:
+    """Everything a run holds while it trains."""
+
+    config: TrainConfig
+    root: Path
+    scheme: Scheme
+    train_set: list[Problem]
+    test_set: list[Problem]
+    policy: Policy
+    reference: Any  # the frozen model, or None when beta is 0
+    engine: Engine
+    optimizer: Any
+    files: RunFiles
+    display: Display
+    tracker: Tracker
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return len(self.train_set) // self.config.prompts_per_step
+
+
+def epoch_order(size: int, seed: int, epoch: int) -> list[int]:
+    """The order in which epoch `epoch` visits the training problems.
+
+    >>> epoch_order(5, seed=0, epoch=0) == epoch_order(5, seed=0, epoch=0)
+    True
+    """
+    return random.Random(f"order-{seed}-{epoch}").sample(range(size), size)
+
+
+def step_seed(seed: int, step: int) -> int:
+    """The sampling seed of global step `step` (evaluations use negative steps)."""
+    return (seed * 1_000_003 + step) % (2**63)
+
+
+def train(
+    config: TrainConfig,
+    root: Path,
+    *,
+    resume: bool = False,
+    display: Display | None = None,
+    after_step: Callable[[int], None] | None = None,
+) -> Path:
+    """Train, writing the run folder `root`; with `resume`, continue from its checkpoint.
+
+    `after_step(step)` is called after each step is written (tests use it to stop a run).
+    """
+    run = _start(config, root, resume, display or Display())
+    try:
+        _train(run, resume, after_step)
+    finally:
+        run.display.close()
+    return root
+
+
+def _train(run: Run, resume: bool, after_step: Callable[[int], None] | None) -> None:
+    config, root = run.config, run.root
+    position = load_checkpoint(root, run.policy.model, run.optimizer) if resume else Position()
+    if resume:
+        run.files.rollback(position.step, position.epoch, position.sizes)
+        run.engine.sync_weights(run.policy.model)  # it was built from the initial weights
+    total = config.epochs * run.steps_per_epoch
+    run.display.start(total, position.step)
+    if not run.files.has_eval(0):
+        _evaluate(run, epoch=0, step=0)
+    step = position.step
+    for epoch in range(position.epoch, config.epochs):
+        order = epoch_order(len(run.train_set), config.seed, epoch)
+        first = position.index if epoch == position.epoch else 0
+        for index in range(first, run.steps_per_epoch):
+            step += 1
+            chosen = order[index * config.prompts_per_step : (index + 1) * config.prompts_per_step]
+            row, samples = _step(run, [run.train_set[i] for i in chosen], step, epoch + 1)
+            run.files.add_step(row, samples)
+            run.display.step(row)
+            run.tracker.log(row, step)
+            if (
+                config.save_every
+                and step % config.save_every == 0
+                and index + 1 < run.steps_per_epoch
+            ):
+                _save(run, Position(epoch, index + 1, step))
+            if after_step is not None:
+                after_step(step)
+        _evaluate(run, epoch=epoch + 1, step=step)
+        run.files.add_epoch(_epoch_row(run, epoch + 1))
+        run.display.epoch(
+            run.files.epochs[-1], [r for r in run.files.evals if r["epoch"] == epoch + 1]
+        )
+        _save(run, Position(epoch + 1, 0, step))
+    _finish(run)
+
+
+# --- setup ---------------------------------------------------------------------------------
+
+
+def _start(config: TrainConfig, root: Path, resume: bool, display: Display) -> Run:
+    import torch
+
+    if resume:
+        saved = load_config(root / CONFIG_FILE)
+        if saved.replace(epochs=config.epochs) != config:
+            raise ConfigError(
+                f"{root}: --resume continues the run with its own config.yaml; only epochs"
+                " may change (drop the other --set values)"
+            )
+    elif root.exists() and any(root.iterdir()):
+        raise FileExistsError(f"{root} already holds a run; pick another name or --resume it")
+    root.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(root / CONFIG_FILE, dump_config(config).encode())
+    torch.manual_seed(config.seed)
+    if config.cpu_threads is not None:
+        # Tiny matrices: more threads only add synchronisation (1 thread was 1.4x faster
+        # than 2 on the default run, and far faster on a busy machine).
+        torch.set_num_threads(config.cpu_threads)
+    scheme = get_scheme(config.scheme)
+    train_set, test_set = load_problems(config)
+    texts = [p.question for p in train_set + test_set]
+    policy = load_policy(config, texts)
+    reference = None
+    if config.beta > 0:
+        reference = load_policy(config, texts).model.eval().requires_grad_(False)
+    engine, why = make_engine(policy, config)
+    parameters = sum(p.numel() for p in policy.model.parameters())
+    display.message(
+        f"run [bold]{escape(str(root))}[/]: "
+        + escape(
+            f"model {config.model}, scheme {scheme.name}, engine {why}, {len(train_set)} train"
+            f" / {len(test_set)} test problems from {config.dataset}, {parameters:,} parameters"
+        )
+    )
+    cost = stop_cost(scheme, config.stop)
+    if cost is not None:
+        display.warning(cost)
+    optimizer = torch.optim.AdamW(
+        policy.model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    return Run(
+        config,
+        root,
+        scheme,
+        train_set,
+        test_set,
+        policy,
+        reference,
+        engine,
+        optimizer,
+        RunFiles(root),
+        display,
+        Tracker(config, root),
+    )
+
+
+# --- one step ------------------------------------------------------------------------------
+
+
+def _step(
+    run: Run, problems: list[Problem], step: int, epoch: int
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    import torch
+
+    from trainer.advantage import group_advantages
+    from trainer.rollout import make_rollout
+    from trainer.update import policy_update, reference_logprobs
+
+    config, tokenizer, n = run.config, run.policy.tokenizer, run.config.num_generations
+    started = time.perf_counter()
+    # 1. sample: n completions of every prompt
+    prompts = [render_prompt(tokenizer, p.question, config.system_prompt) for p in problems]
+    groups = run.engine.generate(
+        prompts,
+        n,
+        config.temperature,
+        config.max_new_tokens,
+        config.stop,
+        step_seed(config.seed, step),
+    )
+    generated = time.perf_counter()
+    completions = [g for group in groups for g in group]  # B = prompts * n, group after group
+    # 2. score with the scheme, through the same code as `rewardkit score`
+    records = [
+        {
+            "completion": c.text,
+            "answer": problems[i // n].answer,
+            "prompt_id": f"step{step}/{problems[i // n].id}",
+            "prompt": prompts[i // n],
+            "id": f"step{step}/{i}",
+        }
+        for i, c in enumerate(completions)
+    ]
+    frame = score_records(records, [run.scheme])
+    rewards = torch.tensor(frame["total"].to_numpy(), dtype=torch.float32)  # (B,)
+    # 3. advantages within each group
+    advantages = group_advantages(rewards, n)  # (B,)
+    # 4. tensors for the loss, and the frozen reference's log-probs
+    prompt_ids = [encode_prompt(tokenizer, p) for p in prompts for _ in range(n)]
+    device = next(run.policy.model.parameters()).device
+    rollout = make_rollout(
+        prompt_ids, [c.token_ids for c in completions], advantages, tokenizer.pad_token_id, device
+    )
+    ref_logp = reference_logprobs(run.reference, rollout, config)  # (B, C) or None
+    # 5. policy updates (pi_old is the first pass's log-probs), AdamW, grad clipping
+    stats = policy_update(run.policy.model, run.optimizer, rollout, ref_logp, config)
+    # 6. the engine generates with the new weights from now on
+    run.engine.sync_weights(run.policy.model)
+    # 7. what the step did
+    timing = {"gen_seconds": generated - started, "seconds": time.perf_counter() - started}
+    row = _step_row(run, step, epoch, frame, rewards, completions, stats, timing)
+    samples = _sample_records(run, problems, records, frame, advantages, completions, step, epoch)
+    return row, samples
+
+
+def _step_row(
+    run: Run,
+    step: int,
+    epoch: int,
+    frame: Any,
+    rewards: Any,
+    completions: list[Generation],
+    stats: UpdateStats,
+    timing: dict[str, float],
+) -> dict[str, Any]:
+    """One row of steps.parquet: reward statistics, zero spread, loss and speed."""
+    import torch
+
+    from trainer.advantage import zero_spread
+
+    n = run.config.num_generations
+    lengths = [len(c.token_ids) for c in completions]
+    row: dict[str, Any] = {
+        "step": step,
+        "epoch": epoch,
+        "prompts": len(completions) // n,
+        "completions": len(completions),
+    }
+    for name in [*run.scheme.reward_names, "total"]:
+        values = frame[name].to_numpy(dtype=float)
+        row |= {
+            f"{name}_mean": values.mean(),
+            f"{name}_std": values.std(),
+            f"{name}_min": values.min(),
+            f"{name}_max": values.max(),
+        }
+    for name in run.scheme.reward_names:  # which rewards give no signal, group by group
+        values = torch.tensor(frame[name].to_numpy(dtype=float))  # (B,)
+        row[f"{name}_tied"] = float(zero_spread(values, n).float().mean())
+    return row | {
+        "zero_spread": float(zero_spread(rewards, n).float().mean()),
+        "all_zero": float((rewards.view(-1, n).amax(1) == 0).float().mean()),
+        "loss": stats.loss,
+        "kl": stats.kl,
+        "clip_fraction": stats.clip_fraction,
+        "ratio": stats.ratio,
+        "grad_norm": stats.grad_norm,
+        "completion_len": sum(lengths) / len(lengths),
+        "finished": sum(c.finished for c in completions) / len(completions),
+        "gen_seconds": timing["gen_seconds"],
+        "gen_tokens_per_s": sum(lengths) / max(timing["gen_seconds"], 1e-9),
+        "update_seconds": stats.seconds,
+        "update_tokens_per_s": stats.tokens / max(stats.seconds, 1e-9),
+        "seconds": timing["seconds"],
+    }
+
+
+def _sample_records(
+    run: Run,
+    problems: list[Problem],
+    records: list[dict[str, Any]],
+    frame: Any,
+    advantages: Any,
+    completions: list[Generation],
+    step: int,
+    epoch: int,
+) -> list[dict[str, Any]]:
+    """The lines of samples.jsonl: what `rewardkit score` reads, plus scores and advantage."""
+    n, names = run.config.num_generations, run.scheme.reward_names
+    values = {k: frame[k].to_numpy(dtype=float).tolist() for k in [*names, "total"]}
+    reasons = {k: frame[k + "_reason"].astype(str).tolist() for k in names}
+    adv = advantages.tolist()
+    return [
+        {
+            **record,
+            "problem_id": problems[i // n].id,
+            "gold": problems[i // n].gold,
+            "step": step,
+            "epoch": epoch,
+            "rewards": {k: values[k][i] for k in values},
+            "reasons": {k: reasons[k][i] for k in reasons},
+            "advantage": adv[i],
+            "tokens": len(completions[i].token_ids),
+            "finished": completions[i].finished,
+        }
+        for i, record in enumerate(records)
+    ]
+
+
+# --- evaluation, epochs, checkpoints, the end -----------------------------------------------
+
+
+def _evaluate(run: Run, epoch: int, step: int) -> None:
+    config = run.config
+    prompts = [
+        render_prompt(run.policy.tokenizer, p.question, config.system_prompt) for p in run.test_set
+    ]
+    result = evaluate(
+        run.engine, run.test_set, prompts, run.scheme, config, step_seed(config.seed, -1 - epoch)
+    )
+    rows = [{"epoch": epoch, "step": step, **r} for r in result.rows]
+    samples = [{**s, "epoch": epoch, "step": step} for s in result.samples]
+    run.files.add_eval(rows, samples)
+    run.display.evaluation(epoch, rows)
+    run.tracker.log({f"eval/{r['metric']}": r["value"] for r in rows}, step)
+    for warning in result.warnings:
+        run.display.warning(warning)
+
+
+def _epoch_row(run: Run, epoch: int) -> dict[str, Any]:
+    """The epoch's summary, from the step rows (so a resumed epoch counts its first half)."""
+    rows = [r for r in run.files.steps if r["epoch"] == epoch]
+    completions = sum(r["completions"] for r in rows)
+    accumulated = sum(r["total_mean"] * r["completions"] for r in rows)
+    row: dict[str, Any] = {
+        "epoch": epoch,
+        "steps": len(rows),
+        "last_step": rows[-1]["step"] if rows else 0,
+        "samples_seen": sum(r["completions"] for r in run.files.steps),
+        "prompts_seen": sum(r["prompts"] for r in run.files.steps),
+        "accumulated_reward": accumulated,
+        "mean_reward": accumulated / max(completions, 1),
+    }
+    for name in run.scheme.reward_names:
+        row[f"{name}_mean"] = sum(r[f"{name}_mean"] * r["completions"] for r in rows) / max(
+            completions, 1
+        )
+    row["zero_spread"] = sum(r["zero_spread"] for r in rows) / max(len(rows), 1)
+    row["seconds"] = sum(r["seconds"] for r in rows)
+    return row
+
+
+def _save(run: Run, position: Position) -> None:
+    sized = Position(position.epoch, position.index, position.step, run.files.sizes())
+    save_checkpoint(run.root, run.policy.model, run.optimizer, sized)
+
+
+def _finish(run: Run) -> None:
+    from transformers.utils import logging
+
+    from trainer.report import write_report
+
+    quiet: Any = logging.disable_progress_bar  # untyped; its shard bar would break the live view
+    quiet()
+    run.policy.model.save_pretrained(run.root / "model")
+    run.policy.tokenizer.save_pretrained(run.root / "model")
+    write_report(run.root)
+    run.tracker.finish()
+    run.display.finish(run.root)

@@ -1,0 +1,38 @@
+"""Question to prompt text: the tokenizer's chat template when it has one, else plain text.
+
+The prompt is complete text, special tokens included (a chat template writes its own BOS),
+and engines encode it with ``add_special_tokens=False``; `encode_prompt` is that encoding,
+used again when the loss re-reads the prompt, so the two always agree.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["encode_prompt", "render_prompt"]
+
+
+def render_prompt(tokenizer: Any, question: str, system_prompt: str) -> str:
+    """The text the model continues, ending where the completion starts.
+
+    >>> class Plain:
+    ...     chat_template = None
+    ...     bos_token = None
+    >>> render_prompt(Plain(), "What is 2 + 3?", "Answer in <answer> </answer>.")
+    'Answer in <answer> </answer>.\\n\\nQuestion: What is 2 + 3?\\nAnswer: '
+    """
+    if getattr(tokenizer, "chat_template", None):
+        messages = [{"role": "user", "content": question}]
+        if system_prompt:
+            messages.insert(0, {"role": "system", "content": system_prompt})
+        return str(
+            tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        )
+    head = f"{system_prompt}\n\n" if system_prompt else ""
+    bos = getattr(tokenizer, "bos_token", None) or ""
+    return f"{bos}{head}Question: {question}\nAnswer: "
+
+
+def encode_prompt(tokenizer: Any, text: str) -> list[int]:
+    """Token ids of a rendered prompt, adding nothing (the text already holds any BOS)."""
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])

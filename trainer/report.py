@@ -1,0 +1,404 @@
+"""Run folders to summary frames, plots, ``summary.md`` and run-against-run comparisons.
+
+Reads only what a run wrote (the parquet tables, the sample files, ``config.yaml``), so
+``rewardkit report`` works on any finished or killed run, on a machine without torch.
+Frames here, rich tables in `trainer.console`; files are written atomically.
+
+The "why" of a run is rewardkit's own: the last epoch's samples go through
+`rewardkit.score.score_records` and `rewardkit.report.summarize`, the code behind
+``rewardkit score``, which names the reason each reward is zero and the share of groups
+that tie (zero reward spread: no GRPO signal).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from rewardkit.report import Summary, summarize
+from rewardkit.schemes import get_scheme
+from rewardkit.score import score_records
+from trainer.runfiles import (
+    EPOCHS,
+    EVAL,
+    EVAL_COLUMNS,
+    SAMPLES,
+    STEPS,
+    atomic_write_bytes,
+    atomic_write_frame,
+)
+
+__all__ = [
+    "LEVELS",
+    "ReportError",
+    "RunData",
+    "compare_runs",
+    "eval_table",
+    "learning_table",
+    "load_run",
+    "steps_to_reach",
+    "write_comparison",
+    "write_report",
+]
+
+LEVELS = (0.5, 1.0, 2.0)  # reward levels for "steps to reach"
+SMOOTH = 5  # steps in the rolling mean behind "steps to reach" and the plots
+
+
+class ReportError(ValueError):
+    """A folder that is not a run (no config.yaml or steps.parquet)."""
+
+
+@dataclass
+class RunData:
+    """The tables of one run."""
+
+    root: Path
+    config: dict[str, Any]
+    steps: pd.DataFrame
+    epochs: pd.DataFrame
+    evals: pd.DataFrame
+
+    @property
+    def name(self) -> str:
+        return self.root.name
+
+    @property
+    def scheme(self) -> str:
+        return str(self.config.get("scheme", "?"))
+
+    @property
+    def rewards(self) -> list[str]:
+        """The scheme's reward names, in the order of the step table."""
+        return [c.removesuffix("_tied") for c in self.steps.columns if c.endswith("_tied")]
+
+
+def load_run(root: str | Path) -> RunData:
+    import yaml
+
+    root = Path(root)
+    if not (root / "config.yaml").exists() or not (root / STEPS).exists():
+        raise ReportError(
+            f"{root}: not a run folder (it needs config.yaml and {STEPS}; a run writes them"
+            " after its first step)"
+        )
+    config = yaml.safe_load((root / "config.yaml").read_text(encoding="utf-8")) or {}
+
+    def read(name: str, columns: list[str] | None = None) -> pd.DataFrame:
+        path = root / name
+        return pd.read_parquet(path) if path.exists() else pd.DataFrame(columns=columns)
+
+    return RunData(root, config, read(STEPS), read(EPOCHS), read(EVAL, EVAL_COLUMNS))
+
+
+# --- frames --------------------------------------------------------------------------------
+
+
+def _window(steps: pd.DataFrame) -> int:
+    return max(1, min(10, len(steps) // 10))
+
+
+def learning_table(run: RunData) -> pd.DataFrame:
+    """Per reward and total: mean over the first and the last steps, and the change.
+
+    The window is a tenth of the run (1 to 10 steps). Also the share of groups with zero
+    spread in each reward (``tied``), where the scheme gives GRPO nothing to learn from.
+    """
+    steps, window = run.steps, _window(run.steps)
+    rows = []
+    for name in [*run.rewards, "total"]:
+        start = float(steps[f"{name}_mean"].head(window).mean())
+        end = float(steps[f"{name}_mean"].tail(window).mean())
+        tied_column = "zero_spread" if name == "total" else f"{name}_tied"
+        rows.append(
+            {
+                "reward": name,
+                "start": start,
+                "end": end,
+                "change": end - start,
+                "tied_start": float(steps[tied_column].head(window).mean()),
+                "tied_end": float(steps[tied_column].tail(window).mean()),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def eval_table(run: RunData) -> pd.DataFrame:
+    """Evaluations: one row per epoch (0 = before training), one column per metric."""
+    if run.evals.empty:
+        return pd.DataFrame()
+    table = run.evals.pivot_table(index="epoch", columns="metric", values="value", sort=False)
+    order = [m for m in run.evals["metric"].drop_duplicates() if m in table.columns]
+    return table[order].reset_index()
+
+
+def steps_to_reach(steps: pd.DataFrame, level: float) -> int | None:
+    """The first step where the rolling mean total reward reaches `level`, or None.
+
+    >>> steps_to_reach(pd.DataFrame({"step": [1, 2, 3], "total_mean": [0.0, 2.0, 2.0]}), 1.0)
+    2
+    """
+    smooth = steps["total_mean"].rolling(SMOOTH, min_periods=1).mean()
+    reached = steps["step"][smooth >= level]
+    return None if reached.empty else int(reached.iloc[0])
+
+
+def compare_runs(runs: Sequence[RunData]) -> pd.DataFrame:
+    """One row per run, side by side: rewards start and end, zero spread, pass@k, speed."""
+    rows = []
+    for run in runs:
+        learning = learning_table(run).set_index("reward")
+        row: dict[str, Any] = {"run": run.name, "scheme": run.scheme, "steps": len(run.steps)}
+        row["reward_start"] = learning.loc["total", "start"]
+        row["reward_end"] = learning.loc["total", "end"]
+        row["reward_best"] = float(
+            run.steps["total_mean"].rolling(SMOOTH, min_periods=1).mean().max()
+        )
+        for name in run.rewards:
+            row[f"{name}_end"] = learning.loc[name, "end"]
+        row["zero_spread_start"] = learning.loc["total", "tied_start"]
+        row["zero_spread_end"] = learning.loc["total", "tied_end"]
+        row["zero_spread_mean"] = float(run.steps["zero_spread"].mean())
+        for name in run.rewards:  # which rewards never separate completions of a prompt
+            row[f"{name}_tied_mean"] = float(run.steps[f"{name}_tied"].mean())
+        evals = eval_table(run)
+        for metric in [c for c in evals.columns if str(c).startswith("pass@")]:
+            row[f"{metric} final"] = float(evals[metric].iloc[-1])
+            row[f"{metric} best"] = float(evals[metric].max())
+        for level in LEVELS:
+            row[f"steps to reward {level:g}"] = steps_to_reach(run.steps, level)
+        row["seconds"] = float(run.steps["seconds"].sum())
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    for level in LEVELS:
+        frame[f"steps to reward {level:g}"] = frame[f"steps to reward {level:g}"].astype("Int64")
+    return frame
+
+
+def why_summary(run: RunData, last: int = 1) -> Summary | None:
+    """rewardkit's summary of the last `last` epochs' training samples (None without any)."""
+    path = run.root / SAMPLES
+    if not path.exists() or run.steps.empty:
+        return None
+    first_epoch = int(run.steps["epoch"].max()) - last + 1
+    records = []
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            record = json.loads(line)
+            if record["epoch"] >= first_epoch:
+                records.append({k: record[k] for k in ("completion", "answer", "prompt_id", "id")})
+    if not records:
+        return None
+    scheme = get_scheme(run.scheme)
+    return summarize(score_records(records, [scheme], source=str(path)), [scheme])
+
+
+# --- files ---------------------------------------------------------------------------------
+
+
+def _markdown(frame: pd.DataFrame, digits: int = 3) -> str:
+    def cell(value: Any) -> str:
+        if isinstance(value, float):
+            return "-" if math.isnan(value) else f"{value:.{digits}f}"
+        return "-" if value is None else str(value)
+
+    header = "| " + " | ".join(map(str, frame.columns)) + " |"
+    rule = "| " + " | ".join("---" for _ in frame.columns) + " |"
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *body])
+
+
+def summary_markdown(run: RunData, why: Summary | None) -> str:
+    """The text of ``summary.md``."""
+    config = run.config
+    learning = learning_table(run)
+    total = learning.set_index("reward").loc["total"]
+    lines = [
+        f"# Run {run.name}",
+        "",
+        f"Model `{config.get('model')}`, scheme `{run.scheme}`, data `{config.get('dataset')}`,"
+        f" {len(run.steps)} steps of {config.get('prompts_per_step')} prompts x"
+        f" {config.get('num_generations')} completions, seed {config.get('seed')},"
+        f" {run.steps['seconds'].sum():.0f} s of training steps.",
+        "",
+        f"Mean total reward: **{total['start']:.3f}** over the first {_window(run.steps)} steps,"
+        f" **{total['end']:.3f}** over the last (change {total['change']:+.3f}). Groups with"
+        f" zero reward spread (no GRPO signal): {total['tied_start']:.0%} at the start,"
+        f" {total['tied_end']:.0%} at the end.",
+        "",
+        "## Rewards at the start and the end",
+        "",
+        "`tied` is the share of groups in which every completion got the same value of that"
+        " reward: it teaches nothing there.",
+        "",
+        _markdown(learning),
+        "",
+    ]
+    silent = [
+        f"{name} ({run.steps[f'{name}_tied'].mean():.0%})"
+        for name in run.rewards
+        if run.steps[f"{name}_tied"].mean() >= 0.95
+    ]
+    if silent:
+        lines += [
+            "Rewards tied within (nearly) every group over the whole run, so they gave GRPO"
+            f" no signal: {', '.join(silent)}.",
+            "",
+        ]
+    evals = eval_table(run)
+    if not evals.empty:
+        lines += ["## Evaluation (epoch 0 is before training)", "", _markdown(evals), ""]
+    if why is not None:
+        lines += ["## Why rewards are what they are (last epoch's samples, rewardkit)", ""]
+        lines += [f"- {note}" for note in why.notes] or ["- nothing stands out"]
+        if not why.reasons.empty:
+            top = why.reasons.groupby("reward", sort=False).head(3)
+            lines += ["", _markdown(top[["reward", "reason", "share", "value", "meaning"]])]
+        lines.append("")
+    lines += [
+        "## Files",
+        "",
+        "`steps.parquet`, `epochs.parquet`, `eval.parquet`; `samples.jsonl` (re-score with"
+        " `rewardkit score samples.jsonl`); plots `rewards.png`, `zero_spread.png`,"
+        " `pass_at_k.png`; the final model in `model/`.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_report(root: str | Path) -> list[Path]:
+    """Write ``summary.md`` and the plots of the run at `root`; return the files written."""
+    run = load_run(root)
+    written = [run.root / "summary.md"]
+    atomic_write_bytes(written[0], summary_markdown(run, why_summary(run)).encode())
+    written += plot_run(run)
+    return written
+
+
+def write_comparison(runs: Sequence[RunData], out: Path) -> tuple[pd.DataFrame, list[Path]]:
+    """``comparison.csv`` and ``comparison.png`` in `out`; the comparison frame."""
+    frame = compare_runs(runs)
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / "comparison.csv"]
+    atomic_write_frame(written[0], frame)
+    written += plot_comparison(runs, out / "comparison.png")
+    return frame, written
+
+
+# --- plots ---------------------------------------------------------------------------------
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+    except ImportError:
+        return None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(figure: Any, path: Path) -> Path:
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    figure.savefig(tmp, dpi=110, bbox_inches="tight")
+    tmp.replace(path)
+    return path
+
+
+def plot_run(run: RunData) -> list[Path]:
+    """rewards.png, zero_spread.png, pass_at_k.png (none without matplotlib)."""
+    plt = _pyplot()
+    if plt is None or run.steps.empty:
+        return []
+    steps, written = run.steps, []
+    figure, axis = plt.subplots(figsize=(7, 4))
+    for name in [*run.rewards, "total"]:
+        smooth = steps[f"{name}_mean"].rolling(SMOOTH, min_periods=1).mean()
+        axis.plot(steps["step"], smooth, label=name, linewidth=2.5 if name == "total" else 1.5)
+    axis.set(
+        xlabel="step",
+        ylabel=f"mean reward (rolling {SMOOTH})",
+        title=f"{run.name}: reward per component ({run.scheme})",
+    )
+    axis.legend()
+    written.append(_save(figure, run.root / "rewards.png"))
+    plt.close(figure)
+
+    figure, axis = plt.subplots(figsize=(7, 4))
+    axis.plot(steps["step"], steps["zero_spread"], label="total", linewidth=2.5)
+    for name in run.rewards:
+        axis.plot(steps["step"], steps[f"{name}_tied"], label=name, alpha=0.7)
+    axis.set(
+        xlabel="step",
+        ylabel="share of groups",
+        ylim=(-0.02, 1.02),
+        title=f"{run.name}: groups with zero reward spread (no signal)",
+    )
+    axis.legend()
+    written.append(_save(figure, run.root / "zero_spread.png"))
+    plt.close(figure)
+
+    evals = eval_table(run)
+    if not evals.empty:
+        figure, axis = plt.subplots(figsize=(7, 4))
+        for metric in [c for c in evals.columns if str(c).startswith("pass@")]:
+            axis.plot(evals["epoch"], evals[metric], marker="o", label=metric)
+        axis.set(
+            xlabel="epoch (0 = before training)",
+            ylabel="share of test problems",
+            ylim=(-0.02, 1.02),
+            title=f"{run.name}: pass@k on the test split",
+        )
+        axis.legend()
+        written.append(_save(figure, run.root / "pass_at_k.png"))
+        plt.close(figure)
+    return written
+
+
+def plot_comparison(runs: Sequence[RunData], path: Path) -> list[Path]:
+    plt = _pyplot()
+    if plt is None:
+        return []
+    figure, axes = plt.subplots(1, 3, figsize=(15, 4))
+    for run in runs:
+        label = run.name if run.name == run.scheme else f"{run.name} ({run.scheme})"
+        smooth = run.steps["total_mean"].rolling(SMOOTH, min_periods=1).mean()
+        axes[0].plot(run.steps["step"], smooth, label=label)
+        axes[1].plot(run.steps["step"], run.steps["zero_spread"], label=label)
+        evals = eval_table(run)
+        passes = [c for c in evals.columns if str(c).startswith("pass@")]
+        if passes:  # greedy pass@1 (solid) and the largest sampled pass@k (dashed)
+            line = axes[2].plot(evals["epoch"], evals[passes[0]], marker="o", label=label)[0]
+            axes[2].plot(
+                evals["epoch"],
+                evals[passes[-1]],
+                marker="o",
+                linestyle="--",
+                color=line.get_color(),
+                label=f"{label} {passes[-1]}",
+            )
+    axes[0].set(xlabel="step", ylabel="mean total reward", title="reward")
+    axes[1].set(
+        xlabel="step",
+        ylabel="share of groups",
+        ylim=(-0.02, 1.02),
+        title="zero reward spread (no signal)",
+    )
+    axes[2].set(
+        xlabel="epoch (0 = before training)",
+        ylabel="share of test problems",
+        ylim=(-0.02, 1.02),
+        title="pass@1 (greedy) and pass@k",
+    )
+    for axis in axes:
+        axis.legend()
+    _save(figure, path)
+    plt.close(figure)
+    return [path]

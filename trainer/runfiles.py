@@ -1,0 +1,127 @@
+"""The run folder: what a run writes, written so that a kill never leaves half a file.
+
+::
+
+    config.yaml          the resolved TrainConfig (all a resume needs)
+    steps.parquet        one row per step: reward stats per component, zero spread, loss...
+    epochs.parquet       one row per epoch: accumulated_reward, mean_reward, samples seen...
+    eval.parquet         one row per metric per evaluation (epoch 0 is before training)
+    samples.jsonl        every training completion: completion, answer, prompt_id, prompt,
+                         id, rewards, reasons, advantage... (`rewardkit score` reads it)
+    eval_samples.jsonl   the greedy completions of every evaluation
+    checkpoint/          model, optimizer and position of the last checkpoint
+    model/               the final policy (`save_pretrained`) and tokenizer
+    summary.md, *.png    written at the end (`trainer.report`)
+
+Tables are rewritten whole through a temporary file and `os.replace`, which is atomic.
+Sample files only grow: each step's lines go out in one ``write`` call, and the checkpoint
+records each file's size, so a resume cuts off whatever was written after it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+__all__ = ["SAMPLE_FILES", "RunFiles", "atomic_write_bytes", "atomic_write_frame"]
+
+STEPS, EPOCHS, EVAL = "steps.parquet", "epochs.parquet", "eval.parquet"
+SAMPLES, EVAL_SAMPLES = "samples.jsonl", "eval_samples.jsonl"
+SAMPLE_FILES = (SAMPLES, EVAL_SAMPLES)
+EVAL_COLUMNS = ["epoch", "step", "metric", "k", "value"]
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that readers see the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_frame(path: Path, frame: pd.DataFrame) -> None:
+    """A DataFrame to .parquet or .csv, atomically."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".csv":
+        frame.to_csv(tmp, index=False)
+    else:
+        frame.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def _read(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [{str(k): v for k, v in row.items()} for row in pd.read_parquet(path).to_dict("records")]
+
+
+class RunFiles:
+    """The tables of a run, kept in memory and rewritten on every change."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.steps: list[dict[str, Any]] = _read(root / STEPS)
+        self.epochs: list[dict[str, Any]] = _read(root / EPOCHS)
+        self.evals: list[dict[str, Any]] = _read(root / EVAL)
+
+    def rollback(self, step: int, epoch: int, sizes: Mapping[str, int]) -> None:
+        """Forget what was written after a checkpoint at `step` with `epoch` epochs done."""
+        self.steps = [r for r in self.steps if r["step"] <= step]
+        self.epochs = [r for r in self.epochs if r["epoch"] <= epoch]
+        self.evals = [r for r in self.evals if r["epoch"] <= epoch]
+        for name in SAMPLE_FILES:
+            path = self.root / name
+            if path.exists():
+                with open(path, "r+b") as handle:
+                    handle.truncate(sizes.get(name, 0))
+        self._write_tables()
+
+    def sizes(self) -> dict[str, int]:
+        """The size of each sample file now, for the checkpoint."""
+        return {
+            n: (self.root / n).stat().st_size if (self.root / n).exists() else 0
+            for n in SAMPLE_FILES
+        }
+
+    def add_step(self, row: Mapping[str, Any], samples: Sequence[Mapping[str, Any]]) -> None:
+        self._append(SAMPLES, samples)
+        self.steps.append(dict(row))
+        atomic_write_frame(self.root / STEPS, pd.DataFrame(self.steps))
+
+    def add_eval(
+        self, rows: Sequence[Mapping[str, Any]], samples: Sequence[Mapping[str, Any]]
+    ) -> None:
+        self._append(EVAL_SAMPLES, samples)
+        self.evals.extend(dict(r) for r in rows)
+        atomic_write_frame(self.root / EVAL, pd.DataFrame(self.evals, columns=EVAL_COLUMNS))
+
+    def add_epoch(self, row: Mapping[str, Any]) -> None:
+        self.epochs.append(dict(row))
+        atomic_write_frame(self.root / EPOCHS, pd.DataFrame(self.epochs))
+
+    def has_eval(self, epoch: int) -> bool:
+        return any(r["epoch"] == epoch for r in self.evals)
+
+    def _append(self, name: str, records: Sequence[Mapping[str, Any]]) -> None:
+        data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode()
+        fd = os.open(self.root / name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, data)  # one call: a kill leaves whole steps, cut off at resume
+        finally:
+            os.close(fd)
+
+    def _write_tables(self) -> None:
+        for name, rows in ((STEPS, self.steps), (EPOCHS, self.epochs)):
+            if rows or (self.root / name).exists():
+                atomic_write_frame(self.root / name, pd.DataFrame(rows))
+        if self.evals or (self.root / EVAL).exists():
+            atomic_write_frame(self.root / EVAL, pd.DataFrame(self.evals, columns=EVAL_COLUMNS))

@@ -1,0 +1,121 @@
+"""The policy updates of one step: `policy_updates` AdamW steps on the same rollout.
+
+The log-probs of the policy that sampled the rollout (``old``) are those of the first
+pass: no optimizer step has happened yet when it runs, so ``logp.detach()`` there *is*
+pi_old, and no extra forward pass is needed. Later passes see the updated policy, and the
+ratio and the clip start to act. Gradients are accumulated over micro-batches, weighted by
+their share of the batch, so the result does not depend on `micro_batch_size`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from trainer.loss import grpo_loss, token_logprobs
+from trainer.rollout import Rollout
+
+if TYPE_CHECKING:
+    import torch
+
+    from trainer.config import TrainConfig
+
+__all__ = ["UpdateStats", "policy_update", "reference_logprobs"]
+
+
+@dataclass(frozen=True)
+class UpdateStats:
+    """Means over the updates of one step."""
+
+    loss: float
+    kl: float
+    clip_fraction: float
+    ratio: float
+    grad_norm: float  # before clipping
+    seconds: float
+    tokens: int  # tokens run through forward and backward, prompt included
+
+
+def reference_logprobs(
+    reference: Any, rollout: Rollout, config: TrainConfig
+) -> torch.Tensor | None:
+    """Log-probs (B, C) of the frozen reference model, or None when `beta` is 0."""
+    import torch
+
+    if reference is None or config.beta == 0:
+        return None
+    parts = []
+    with torch.inference_mode():
+        for start in range(0, len(rollout), config.micro_batch_size):
+            part = rollout.rows(start, start + config.micro_batch_size)
+            parts.append(
+                token_logprobs(
+                    reference,
+                    part.input_ids,
+                    part.attention_mask,
+                    part.completion_len,
+                    config.temperature,
+                )
+            )
+    return torch.cat(parts).clone()  # (B, C), a normal tensor usable in autograd graphs
+
+
+def policy_update(
+    model: Any,
+    optimizer: torch.optim.Optimizer,
+    rollout: Rollout,
+    ref_logp: torch.Tensor | None,
+    config: TrainConfig,
+) -> UpdateStats:
+    """Run `config.policy_updates` optimizer steps on `rollout`; return their mean stats."""
+    import torch
+
+    started = time.perf_counter()
+    model.train()
+    batch = len(rollout)
+    old: list[torch.Tensor] = []
+    totals = {"loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "ratio": 0.0, "grad_norm": 0.0}
+    for update in range(config.policy_updates):
+        optimizer.zero_grad(set_to_none=True)
+        for index, start in enumerate(range(0, batch, config.micro_batch_size)):
+            part = rollout.rows(start, start + config.micro_batch_size)
+            logp = token_logprobs(
+                model,
+                part.input_ids,
+                part.attention_mask,
+                part.completion_len,
+                config.temperature,
+            )  # (b, C)
+            if update == 0:
+                old.append(logp.detach())
+            ref = None if ref_logp is None else ref_logp[start : start + len(part)]
+            parts = grpo_loss(
+                logp,
+                old[index],
+                ref,
+                part.advantages,
+                part.completion_mask,
+                config.clip_eps,
+                config.beta,
+            )
+            weight = len(part) / batch
+            torch.autograd.backward(parts.loss * weight)
+            totals["loss"] += float(parts.loss.detach()) * weight
+            totals["kl"] += parts.kl * weight
+            totals["clip_fraction"] += parts.clip_fraction * weight
+            totals["ratio"] += parts.ratio * weight
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+        totals["grad_norm"] += float(norm)
+        optimizer.step()
+    n = config.policy_updates
+    tokens = int(rollout.attention_mask.sum()) * n
+    return UpdateStats(
+        loss=totals["loss"] / n,
+        kl=totals["kl"] / n,
+        clip_fraction=totals["clip_fraction"] / n,
+        ratio=totals["ratio"] / n,
+        grad_norm=totals["grad_norm"] / n,
+        seconds=time.perf_counter() - started,
+        tokens=tokens,
+    )
