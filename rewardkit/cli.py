@@ -123,6 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     commands.add_parser("rewards", help="list the built-in rewards, schemes and reason codes")
+
+    # The trainer's sub-commands; trainer.cli imports no torch until a run starts.
+    from trainer.cli import add_report_parser, add_train_parser
+
+    add_train_parser(commands)
+    add_report_parser(commands)
     return parser
 
 
@@ -135,6 +141,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     out = Console(soft_wrap=True)
     err = Console(stderr=True, soft_wrap=True)
+    if args.command in {"train", "report"}:
+        from trainer.cli import run_report, run_train
+
+        return run_train(args) if args.command == "train" else run_report(args)
     handlers = {"score": _score, "golden": _golden, "rewards": _rewards}
     return handlers[args.command](args, out, err)
 
