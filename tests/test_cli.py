@@ -163,3 +163,28 @@ def test_console_script_runs_without_torch(grouped_file: Path) -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_golden_check_of_a_users_own_scheme(capsys: Any) -> None:
+    """The documented CI job for a user's scheme with a custom module:function reward."""
+    args = ["--scheme", "examples/my_scheme.yaml", "--cases", "examples/golden_cases.jsonl"]
+    code, out, _ = run(capsys, "golden", "check", *args, "--expected", "examples/golden_expected")
+    assert code == 0, out
+    assert "my_scheme" in out
+
+
+def test_golden_check_fails_on_a_changed_value(capsys: Any, tmp_path: Path) -> None:
+    import shutil
+
+    expected = tmp_path / "expected"
+    shutil.copytree("examples/golden_expected", expected)
+    path = expected / "my_scheme.jsonl"
+    lines = path.read_text().splitlines()
+    record = json.loads(lines[0])
+    record["total"] += 1
+    lines[0] = json.dumps(record)
+    path.write_text("\n".join(lines) + "\n")
+    args = ["--scheme", "examples/my_scheme.yaml", "--cases", "examples/golden_cases.jsonl"]
+    code, out, _ = run(capsys, "golden", "check", *args, "--expected", str(expected))
+    assert code == 1
+    assert record["id"] in out
