@@ -22,6 +22,7 @@ __all__ = [
     "has_pair",
     "lenient_answer",
     "strict_answer",
+    "tags",
     "unpaired_answer",
 ]
 
@@ -31,6 +32,9 @@ ANSWER_OPEN = "<answer>"
 ANSWER_CLOSE = "</answer>"
 
 _BOXED = "\\boxed{"
+# A tag never contains a "<" after its first character, so no two occurrences overlap and one
+# left-to-right pass finds every occurrence of every tag.
+_TAG = re.compile(r"</?(?:think|answer)>\n?")
 _BRACE = re.compile(r"[{}]")
 
 
@@ -231,6 +235,20 @@ def fallback_text(completion: str) -> str:
     return completion
 
 
+def tags(completion: str) -> list[str]:
+    """Every ``<think>``, ``</think>``, ``<answer>``, ``</answer>`` in order, with its newline.
+
+    A tag followed by a newline is listed with it, so ``tags(c).count("<think>\\n")`` is
+    ``c.count("<think>\\n")`` and a tag occurs in `c` iff it is listed with or without the
+    newline. One regular-expression pass (no backtracking) where counting each tag and each
+    tag-plus-newline would take eight.
+
+    >>> tags("<think>\\nhm</think><answer>5</answer>\\n")
+    ['<think>\\n', '</think>', '<answer>', '</answer>\\n']
+    """
+    return _TAG.findall(completion)
+
+
 def has_pair(completion: str, opening: str, closing: str) -> bool:
     """Whether `opening` occurs with `closing` somewhere after it (the lenient format rule).
 
@@ -240,4 +258,5 @@ def has_pair(completion: str, opening: str, closing: str) -> bool:
     False
     """
     start = completion.find(opening)
-    return start != -1 and completion.find(closing, start + len(opening)) != -1
+    # Any `closing` after the opening tag will do: look from the end, where it usually is.
+    return start != -1 and completion.rfind(closing, start + len(opening)) != -1

@@ -27,6 +27,7 @@ from rewardkit.extract import (
     gold,
     has_pair,
     strict_answer,
+    tags,
     unpaired_answer,
 )
 from rewardkit.numbers import is_ascii_digits, numbers_equal, parse_number, strict_norm
@@ -104,37 +105,59 @@ class RewardDef:
     description: str
 
 
-class _Answers(NamedTuple):
-    """What the answer-reading rewards need from one completion, computed once."""
+# The four tags, in the order the marks count them.
+_TAGS = (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE)
+_MARKED_TAGS = tuple(tag + "\n" for tag in _TAGS)
 
-    strict: str | None  # strict_answer(c)
+
+class _Facts(NamedTuple):
+    """What the rewards read from one completion `c`, computed once for all of them.
+
+    Each field is defined by the expression in its comment; the property tests hold every
+    reward to the spec, which is written in those expressions.
+    """
+
+    marked: tuple[int, ...]  # c.count(tag + "\n") for each tag of _TAGS
+    present: tuple[bool, ...]  # tag in c, for each tag of _TAGS
+    think_pair: bool  # has_pair(c, THINK_OPEN, THINK_CLOSE)
+    strict: str | None  # strict_answer(c); not None iff has_pair(c, ANSWER_OPEN, ANSWER_CLOSE)
     strict_norm: str | None  # strict_norm(strict_answer(c))
     lenient: str | None  # lenient_answer(c)
     problem: str  # why there is no usable strict answer, or "ok"
 
 
-_last_answers: tuple[str, _Answers] | None = None
+_last_facts: tuple[str, _Facts] | None = None
 
 
-def _answers(completion: str) -> _Answers:
-    """The answers of `completion`, remembered for the last completion seen.
+def _facts(completion: str) -> _Facts:
+    """The facts of `completion`, remembered for the last completion seen.
 
     The scorer calls every reward of every scheme on one completion before the next, so a
-    one-entry cache keyed by identity saves three quarters of the extraction work and can
-    never return another string's answers. (A race between threads can only recompute.)
+    one-entry cache keyed by identity lets eight rewards share one look at the completion,
+    and can never return another string's facts. (A race between threads can only
+    recompute.) One `tags` pass answers the counting questions; the scans that need
+    positions run only when the tags they look for are there at all.
     """
-    global _last_answers
-    cached = _last_answers
+    global _last_facts
+    cached = _last_facts
     if cached is not None and cached[0] is completion:
         return cached[1]
-    strict = strict_answer(completion)
+    found = tags(completion)
+    marked = tuple(map(found.count, _MARKED_TAGS))
+    present = tuple(map(set(map(str.rstrip, found)).__contains__, _TAGS))  # newline dropped
+    think_open, think_close, answer_open, answer_close = present
+    think_pair = think_open and think_close and has_pair(completion, THINK_OPEN, THINK_CLOSE)
+    strict = strict_answer(completion) if answer_open and answer_close else None
     if strict is None:
-        problem = "unclosed_answer_tag" if ANSWER_OPEN in completion else "no_answer_tag"
-        answers = _Answers(None, None, unpaired_answer(completion), problem)
+        problem = "unclosed_answer_tag" if answer_open else "no_answer_tag"
+        has_tag = answer_open or answer_close
+        lenient = unpaired_answer(completion) if has_tag else None
+        facts = _Facts(marked, present, think_pair, None, None, lenient, problem)
     else:
-        answers = _Answers(strict, strict_norm(strict), strict, "ok" if strict else "empty_answer")
-    _last_answers = (completion, answers)
-    return answers
+        problem = OK if strict else "empty_answer"
+        facts = _Facts(marked, present, think_pair, strict, strict_norm(strict), strict, problem)
+    _last_facts = (completion, facts)
+    return facts
 
 
 class _Gold(NamedTuple):
@@ -147,6 +170,22 @@ class _Gold(NamedTuple):
 def _gold(answer: str) -> _Gold:
     text = gold(answer)
     return _Gold(text, strict_norm(text), parse_number(text))
+
+
+_SHORT = 40
+
+
+@lru_cache(maxsize=1 << 14)
+def _short_number(text: str) -> Decimal | None:
+    return parse_number(text)
+
+
+def _number(text: str) -> Decimal | None:
+    """`parse_number`, remembered for short texts: answers such as ``18`` recur on many rows.
+
+    Long texts (a whole completion read as the fallback) are not kept alive by the cache.
+    """
+    return _short_number(text) if len(text) <= _SHORT else parse_number(text)
 
 
 # Results that recur on every row are built once.
@@ -166,13 +205,13 @@ def correctness_strict(completion: str, answer: str) -> Reward:
     >>> correctness_strict("<answer>18 dollars</answer>", "#### 18")
     Reward(value=0.0, reason='right_number_wrong_text')
     """
-    found = _answers(completion)
+    found = _facts(completion)
     expected = _gold(answer)
     if found.strict_norm is not None and found.strict_norm == expected.norm:
         return _CORRECT
     if found.problem != OK or found.strict is None:
         return _ZERO[found.problem]
-    if numbers_equal(parse_number(found.strict), expected.value):
+    if numbers_equal(_number(found.strict), expected.value):
         return _ZERO["right_number_wrong_text"]
     return _ZERO["wrong_answer"]
 
@@ -189,12 +228,12 @@ def correctness_lenient(completion: str, answer: str) -> Reward:
     >>> correctness_lenient("<answer>about 7</answer>", "8")
     Reward(value=0.0, reason='wrong_answer')
     """
-    found = _answers(completion)
+    found = _facts(completion)
     expected = _gold(answer)
     if found.strict_norm is not None and found.strict_norm == expected.norm:
         return _CORRECT
     text = fallback_text(completion) if found.lenient is None else found.lenient
-    value = parse_number(text)
+    value = _number(text)
     if numbers_equal(value, expected.value):
         return _CORRECT
     if value is None:
@@ -215,7 +254,7 @@ def digit_strict(completion: str, answer: str) -> Reward:
     >>> digit_strict("<answer>-5</answer>", "")
     Reward(value=0.0, reason='answer_not_digits')
     """
-    found = _answers(completion)
+    found = _facts(completion)
     if found.strict_norm is None or found.problem != OK:
         return _ZERO[found.problem]
     return _HALF if is_ascii_digits(found.strict_norm) else _ZERO["answer_not_digits"]
@@ -229,12 +268,12 @@ def digit_lenient(completion: str, answer: str) -> Reward:
     >>> digit_lenient("<answer>five</answer>", "")
     Reward(value=0.0, reason='answer_not_numeric')
     """
-    found = _answers(completion)
+    found = _facts(completion)
     if found.strict_norm is not None and is_ascii_digits(found.strict_norm):
         return _HALF
     if found.lenient is None:
         return _ZERO["no_answer_tag"]
-    if parse_number(found.lenient) is None:
+    if _number(found.lenient) is None:
         return _ZERO["answer_not_numeric"]
     return _HALF
 
@@ -287,6 +326,9 @@ def _strict_format_problem(c: str) -> str:
     return OK
 
 
+_FORMAT_STRICT = {code: Reward(0.5 if code == OK else 0.0, code) for code in REASONS}
+
+
 def format_strict(completion: str, answer: str) -> Reward:
     """0.5 iff the whole completion is ``<think>\\n…\\n</think>\\n<answer>\\n…\\n</answer>\\n``.
 
@@ -295,8 +337,11 @@ def format_strict(completion: str, answer: str) -> Reward:
     >>> format_strict("<think>hm</think><answer>5</answer>", "5")
     Reward(value=0.0, reason='missing_newline_after_think')
     """
-    problem = _strict_format_problem(completion)
-    return Reward(0.5 if problem == OK else 0.0, problem)
+    return _FORMAT_STRICT[_strict_format_problem(completion)]
+
+
+_NO_ANSWER_PAIR = Reward(0.0, "no_answer_pair")
+_NO_THINK_PAIR = Reward(0.25, "no_think_pair")
 
 
 def format_lenient(completion: str, answer: str) -> Reward:
@@ -307,23 +352,25 @@ def format_lenient(completion: str, answer: str) -> Reward:
     >>> format_lenient("<answer>1</answer><think>why</think>", "1")
     Reward(value=0.5, reason='ok')
     """
-    if not has_pair(completion, ANSWER_OPEN, ANSWER_CLOSE):
-        return Reward(0.0, "no_answer_pair")
-    if not has_pair(completion, THINK_OPEN, THINK_CLOSE):
-        return Reward(0.25, "no_think_pair")
-    return Reward(0.5, OK)
+    found = _facts(completion)
+    if found.strict is None:  # no answer pair
+        return _NO_ANSWER_PAIR
+    if not found.think_pair:
+        return _NO_THINK_PAIR
+    return _HALF
 
 
 # --- mark ----------------------------------------------------------------------------------
 
-# (tag, tag + newline, reason when absent, when repeated, when present without the newline)
+# For each tag of _TAGS, in order: the reason when it is absent, when its tag-plus-newline
+# is repeated, and when it is present without the newline.
 _MARKS = tuple(
-    (tag, tag + "\n", "no_" + name, "repeated_" + name, no_newline)
-    for tag, name, no_newline in (
-        (THINK_OPEN, "think_tag", "missing_newline_after_think"),
-        (THINK_CLOSE, "think_close_tag", "missing_newline_after_think_close"),
-        (ANSWER_OPEN, "answer_tag", "missing_newline_after_answer"),
-        (ANSWER_CLOSE, "answer_close_tag", "missing_newline_after_answer_close"),
+    ("no_" + name, "repeated_" + name, no_newline)
+    for name, no_newline in (
+        ("think_tag", "missing_newline_after_think"),
+        ("think_close_tag", "missing_newline_after_think_close"),
+        ("answer_tag", "missing_newline_after_answer"),
+        ("answer_close_tag", "missing_newline_after_answer_close"),
     )
 )
 _FULL_MARKS = Reward(0.5, OK)
@@ -338,17 +385,8 @@ def mark_strict(completion: str, answer: str) -> Reward:
     >>> mark_strict(" answer </answer>\\n\\n", "24")
     Reward(value=0.125, reason='no_think_tag')
     """
-    value = 0.0
-    reason = OK
-    for tag, marked, absent, repeated, no_newline in _MARKS:
-        count = completion.count(marked)
-        if count == 1:
-            value += 0.125
-        elif reason == OK and count > 1:
-            reason = repeated
-        elif reason == OK:
-            reason = no_newline if tag in completion else absent
-    return _FULL_MARKS if reason == OK else Reward(value, reason)
+    found = _facts(completion)
+    return _strict_marks(found.marked, found.present)
 
 
 def mark_lenient(completion: str, answer: str) -> Reward:
@@ -357,10 +395,35 @@ def mark_lenient(completion: str, answer: str) -> Reward:
     >>> mark_lenient("<answer>123</answer>", "123")
     Reward(value=0.25, reason='no_think_tag')
     """
+    return _lenient_marks(_facts(completion).present)
+
+
+# The marks depend on the completion only through its tag counts, and the same few counts
+# recur on every row: each distinct one is worked out once.
+
+
+@lru_cache(maxsize=256)
+def _strict_marks(marked: tuple[int, ...], present: tuple[bool, ...]) -> Reward:
+    """`mark_strict` from ``completion.count(tag + "\\n")`` and ``tag in completion``."""
     value = 0.0
     reason = OK
-    for tag, _, absent, _, _ in _MARKS:
-        if tag in completion:
+    for count, seen, (absent, repeated, no_newline) in zip(marked, present, _MARKS, strict=True):
+        if count == 1:
+            value += 0.125
+        elif reason == OK and count > 1:
+            reason = repeated
+        elif reason == OK:
+            reason = no_newline if seen else absent
+    return _FULL_MARKS if reason == OK else Reward(value, reason)
+
+
+@lru_cache(maxsize=16)
+def _lenient_marks(present: tuple[bool, ...]) -> Reward:
+    """`mark_lenient` from ``tag in completion`` for each tag."""
+    value = 0.0
+    reason = OK
+    for seen, (absent, _, _) in zip(present, _MARKS, strict=True):
+        if seen:
             value += 0.125
         elif reason == OK:
             reason = absent

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from rewardkit.rewards import Reward
-from rewardkit.schemes import Scheme, _coerce
+from rewardkit.schemes import Scheme, SchemeReward, _coerce
 
 __all__ = [
     "DEFAULT_MAX_LINE_BYTES",
@@ -195,8 +195,12 @@ def _read_record(record: Any, keys: Keys) -> tuple[str, str, str | None, str | N
         raise _BadLine("missing_completion", _suggest(record, keys.completion, "--completion-key"))
     if keys.answer not in record:
         raise _BadLine("missing_answer", _suggest(record, keys.answer, "--answer-key"))
-    completion = _completion_text(record[keys.completion], keys.completion)
-    answer = _answer_text(record[keys.answer], keys.answer)
+    completion = record[keys.completion]
+    if not isinstance(completion, str):  # the common case costs no call
+        completion = _completion_text(completion, keys.completion)
+    answer = record[keys.answer]
+    if not isinstance(answer, str):
+        answer = _answer_text(answer, keys.answer)
     raw_id = record.get(keys.id)
     row_id = None if raw_id is None else raw_id if isinstance(raw_id, str) else json.dumps(raw_id)
     return completion, answer, row_id, _group_of(record, keys)
@@ -242,7 +246,7 @@ class _Columns:
         self.bom = False
         self.count = 0  # lines seen, for line numbering across chunks
         self._slots = [
-            (reward, reward.fn, reward.builtin, codes.append, table)
+            (reward.fn if reward.builtin else _checked(reward), codes.append, table)
             for scheme, scheme_codes, scheme_tables in zip(
                 schemes, self.codes, self.tables, strict=True
             )
@@ -254,10 +258,8 @@ class _Columns:
     def add(
         self, line: int, completion: str, answer: str, row_id: str | None, group: str | None
     ) -> None:
-        for reward, fn, builtin, add_code, table in self._slots:
+        for fn, add_code, table in self._slots:
             result = fn(completion, answer)
-            if not builtin:
-                result = _coerce(reward, result)
             code = table.get(result)
             if code is None:
                 code = table[result] = len(table)
@@ -265,6 +267,19 @@ class _Columns:
         self.lines.append(line)
         self.ids.append(row_id)
         self.groups.append(group)
+
+
+def _checked(reward: SchemeReward) -> Callable[[str, str], Reward]:
+    """A custom reward's function, with its result checked and made a `Reward`.
+
+    A built-in reward's results are trusted and its function is called as it is.
+    """
+    fn = reward.fn
+
+    def checked(completion: str, answer: str) -> Reward:
+        return _coerce(reward, fn(completion, answer))
+
+    return checked
 
 
 def _iter_lines(handle: Any, start: int, end: int, max_bytes: int) -> Iterator[tuple[bytes, bool]]:
@@ -317,7 +332,7 @@ def _score_chunk(
                         )
                     columns.bom = True
                     raw = raw[len(_BOM) :]
-                if not raw.strip():
+                if not raw or raw.isspace():  # not raw.strip(), without copying the line
                     columns.blank += 1
                     continue
                 completion, answer, row_id, group = _parse_line(raw, keys)
