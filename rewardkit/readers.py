@@ -50,7 +50,17 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeAlias
 
-from rewardkit.score import DEFAULT_MAX_LINE_BYTES, InputError, Keys
+from rewardkit.score import (
+    DEFAULT_MAX_LINE_BYTES,
+    InputError,
+    Keys,
+    _answer_text,
+    _completion_text,
+    _is_messages,
+    _last_assistant,
+    _preview,
+)
+from rewardkit.score import _BadLine as _RowError
 
 __all__ = ["FORMATS", "Row", "detect_format", "read_rows"]
 
@@ -63,15 +73,6 @@ _BOM = b"\xef\xbb\xbf"
 _TABLE_SUFFIXES = {".parquet": "parquet", ".csv": "CSV"}
 _LM_EVAL_NAME = re.compile(r"samples_.+\.jsonl$")
 _CSV_FIELD_LIMIT = 2**31 - 1
-
-
-class _RowError(Exception):
-    """A row that cannot be read; becomes an `InputError` with the file and line."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 # --- detection -----------------------------------------------------------------------------
@@ -295,65 +296,6 @@ def _need(record: Mapping[str, Any], key: str, code: str, flag: str, why: str = 
             f" if another field holds it, pass {flag} NAME",
         )
     return record[key]
-
-
-def _preview(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False, default=str)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _is_messages(value: Any) -> bool:
-    return (
-        isinstance(value, list)
-        and bool(value)
-        and all(isinstance(m, dict) and "role" in m for m in value)
-    )
-
-
-def _content_text(content: Any) -> Any:
-    if isinstance(content, list):  # content parts: [{"type": "text", "text": ...}]
-        return "".join(str(p.get("text") or "") for p in content if isinstance(p, dict))
-    return content
-
-
-def _last_assistant(messages: list[dict[str, Any]], key: str) -> int:
-    for index in range(len(messages) - 1, -1, -1):
-        if messages[index].get("role") == "assistant":
-            return index
-    roles = ", ".join(sorted({str(m.get("role")) for m in messages}))
-    raise _RowError(
-        "no_assistant_message",
-        f"{key!r} has no assistant message (roles seen: {roles}); nothing to score",
-    )
-
-
-def _completion_text(value: Any, key: str) -> str:
-    """A completion is text or a chat-message list (TRL's conversational form)."""
-    if _is_messages(value):
-        value = _content_text(value[_last_assistant(value, key)].get("content"))
-    if isinstance(value, str):
-        return value
-    raise _RowError(
-        "completion_not_text",
-        f"{key!r} is {type(value).__name__} ({_preview(value)}), not text or a list of chat"
-        " messages; fix the generator's output or pass --completion-key",
-    )
-
-
-def _answer_text(value: Any, key: str) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
-    if value is None:
-        raise _RowError(
-            "missing_answer", f"{key!r} is null: the row has no ground truth; fix the data"
-        )
-    raise _RowError(
-        "answer_not_text",
-        f"{key!r} is {type(value).__name__} ({_preview(value)}), not a string or number;"
-        " fix the data or pass --answer-key",
-    )
 
 
 def _text_id(value: Any) -> str | None:

@@ -125,28 +125,46 @@ def _suggest(keys: Iterable[str], wanted: str, flag: str) -> str:
     return f"no {wanted!r} field (the line has: {listed or 'no fields'}){hint}"
 
 
+def _preview(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _is_messages(value: Any) -> bool:
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(isinstance(m, dict) and "role" in m for m in value)
+    )
+
+
+def _content_text(content: Any) -> Any:
+    if isinstance(content, list):  # content parts: [{"type": "text", "text": ...}]
+        return "".join(str(p.get("text") or "") for p in content if isinstance(p, dict))
+    return content
+
+
+def _last_assistant(messages: list[dict[str, Any]], key: str) -> int:
+    for index in range(len(messages) - 1, -1, -1):
+        if messages[index].get("role") == "assistant":
+            return index
+    roles = ", ".join(sorted({str(m.get("role")) for m in messages}))
+    raise _BadLine(
+        "no_assistant_message",
+        f"{key!r} has no assistant message (roles seen: {roles}); nothing to score",
+    )
+
+
 def _completion_text(value: Any, key: str) -> str:
-    """A completion is a string or a chat-message list (TRL's conversational form)."""
+    """A completion is text or a chat-message list (TRL's conversational form)."""
+    if _is_messages(value):
+        value = _content_text(value[_last_assistant(value, key)].get("content"))
     if isinstance(value, str):
         return value
-    if isinstance(value, list) and value and all(isinstance(m, dict) for m in value):
-        assistant = [m for m in value if m.get("role") == "assistant"]
-        if not assistant:
-            raise _BadLine(
-                "no_assistant_message",
-                f"{key!r} is a message list with no assistant message; roles seen: "
-                + ", ".join(sorted({str(m.get("role")) for m in value})),
-            )
-        content = assistant[-1].get("content")
-        if isinstance(content, list):  # content parts: [{"type": "text", "text": ...}]
-            content = "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
-        if isinstance(content, str):
-            return content
-        value = content
     raise _BadLine(
         "completion_not_text",
-        f"{key!r} is {type(value).__name__} ({_preview(value)}), not a string or a list of"
-        " chat messages; fix the generator's output or pass --completion-key",
+        f"{key!r} is {type(value).__name__} ({_preview(value)}), not text or a list of chat"
+        " messages; fix the generator's output or pass --completion-key",
     )
 
 
@@ -155,16 +173,15 @@ def _answer_text(value: Any, key: str) -> str:
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
+    if value is None:
+        raise _BadLine(
+            "missing_answer", f"{key!r} is null: the row has no ground truth; fix the data"
+        )
     raise _BadLine(
         "answer_not_text",
         f"{key!r} is {type(value).__name__} ({_preview(value)}), not a string or number;"
         " fix the data or pass --answer-key",
     )
-
-
-def _preview(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False, default=repr)
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _group_of(record: Mapping[str, Any], keys: Keys) -> str | None:

@@ -237,7 +237,7 @@ def test_a_completion_that_is_not_text_names_its_index() -> None:
     with pytest.raises(ValueError, match="completion 1: 'completions' is int") as caught:
         reward_funcs("strict")[0](**kwargs)
     assert "--completion-key" not in str(caught.value)  # no flag of `rewardkit score` here
-    with pytest.raises(ValueError, match="completion 0: 'answer' is NoneType"):
+    with pytest.raises(ValueError, match="completion 0: 'answer' is null"):
         reward_funcs("strict")[0](**trl_kwargs(["x"], [None]))
 
 

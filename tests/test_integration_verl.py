@@ -228,7 +228,7 @@ def test_a_batch_through_verls_reward_manager_steps() -> None:
 
 
 def test_bad_ground_truth_or_response_raise() -> None:
-    with pytest.raises(ValueError, match="'ground_truth' is NoneType") as caught:
+    with pytest.raises(ValueError, match="'ground_truth' is null") as caught:
         compute_score("s", "x", None)
     assert "--answer-key" not in str(caught.value)  # no flag of `rewardkit score` to pass here
     with pytest.raises(ValueError, match="'solution_str' is int"):

@@ -104,9 +104,10 @@ BAD_LINES = [
     (b'{"completion": "1", "answer": ', "invalid_json", "not valid JSON"),
     (b'{"answer": "1"}', "missing_completion", "--completion-key"),
     (b'{"completion": "1"}', "missing_answer", "--answer-key"),
-    (b'{"completion": 5, "answer": "1"}', "completion_not_text", "not a string"),
-    (b'{"completion": null, "answer": "1"}', "completion_not_text", "not a string"),
-    (b'{"completion": "1", "answer": null}', "answer_not_text", "--answer-key"),
+    (b'{"completion": 5, "answer": "1"}', "completion_not_text", "not text"),
+    (b'{"completion": null, "answer": "1"}', "completion_not_text", "not text"),
+    (b'{"completion": "1", "answer": null}', "missing_answer", "no ground truth"),
+    (b'{"completion": "1", "answer": [1]}', "answer_not_text", "--answer-key"),
     (b'["completion", "answer"]', "not_an_object", "one JSON object per line"),
     (b'{"completion": "caf\xe9", "answer": "1"}', "invalid_utf8", "UTF-8"),
     (

@@ -41,7 +41,7 @@ def read_row(completion: Any, answer: Any, completion_key: str, answer_key: str)
     >>> read_row(None, "4", "completions", "answer")
     Traceback (most recent call last):
     ...
-    ValueError: 'completions' is NoneType (null), not a string or a list of chat messages
+    ValueError: 'completions' is NoneType (null), not text or a list of chat messages
     """
     try:
         return _completion_text(completion, completion_key), _answer_text(answer, answer_key)
