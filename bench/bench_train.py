@@ -6,7 +6,8 @@ new tokens, temperature, learning rate, KL coefficient and clip; the same reward
 lenient scheme, through `rewardkit.integrations.trl` on TRL's side); the same stop (TRL
 treats ``</answer>`` as an end-of-sequence token, which is what our ``stop`` does when the
 tag is one token); one optimizer step per batch of completions on both sides (our
-``policy_updates=1``, TRL's ``num_iterations=1``). TRL runs with ``bf16=False`` and
+``policy_updates=1``, TRL's ``num_iterations=1``); the same loss (TRL's
+``loss_type="grpo"``: our per-completion token mean). TRL runs with ``bf16=False`` and
 ``gradient_checkpointing=False`` (its defaults turn both on, which doubles its time on a CPU
 and would flatter us) and ``report_to="none"``.
 
@@ -300,6 +301,10 @@ def run_trl(args: argparse.Namespace, folder: Path) -> Result:
             beta=config.beta,
             epsilon=config.clip_eps,
             num_iterations=config.policy_updates,
+            # Our loss (trainer.loss): each completion's token mean, then the mean over
+            # completions. TRL 1.16's default ("dapo") weighs tokens instead, and the two
+            # policies then drift apart (TRL's completions got shorter than ours).
+            loss_type="grpo",
             reward_weights=reward_weights(SCHEME),
             max_steps=args.warmup + args.steps,
             bf16=False,

@@ -74,6 +74,14 @@ def test_greedy_ignores_the_seed_and_sampling_follows_it(policy: Policy) -> None
     assert policy.model.training  # restored after sampling
 
 
+def test_one_prefill_per_prompt_samples_like_one_per_row(policy: Policy) -> None:
+    # n copies share one prefill; with n = 1 and the prompts repeated, every row has its own.
+    engine = TorchEngine(policy.model, policy.tokenizer)
+    shared = engine.generate(PROMPTS, 3, 0.0, 10, ("</answer>",), 0)
+    alone = engine.generate([p for p in PROMPTS for _ in range(3)], 1, 0.0, 10, ("</answer>",), 0)
+    assert [g for group in shared for g in group] == [group[0] for group in alone]
+
+
 def test_engine_selection(policy: Policy, monkeypatch: Any) -> None:
     engine, why = make_engine(policy, fast_config(engine="torch"))
     assert engine.name == "torch" and "engine=torch" in why

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 
@@ -80,3 +81,49 @@ def test_token_logprobs_read_left_padded_prompts_like_unpadded_ones() -> None:
         full = model(alone).logits.log_softmax(-1)[0, len(prompt) - 1 : -1]
     assert torch.allclose(a, b, atol=1e-5)
     assert torch.allclose(a[0], full.gather(-1, torch.tensor(completion)[:, None])[:, 0], atol=1e-5)
+
+
+def _grouped_rollout(group_sizes: list[int], seed: int = 0) -> Any:
+    """Left-padded prompts of different lengths, each shared by consecutive rows."""
+    from trainer.rollout import make_rollout
+
+    generator = torch.Generator().manual_seed(seed)
+    prompts, completions = [], []
+    for size in group_sizes:
+        length = int(torch.randint(3, 12, (1,), generator=generator))
+        prompt = torch.randint(4, 40, (length,), generator=generator).tolist()
+        for _ in range(size):
+            length = int(torch.randint(1, 9, (1,), generator=generator))
+            completions.append(torch.randint(4, 40, (length,), generator=generator).tolist())
+            prompts.append(prompt)
+    advantages = torch.randn(len(prompts), generator=generator)
+    return make_rollout(prompts, completions, advantages, 0, torch.device("cpu"))
+
+
+@pytest.mark.parametrize("group_sizes", [[4, 4, 4], [3, 1, 5], [1, 1], [6]])
+def test_shared_prompt_logprobs_equal_the_full_sequences(group_sizes: list[int]) -> None:
+    from trainer.loss import shared_prompt_logprobs
+    from trainer.tiny import build_model, build_tokenizer
+
+    model = build_model(build_tokenizer(["Tom has apples and pens"]), seed=0).train()
+    rollout = _grouped_rollout(group_sizes)
+    args = (rollout.input_ids, rollout.attention_mask, rollout.completion_len, 0.9)
+    full = token_logprobs(model, *args)
+    shared = shared_prompt_logprobs(model, *args)
+    mask = rollout.completion_mask.bool()
+    assert torch.isfinite(shared).all()
+    assert torch.allclose(shared[mask], full[mask], atol=1e-5)
+    # the gradients of the loss through either path agree too
+    params = list(model.parameters())
+    old = full.detach() + 0.01
+    grads = [
+        torch.autograd.grad(
+            grpo_loss(
+                lp, old, old - 0.02, rollout.advantages, rollout.completion_mask, 0.2, 0.05
+            ).loss,
+            params,
+        )
+        for lp in (full, shared)
+    ]
+    for a, b in zip(*grads, strict=True):
+        assert torch.allclose(a, b, atol=1e-5)

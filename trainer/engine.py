@@ -113,7 +113,7 @@ class TorchEngine:
 
         from trainer.prompt import encode_prompt
 
-        rows = [encode_prompt(self.tokenizer, p) for p in prompts for _ in range(n)]
+        rows = [encode_prompt(self.tokenizer, p) for p in prompts]
         device = next(self.model.parameters()).device
         stop_ids, stop_texts = self._stops(stop)
         was_training = self.model.training
@@ -121,7 +121,7 @@ class TorchEngine:
         try:
             with torch.inference_mode():
                 tokens, lengths, stopped = self._sample(
-                    rows, device, temperature, max_new_tokens, stop_ids, stop_texts, seed
+                    rows, n, device, temperature, max_new_tokens, stop_ids, stop_texts, seed
                 )
         finally:
             self.model.train(was_training)
@@ -149,6 +149,7 @@ class TorchEngine:
     def _sample(
         self,
         rows: list[list[int]],
+        n: int,
         device: torch.device,
         temperature: float,
         max_new_tokens: int,
@@ -156,19 +157,24 @@ class TorchEngine:
         stop_texts: tuple[str, ...],
         seed: int,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Returns tokens (B, T), lengths (B,) kept per row, and whether each row stopped (B,)."""
+        """Sample `n` completions of each prompt in `rows` (B = len(rows) * n, prompt after
+        prompt). Returns tokens (B, T), lengths (B,) kept per row, and whether each row
+        stopped (B,).
+
+        Each prompt is prefilled once; its KV cache is then repeated for its `n` rows.
+        """
         import torch
         from transformers import DynamicCache
 
         pad = self.tokenizer.pad_token_id
         width = max(len(r) for r in rows)
-        ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=device)  # (B, P)
+        ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=device)  # (G, P)
         mask = (
             torch.arange(width, device=device)
             >= width - torch.tensor([len(r) for r in rows], device=device)[:, None]
-        ).long()  # (B, P)
-        positions = (mask.cumsum(1) - 1).clamp(min=0)  # (B, P)
-        batch = len(rows)
+        ).long()  # (G, P)
+        positions = (mask.cumsum(1) - 1).clamp(min=0)  # (G, P)
+        batch = len(rows) * n
         tokens = torch.full((batch, max_new_tokens), pad, dtype=torch.long, device=device)
         lengths = torch.full((batch,), max_new_tokens, dtype=torch.long, device=device)
         done = torch.zeros(batch, dtype=torch.bool, device=device)
@@ -188,7 +194,12 @@ class TorchEngine:
                 )
                 .logits[:, -1, :]
                 .float()
-            )  # (B, V)
+            )  # (B, V); (G, V) after the prefill
+            if step == 0 and n > 1:  # one prefill per prompt, then one cache row per sample
+                cache.batch_repeat_interleave(n)
+                logits = logits.repeat_interleave(n, dim=0)  # (B, V)
+                mask = mask.repeat_interleave(n, dim=0)  # (B, P)
+                positions = positions.repeat_interleave(n, dim=0)  # (B, P)
             if temperature == 0:
                 chosen = logits.argmax(-1)  # (B,)
             else:

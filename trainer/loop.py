@@ -244,7 +244,8 @@ def _step(
     # 3. advantages within each group
     advantages = group_advantages(rewards, n)  # (B,)
     # 4. tensors for the loss, and the frozen reference's log-probs
-    prompt_ids = [encode_prompt(tokenizer, p) for p in prompts for _ in range(n)]
+    encoded = [encode_prompt(tokenizer, p) for p in prompts]
+    prompt_ids = [ids for ids in encoded for _ in range(n)]  # (B,) rows, group after group
     device = next(run.policy.model.parameters()).device
     rollout = make_rollout(
         prompt_ids, [c.token_ids for c in completions], advantages, tokenizer.pad_token_id, device

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["LossParts", "grpo_loss", "token_logprobs"]
+__all__ = ["LossParts", "grpo_loss", "shared_prompt_logprobs", "token_logprobs"]
 
 
 def token_logprobs(
@@ -57,6 +57,87 @@ def token_logprobs(
     picked = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (B, C)
     logp: torch.Tensor = picked - torch.logsumexp(logits, dim=-1)  # (B, C)
     return logp
+
+
+def shared_prompt_logprobs(
+    model: Any,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    completion_len: int,
+    temperature: float = 1.0,
+) -> torch.Tensor:
+    """`token_logprobs`, computing each prompt once for the rows that share it.
+
+    A rollout holds the `num_generations` completions of a prompt in consecutive rows with
+    the same (left-padded) prompt columns. Those prompts are run once, with a KV cache;
+    the cache is repeated to one copy per row and the completions are run on top of it.
+    Gradients flow through the shared prompt (the repeat sums them), so the values and the
+    gradients are those of the full sequences, at a fraction of the prompt's cost. Falls
+    back to `token_logprobs` when no two neighbouring rows share a prompt.
+    """
+    import torch
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+
+    batch, width = input_ids.shape
+    prompt_width = width - completion_len
+    if prompt_width < 1 or completion_len < 1 or batch < 2:
+        return token_logprobs(model, input_ids, attention_mask, completion_len, temperature)
+    prompt_ids, prompt_mask = input_ids[:, :prompt_width], attention_mask[:, :prompt_width]
+    starts = torch.ones(batch, dtype=torch.bool, device=input_ids.device)  # (B,)
+    starts[1:] = (prompt_ids[1:] != prompt_ids[:-1]).any(1) | (
+        prompt_mask[1:] != prompt_mask[:-1]
+    ).any(1)
+    first = starts.nonzero().squeeze(1)  # (G,): the first row of each run of one prompt
+    if len(first) == batch:
+        return token_logprobs(model, input_ids, attention_mask, completion_len, temperature)
+    counts = torch.diff(first, append=first.new_tensor([batch]))  # (G,)
+    positions = (attention_mask.cumsum(1) - 1).clamp(min=0)  # (B, P + C)
+    cache = DynamicCache()
+    head = model(
+        input_ids=prompt_ids[first],
+        attention_mask=prompt_mask[first],
+        position_ids=positions[first, :prompt_width],
+        past_key_values=cache,
+        use_cache=True,
+        logits_to_keep=1,
+    ).logits[:, -1:, :]  # (G, 1, V): predicts the first completion token
+    if not all(isinstance(layer, DynamicLayer) for layer in cache.layers):
+        return token_logprobs(model, input_ids, attention_mask, completion_len, temperature)
+    layers: list[Any] = list(cache.layers)  # DynamicLayer: keys and values tensors
+    for layer in layers:  # (G, heads, P, d) -> (B, heads, P, d)
+        layer.keys = _repeat_rows(layer.keys, counts)
+        layer.values = _repeat_rows(layer.values, counts)
+    parts = [_repeat_rows(head, counts)]  # (B, 1, V)
+    if completion_len > 1:  # the last completion token predicts nothing: it is not fed
+        end = width - 1
+        parts.append(
+            model(
+                input_ids=input_ids[:, prompt_width:end],
+                attention_mask=attention_mask[:, :end],
+                position_ids=positions[:, prompt_width:end],
+                past_key_values=cache,
+                use_cache=True,
+            ).logits
+        )  # (B, C - 1, V)
+    logits = torch.cat(parts, dim=1).float()  # (B, C, V): the logits at t predict t + 1
+    logits = logits / temperature if temperature > 0 else logits
+    targets = input_ids[:, prompt_width:]  # (B, C)
+    picked = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (B, C)
+    logp: torch.Tensor = picked - torch.logsumexp(logits, dim=-1)  # (B, C)
+    return logp
+
+
+def _repeat_rows(x: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """Row g of `x` repeated counts[g] times, in order.
+
+    With equal counts (whole groups) an expand: its backward is a sum, much cheaper on a
+    CPU than the scatter-add behind ``repeat_interleave``'s.
+    """
+    size = int(counts[0])
+    if bool((counts == size).all()):
+        return x.unsqueeze(1).expand(x.shape[0], size, *x.shape[1:]).reshape(-1, *x.shape[1:])
+    return x.repeat_interleave(counts, dim=0)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,10 @@ pass: no optimizer step has happened yet when it runs, so ``logp.detach()`` ther
 pi_old, and no extra forward pass is needed. Later passes see the updated policy, and the
 ratio and the clip start to act. Gradients are accumulated over micro-batches, weighted by
 their share of the batch, so the result does not depend on `micro_batch_size`.
+
+Every pass (the policy's and the reference's) runs each prompt once for the completions
+that share it (`shared_prompt_logprobs`): the same log-probs and gradients as the full
+sequences, without recomputing the prompt, about two thirds of every sequence, per sample.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from trainer.loss import grpo_loss, token_logprobs
+from trainer.loss import grpo_loss, shared_prompt_logprobs
 from trainer.rollout import Rollout
 
 if TYPE_CHECKING:
@@ -50,7 +54,7 @@ def reference_logprobs(
         for start in range(0, len(rollout), config.micro_batch_size):
             part = rollout.rows(start, start + config.micro_batch_size)
             parts.append(
-                token_logprobs(
+                shared_prompt_logprobs(
                     reference,
                     part.input_ids,
                     part.attention_mask,
@@ -80,7 +84,7 @@ def policy_update(
         optimizer.zero_grad(set_to_none=True)
         for index, start in enumerate(range(0, batch, config.micro_batch_size)):
             part = rollout.rows(start, start + config.micro_batch_size)
-            logp = token_logprobs(
+            logp = shared_prompt_logprobs(
                 model,
                 part.input_ids,
                 part.attention_mask,
