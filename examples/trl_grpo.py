@@ -31,7 +31,7 @@ QUESTIONS = [
 ]
 
 
-def build_tiny_model(folder: Path) -> Path:
+def build_tiny_model(folder: Path, chat_template: str | None = None) -> Path:
     """Save a random 2-layer Llama and a character-level tokenizer under `folder`.
 
     The four tags are ordinary added tokens, not special ones: TRL decodes completions with
@@ -53,6 +53,8 @@ def build_tiny_model(folder: Path) -> Path:
         pad_token="<eos>",
         clean_up_tokenization_spaces=False,
     )
+    if chat_template is not None:  # for conversational prompts
+        fast.chat_template = chat_template
     torch.manual_seed(0)
     config = LlamaConfig(
         vocab_size=len(fast),

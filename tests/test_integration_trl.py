@@ -9,6 +9,7 @@ is what `rewardkit.score.score_records` gives for the completions TRL generated.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import pickle
 import subprocess
@@ -266,7 +267,7 @@ def test_importing_the_integration_imports_neither_trl_nor_torch() -> None:
 # --- a real GRPOTrainer run ------------------------------------------------------------------
 
 TAGS = ["<think>", "</think>", "<answer>", "</answer>"]
-CHARACTERS = "0123456789 \n+-*=?.,$#:abcdefghijklmnopqrstuvwxyzQA"
+EXAMPLE = ROOT / "examples" / "trl_grpo.py"
 CHAT_TEMPLATE = (
     "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
     "{% if add_generation_prompt %}assistant: {% endif %}"
@@ -274,46 +275,17 @@ CHAT_TEMPLATE = (
 
 
 def build_tiny_model(folder: Path, chat_template: str | None = None) -> Path:
-    """A random 2-layer Llama (hidden size 64) and a character-level tokenizer, saved.
+    """The example's tiny model (a random 2-layer Llama, character-level tokenizer), saved.
 
-    The tags are ordinary added tokens: TRL decodes with ``skip_special_tokens=True``, which
-    would delete special ones. A small vocabulary makes a random model write tags and digits
-    often enough that every reward is sometimes non-zero.
+    Taken from `examples/trl_grpo.py`, which the docs point users to, so the test trains the
+    model the example trains.
     """
-    torch = pytest.importorskip("torch", reason="torch is not installed")
-    from tokenizers import AddedToken, Tokenizer, decoders, models
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    vocab = {"<eos>": 0} | {c: i + 1 for i, c in enumerate(CHARACTERS)}
-    tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=[]))
-    tokenizer.decoder = decoders.Fuse()
-    tokenizer.add_special_tokens([AddedToken("<eos>", special=True)])
-    tokenizer.add_tokens([AddedToken(t, special=False, normalized=False) for t in TAGS])
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer,
-        eos_token="<eos>",
-        pad_token="<eos>",
-        clean_up_tokenization_spaces=False,
-    )
-    if chat_template is not None:
-        fast.chat_template = chat_template
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(fast),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        max_position_embeddings=256,
-        bos_token_id=None,
-        eos_token_id=0,
-        pad_token_id=0,
-        tokenizer_class="PreTrainedTokenizerFast",
-    )
-    LlamaForCausalLM(config).save_pretrained(folder)
-    fast.save_pretrained(folder)
-    return folder
+    pytest.importorskip("torch", reason="torch is not installed")
+    spec = importlib.util.spec_from_file_location("trl_grpo_example", EXAMPLE)
+    assert spec is not None and spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    return Path(example.build_tiny_model(folder, chat_template))
 
 
 def test_tiny_tokenizer_keeps_the_tags_through_decoding(tmp_path: Path) -> None:
@@ -440,7 +412,7 @@ def test_grpo_trainer_conversational_prompts(tmp_path: Path) -> None:
 
 def test_example_script_runs(tmp_path: Path) -> None:
     pytest.importorskip("trl", reason="trl is not installed (pip install -e '.[dev]')")
-    script = ROOT / "examples" / "trl_grpo.py"
+    script = EXAMPLE
     out = subprocess.run(
         [sys.executable, str(script), "--steps", "2", "--output-dir", str(tmp_path)],
         capture_output=True,
