@@ -11,12 +11,12 @@ variant of each reward by name.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 from types import MappingProxyType
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 from rewardkit.extract import (
     ANSWER_CLOSE,
@@ -25,7 +25,6 @@ from rewardkit.extract import (
     THINK_OPEN,
     fallback_text,
     gold,
-    has_pair,
     strict_answer,
     tags,
     unpaired_answer,
@@ -38,7 +37,9 @@ __all__ = [
     "Reward",
     "RewardDef",
     "RewardFn",
+    "batch_scorer",
     "get_reward",
+    "is_builtin",
 ]
 
 
@@ -110,6 +111,100 @@ _TAGS = (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE)
 _MARKED_TAGS = tuple(tag + "\n" for tag in _TAGS)
 
 
+# For each tag of _TAGS, in order: the reason when it is absent, when its tag-plus-newline
+# is repeated, and when it is present without the newline.
+_MARKS = tuple(
+    ("no_" + name, "repeated_" + name, no_newline)
+    for name, no_newline in (
+        ("think_tag", "missing_newline_after_think"),
+        ("think_close_tag", "missing_newline_after_think_close"),
+        ("answer_tag", "missing_newline_after_answer"),
+        ("answer_close_tag", "missing_newline_after_answer_close"),
+    )
+)
+_FULL_MARKS = Reward(0.5, OK)
+
+
+def _strict_marks(marked: tuple[int, ...], present: tuple[bool, ...]) -> Reward:
+    """`mark_strict` from ``completion.count(tag + "\\n")`` and ``tag in completion``."""
+    value = 0.0
+    reason = OK
+    for count, seen, (absent, repeated, no_newline) in zip(marked, present, _MARKS, strict=True):
+        if count == 1:
+            value += 0.125
+        elif reason == OK and count > 1:
+            reason = repeated
+        elif reason == OK:
+            reason = no_newline if seen else absent
+    return _FULL_MARKS if reason == OK else Reward(value, reason)
+
+
+def _lenient_marks(present: tuple[bool, ...]) -> Reward:
+    """`mark_lenient` from ``tag in completion`` for each tag."""
+    value = 0.0
+    reason = OK
+    for seen, (absent, _, _) in zip(present, _MARKS, strict=True):
+        if seen:
+            value += 0.125
+        elif reason == OK:
+            reason = absent
+    return _FULL_MARKS if reason == OK else Reward(value, reason)
+
+
+class _Layout(NamedTuple):
+    """What the sequence of tags in a completion `c` says, with no look at the text between.
+
+    `tags(c)` lists every tag in order (with its newline when one follows), so each field is
+    a function of that list alone; see `_layout`.
+    """
+
+    marked: tuple[int, ...]  # c.count(tag + "\n") for each tag of _TAGS
+    present: tuple[bool, ...]  # tag in c, for each tag of _TAGS
+    think_pair: bool  # has_pair(c, THINK_OPEN, THINK_CLOSE)
+    answer_pair: bool  # has_pair(c, ANSWER_OPEN, ANSWER_CLOSE): strict_answer(c) is not None
+    last_pair_is_last_tags: bool  # the last pair is the last <answer> and the last </answer>
+    strict_marks: Reward  # mark_strict(c, _): it depends on the tag counts alone
+    lenient_marks: Reward  # mark_lenient(c, _)
+
+
+def _read_layout(found: tuple[str, ...]) -> _Layout:
+    marked = tuple(map(found.count, _MARKED_TAGS))
+    bare = [tag.rstrip("\n") for tag in found]
+    present = tuple(tag in bare for tag in _TAGS)
+    think_pair = THINK_OPEN in bare and THINK_CLOSE in bare[bare.index(THINK_OPEN) :]
+    # The pairs as strict_answer finds them: each <answer> with the first </answer> after it.
+    last: tuple[int, int] | None = None
+    index = 0
+    while ANSWER_OPEN in bare[index:]:
+        opening = bare.index(ANSWER_OPEN, index)
+        if ANSWER_CLOSE not in bare[opening:]:
+            break
+        closing = bare.index(ANSWER_CLOSE, opening)
+        last, index = (opening, closing), closing + 1
+    last_is_last = last is not None and not (
+        ANSWER_OPEN in bare[last[0] + 1 :] or ANSWER_CLOSE in bare[last[1] + 1 :]
+    )
+    return _Layout(
+        marked,
+        present,
+        think_pair,
+        last is not None,
+        last_is_last,
+        _strict_marks(marked, present),
+        _lenient_marks(present),
+    )
+
+
+_read_layout_cached = lru_cache(maxsize=1024)(_read_layout)
+_FEW_TAGS = 16
+
+
+def _layout(completion: str) -> _Layout:
+    """The `_Layout` of `completion`; the few tag sequences real completions show are cached."""
+    found = tuple(tags(completion))
+    return _read_layout_cached(found) if len(found) <= _FEW_TAGS else _read_layout(found)
+
+
 class _Facts(NamedTuple):
     """What the rewards read from one completion `c`, computed once for all of them.
 
@@ -117,13 +212,30 @@ class _Facts(NamedTuple):
     reward to the spec, which is written in those expressions.
     """
 
-    marked: tuple[int, ...]  # c.count(tag + "\n") for each tag of _TAGS
-    present: tuple[bool, ...]  # tag in c, for each tag of _TAGS
-    think_pair: bool  # has_pair(c, THINK_OPEN, THINK_CLOSE)
-    strict: str | None  # strict_answer(c); not None iff has_pair(c, ANSWER_OPEN, ANSWER_CLOSE)
+    layout: _Layout  # _layout(c)
+    strict: str | None  # strict_answer(c)
     strict_norm: str | None  # strict_norm(strict_answer(c))
     lenient: str | None  # lenient_answer(c)
     problem: str  # why there is no usable strict answer, or "ok"
+
+
+def _read_facts(completion: str) -> _Facts:
+    """The facts of `completion`: one `tags` pass, then only the scans the tags call for."""
+    layout = _layout(completion)
+    if not layout.answer_pair:
+        has_tag = layout.present[2] or layout.present[3]
+        lenient = unpaired_answer(completion) if has_tag else None
+        problem = "unclosed_answer_tag" if layout.present[2] else "no_answer_tag"
+        return _Facts(layout, None, None, lenient, problem)
+    if layout.last_pair_is_last_tags:
+        # The last pair's tags are the last of their kind: find them from the end, where
+        # the answer usually is, instead of scanning every pair from the start.
+        content = completion.rfind(ANSWER_OPEN) + len(ANSWER_OPEN)
+        strict = completion[content : completion.rfind(ANSWER_CLOSE)].strip()
+    else:
+        strict = cast(str, strict_answer(completion))
+    problem = OK if strict else "empty_answer"
+    return _Facts(layout, strict, strict_norm(strict), strict, problem)
 
 
 _last_facts: tuple[str, _Facts] | None = None
@@ -132,30 +244,16 @@ _last_facts: tuple[str, _Facts] | None = None
 def _facts(completion: str) -> _Facts:
     """The facts of `completion`, remembered for the last completion seen.
 
-    The scorer calls every reward of every scheme on one completion before the next, so a
-    one-entry cache keyed by identity lets eight rewards share one look at the completion,
+    `Scheme.score` calls every reward of a scheme on one completion before the next, so a
+    one-entry cache keyed by identity lets the rewards share one look at the completion,
     and can never return another string's facts. (A race between threads can only
-    recompute.) One `tags` pass answers the counting questions; the scans that need
-    positions run only when the tags they look for are there at all.
+    recompute.)
     """
     global _last_facts
     cached = _last_facts
     if cached is not None and cached[0] is completion:
         return cached[1]
-    found = tags(completion)
-    marked = tuple(map(found.count, _MARKED_TAGS))
-    present = tuple(map(set(map(str.rstrip, found)).__contains__, _TAGS))  # newline dropped
-    think_open, think_close, answer_open, answer_close = present
-    think_pair = think_open and think_close and has_pair(completion, THINK_OPEN, THINK_CLOSE)
-    strict = strict_answer(completion) if answer_open and answer_close else None
-    if strict is None:
-        problem = "unclosed_answer_tag" if answer_open else "no_answer_tag"
-        has_tag = answer_open or answer_close
-        lenient = unpaired_answer(completion) if has_tag else None
-        facts = _Facts(marked, present, think_pair, None, None, lenient, problem)
-    else:
-        problem = OK if strict else "empty_answer"
-        facts = _Facts(marked, present, think_pair, strict, strict_norm(strict), strict, problem)
+    facts = _read_facts(completion)
     _last_facts = (completion, facts)
     return facts
 
@@ -193,11 +291,54 @@ _ZERO = {code: Reward(0.0, code) for code in REASONS}
 _CORRECT = Reward(2.0, OK)
 _HALF = Reward(0.5, OK)
 
+# A built-in reward is written as a decision on what has already been read: the completion,
+# its `_Facts` and the `_Gold`. `_reward` turns the decision into the public
+# ``(completion, answer)`` function, and `batch_scorer` runs several decisions on one
+# reading of a row, so both paths run the same code.
+_Decision = Callable[[str, "_Facts", _Gold], Reward]
+_DECISIONS: dict[RewardFn, _Decision] = {}
+
+
+def _reward(decide: _Decision) -> RewardFn:
+    def reward(completion: str, answer: str) -> Reward:
+        return decide(completion, _facts(completion), _gold(answer))
+
+    reward.__name__ = reward.__qualname__ = decide.__name__
+    reward.__doc__ = decide.__doc__
+    _DECISIONS[reward] = decide
+    return reward
+
+
+def batch_scorer(fns: Sequence[RewardFn]) -> Callable[[str, str], tuple[Reward, ...]]:
+    """One function that returns ``tuple(fn(c, a) for fn in fns)`` for built-in rewards.
+
+    It reads the completion and the gold once and runs every reward's decision on that
+    reading; the scorer calls it once per row.
+
+    >>> both = batch_scorer([digit_strict, mark_lenient])
+    >>> both("<answer>-5</answer>", "5")
+    (Reward(value=0.0, reason='answer_not_digits'), Reward(value=0.25, reason='no_think_tag'))
+    """
+    decisions = tuple(_DECISIONS[fn] for fn in fns)
+
+    def score(completion: str, answer: str) -> tuple[Reward, ...]:
+        found = _read_facts(completion)
+        expected = _gold(answer)
+        return tuple([decide(completion, found, expected) for decide in decisions])
+
+    return score
+
+
+def is_builtin(fn: RewardFn) -> bool:
+    """Whether `fn` is one of the built-in reward functions (which `batch_scorer` takes)."""
+    return fn in _DECISIONS
+
 
 # --- correctness ---------------------------------------------------------------------------
 
 
-def correctness_strict(completion: str, answer: str) -> Reward:
+@_reward
+def correctness_strict(completion: str, found: _Facts, expected: _Gold) -> Reward:
     """2.0 iff the strict answer equals the gold after `strict_norm` (string equality).
 
     >>> correctness_strict("<answer>\\n360,000\\n</answer>\\n", "360000")
@@ -205,8 +346,6 @@ def correctness_strict(completion: str, answer: str) -> Reward:
     >>> correctness_strict("<answer>18 dollars</answer>", "#### 18")
     Reward(value=0.0, reason='right_number_wrong_text')
     """
-    found = _facts(completion)
-    expected = _gold(answer)
     if found.strict_norm is not None and found.strict_norm == expected.norm:
         return _CORRECT
     if found.problem != OK or found.strict is None:
@@ -216,7 +355,8 @@ def correctness_strict(completion: str, answer: str) -> Reward:
     return _ZERO["wrong_answer"]
 
 
-def correctness_lenient(completion: str, answer: str) -> Reward:
+@_reward
+def correctness_lenient(completion: str, found: _Facts, expected: _Gold) -> Reward:
     """2.0 iff the strict rule holds or the last numbers of answer and gold are equal.
 
     The answer is `lenient_answer`, or `fallback_text` when the completion has no answer tag.
@@ -228,8 +368,6 @@ def correctness_lenient(completion: str, answer: str) -> Reward:
     >>> correctness_lenient("<answer>about 7</answer>", "8")
     Reward(value=0.0, reason='wrong_answer')
     """
-    found = _facts(completion)
-    expected = _gold(answer)
     if found.strict_norm is not None and found.strict_norm == expected.norm:
         return _CORRECT
     text = fallback_text(completion) if found.lenient is None else found.lenient
@@ -246,7 +384,8 @@ def correctness_lenient(completion: str, answer: str) -> Reward:
 # --- digit ---------------------------------------------------------------------------------
 
 
-def digit_strict(completion: str, answer: str) -> Reward:
+@_reward
+def digit_strict(completion: str, found: _Facts, expected: _Gold) -> Reward:
     """0.5 iff the strict answer, normalised, is ASCII digits only (``-5`` and ``²`` are not).
 
     >>> digit_strict("<answer>1,000</answer>", "")
@@ -254,13 +393,13 @@ def digit_strict(completion: str, answer: str) -> Reward:
     >>> digit_strict("<answer>-5</answer>", "")
     Reward(value=0.0, reason='answer_not_digits')
     """
-    found = _facts(completion)
     if found.strict_norm is None or found.problem != OK:
         return _ZERO[found.problem]
     return _HALF if is_ascii_digits(found.strict_norm) else _ZERO["answer_not_digits"]
 
 
-def digit_lenient(completion: str, answer: str) -> Reward:
+@_reward
+def digit_lenient(completion: str, found: _Facts, expected: _Gold) -> Reward:
     """0.5 iff the strict rule holds or a number can be read in the lenient answer.
 
     >>> digit_lenient("<answer>-5</answer>", "")
@@ -268,7 +407,6 @@ def digit_lenient(completion: str, answer: str) -> Reward:
     >>> digit_lenient("<answer>five</answer>", "")
     Reward(value=0.0, reason='answer_not_numeric')
     """
-    found = _facts(completion)
     if found.strict_norm is not None and is_ascii_digits(found.strict_norm):
         return _HALF
     if found.lenient is None:
@@ -285,18 +423,22 @@ _MIDDLE = "\n" + THINK_CLOSE + "\n" + ANSWER_OPEN + "\n"
 _TAIL = "\n" + ANSWER_CLOSE + "\n"
 
 
-def _strict_format_problem(c: str) -> str:
+def _strict_format_problem(c: str, layout: _Layout) -> str:
     """Why `c` does not fullmatch ``<think>\\n.*?\\n</think>\\n<answer>\\n.*?\\n</answer>\\n``.
 
     Returns ``ok`` when it does. Linear: the pattern holds iff `c` starts with the head, ends
     with the tail, and the middle occurs between them; the first occurrence after the head
     is the best candidate. Problems are reported in reading order: start, middle, end.
+    `layout` is `_layout(c)`: it answers "is this tag in `c`" without a scan.
     """
+    think_open, _, _, answer_close = layout.present
     if not c.startswith(_HEAD):
         if c.startswith(THINK_OPEN):
             return "missing_newline_after_think"
-        return "text_before_think" if THINK_OPEN in c else "no_think_tag"
-    middle = c.find(_MIDDLE, len(_HEAD))
+        return "text_before_think" if think_open else "no_think_tag"
+    # With at most one "</think>\n" the middle occurs at most once: look from the end, where
+    # it usually is.
+    middle = (c.rfind if layout.marked[1] <= 1 else c.find)(_MIDDLE, len(_HEAD))
     tail = len(c) - len(_TAIL)
     if middle == -1:
         after_head = len(_HEAD)
@@ -312,7 +454,7 @@ def _strict_format_problem(c: str) -> str:
             return "missing_newline_after_answer"
         return "text_between_think_and_answer"
     if not c.endswith(_TAIL):
-        if ANSWER_CLOSE not in c:
+        if not answer_close:
             return "no_answer_close_tag"
         if c.endswith(ANSWER_CLOSE):
             return "missing_newline_after_answer_close"
@@ -329,7 +471,8 @@ def _strict_format_problem(c: str) -> str:
 _FORMAT_STRICT = {code: Reward(0.5 if code == OK else 0.0, code) for code in REASONS}
 
 
-def format_strict(completion: str, answer: str) -> Reward:
+@_reward
+def format_strict(completion: str, found: _Facts, expected: _Gold) -> Reward:
     """0.5 iff the whole completion is ``<think>\\n…\\n</think>\\n<answer>\\n…\\n</answer>\\n``.
 
     >>> format_strict("<think>\\nhm\\n</think>\\n<answer>\\n5\\n</answer>\\n", "5")
@@ -337,14 +480,15 @@ def format_strict(completion: str, answer: str) -> Reward:
     >>> format_strict("<think>hm</think><answer>5</answer>", "5")
     Reward(value=0.0, reason='missing_newline_after_think')
     """
-    return _FORMAT_STRICT[_strict_format_problem(completion)]
+    return _FORMAT_STRICT[_strict_format_problem(completion, found.layout)]
 
 
 _NO_ANSWER_PAIR = Reward(0.0, "no_answer_pair")
 _NO_THINK_PAIR = Reward(0.25, "no_think_pair")
 
 
-def format_lenient(completion: str, answer: str) -> Reward:
+@_reward
+def format_lenient(completion: str, found: _Facts, expected: _Gold) -> Reward:
     """0.5 with a think pair and an answer pair (any order); 0.25 with only the answer pair.
 
     >>> format_lenient("<answer>123</answer>", "123")
@@ -352,31 +496,18 @@ def format_lenient(completion: str, answer: str) -> Reward:
     >>> format_lenient("<answer>1</answer><think>why</think>", "1")
     Reward(value=0.5, reason='ok')
     """
-    found = _facts(completion)
-    if found.strict is None:  # no answer pair
+    if not found.layout.answer_pair:
         return _NO_ANSWER_PAIR
-    if not found.think_pair:
+    if not found.layout.think_pair:
         return _NO_THINK_PAIR
     return _HALF
 
 
 # --- mark ----------------------------------------------------------------------------------
 
-# For each tag of _TAGS, in order: the reason when it is absent, when its tag-plus-newline
-# is repeated, and when it is present without the newline.
-_MARKS = tuple(
-    ("no_" + name, "repeated_" + name, no_newline)
-    for name, no_newline in (
-        ("think_tag", "missing_newline_after_think"),
-        ("think_close_tag", "missing_newline_after_think_close"),
-        ("answer_tag", "missing_newline_after_answer"),
-        ("answer_close_tag", "missing_newline_after_answer_close"),
-    )
-)
-_FULL_MARKS = Reward(0.5, OK)
 
-
-def mark_strict(completion: str, answer: str) -> Reward:
+@_reward
+def mark_strict(completion: str, found: _Facts, expected: _Gold) -> Reward:
     """0.125 for each tag-plus-newline seen exactly once.
 
     The four marks are ``<think>\\n``, ``</think>\\n``, ``<answer>\\n`` and ``</answer>\\n``.
@@ -385,49 +516,17 @@ def mark_strict(completion: str, answer: str) -> Reward:
     >>> mark_strict(" answer </answer>\\n\\n", "24")
     Reward(value=0.125, reason='no_think_tag')
     """
-    found = _facts(completion)
-    return _strict_marks(found.marked, found.present)
+    return found.layout.strict_marks
 
 
-def mark_lenient(completion: str, answer: str) -> Reward:
+@_reward
+def mark_lenient(completion: str, found: _Facts, expected: _Gold) -> Reward:
     """0.125 for each of ``<think>``, ``</think>``, ``<answer>``, ``</answer>`` seen at all.
 
     >>> mark_lenient("<answer>123</answer>", "123")
     Reward(value=0.25, reason='no_think_tag')
     """
-    return _lenient_marks(_facts(completion).present)
-
-
-# The marks depend on the completion only through its tag counts, and the same few counts
-# recur on every row: each distinct one is worked out once.
-
-
-@lru_cache(maxsize=256)
-def _strict_marks(marked: tuple[int, ...], present: tuple[bool, ...]) -> Reward:
-    """`mark_strict` from ``completion.count(tag + "\\n")`` and ``tag in completion``."""
-    value = 0.0
-    reason = OK
-    for count, seen, (absent, repeated, no_newline) in zip(marked, present, _MARKS, strict=True):
-        if count == 1:
-            value += 0.125
-        elif reason == OK and count > 1:
-            reason = repeated
-        elif reason == OK:
-            reason = no_newline if seen else absent
-    return _FULL_MARKS if reason == OK else Reward(value, reason)
-
-
-@lru_cache(maxsize=16)
-def _lenient_marks(present: tuple[bool, ...]) -> Reward:
-    """`mark_lenient` from ``tag in completion`` for each tag."""
-    value = 0.0
-    reason = OK
-    for seen, (absent, _, _) in zip(present, _MARKS, strict=True):
-        if seen:
-            value += 0.125
-        elif reason == OK:
-            reason = absent
-    return _FULL_MARKS if reason == OK else Reward(value, reason)
+    return found.layout.lenient_marks
 
 
 # --- the table -----------------------------------------------------------------------------

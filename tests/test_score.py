@@ -63,6 +63,38 @@ def test_workers_give_the_same_frame_in_input_order(tmp_path: Path, monkeypatch:
     assert list(two["line"]) == sorted(two["line"])
 
 
+def length_penalty(completion: str, answer: str) -> float:
+    return -len(completion) / 1000
+
+
+def test_workers_score_custom_rewards_beside_builtin_ones(tmp_path: Path, monkeypatch: Any) -> None:
+    """A chunk scored in a worker comes back without its (unpicklable) wrapped functions."""
+    import rewardkit.score as score_module
+    from rewardkit.schemes import Scheme, SchemeReward
+
+    monkeypatch.setattr(score_module, "_PARALLEL_MIN_BYTES", 0)
+    custom = Scheme(
+        "mine",
+        (
+            STRICT.rewards[0],
+            SchemeReward("length", length_penalty, weight=2.0),
+            LENIENT.rewards[3],
+        ),
+    )
+    path = write_jsonl(tmp_path / "a.jsonl", rows_for(203))
+    one = score_file(path, [custom, LENIENT], workers=1).frame
+    two = score_file(path, [custom, LENIENT], workers=2).frame
+    pd.testing.assert_frame_equal(one, two)
+    mine = one[one["scheme"] == "mine"]
+    assert list(mine["length"][:2]) == [
+        -len(WELL_FORMED) / 1000,
+        -len("<answer>24</answer>") / 1000,
+    ]
+    assert (
+        mine["total"] - mine["correctness"] - 2 * mine["length"] - mine["mark"]
+    ).abs().max() < 1e-12
+
+
 def test_groups_default_to_prompt_id_then_prompt(tmp_path: Path) -> None:
     rows = [{"prompt": "q1", "completion": "1", "answer": "1"}] * 2 + [
         {"prompt": "q2", "completion": "1", "answer": "1"}
