@@ -222,12 +222,13 @@ def fallback_text(completion: str) -> str:
     >>> fallback_text("The answer is 7.")
     'The answer is 7.'
     """
-    first = completion.find(_BOXED)
+    # Looking for one character first is a memchr; most completions hold no "\\" or "#".
+    first = completion.find(_BOXED) if "\\" in completion else -1
     if first != -1:
         boxed = _last_closed_boxed(completion, first)
         if boxed is not None:
             return boxed
-    marker = completion.rfind("####")
+    marker = completion.rfind("####") if "#" in completion else -1
     if marker != -1:
         rest = completion[marker + 4 :]
         end = rest.find("\n")
@@ -246,7 +247,7 @@ def tags(completion: str) -> list[str]:
     >>> tags("<think>\\nhm</think><answer>5</answer>\\n")
     ['<think>\\n', '</think>', '<answer>', '</answer>\\n']
     """
-    return _TAG.findall(completion)
+    return _TAG.findall(completion) if "<" in completion else []
 
 
 def has_pair(completion: str, opening: str, closing: str) -> bool:

@@ -23,7 +23,6 @@ _DIGIT_COMMA = re.compile(r"(?<=\d),(?=\d)")
 # `.`, digits with optional commas between groups, an optional fraction; or a bare fraction.
 # No nested quantifier can backtrack: each alternative consumes a fixed class per step.
 _NUMBER = re.compile(r"(?:(?<![^\W_])(?<!\.)-)?(?:[0-9]+(?:,[0-9]+)*(?:\.[0-9]+)?|\.[0-9]+)")
-_ASCII_DIGITS = re.compile(r"[0-9]+")
 _NON_DIGITS = re.compile(r"[^0-9]*")
 _NUMBER_CHARS = re.compile(r"[0-9.,]*")
 
@@ -72,17 +71,31 @@ def parse_number(text: str) -> Decimal | None:
     """
     if not text.isascii():
         text = unicodedata.normalize("NFKC", text).replace("\u2212", "-")
-    # Find the last ASCII digit from the end (reversing is one C-level copy), then the run of
-    # digits, commas and dots around it: tokenising just that run left to right gives the
-    # same last number as tokenising the whole text, without a Python loop over every match.
-    backwards = text[::-1]
-    trailing = _NON_DIGITS.match(backwards)
-    last_digit = len(text) - (trailing.end() if trailing else 0)
-    if last_digit == 0:
-        return None
-    run = _NUMBER_CHARS.match(backwards, len(text) - last_digit)
-    start = len(text) - run.end() if run else last_digit - 1
-    return Decimal(_last_token(text, start, last_digit).replace(",", ""))
+    # Find the last ASCII digit from the end, then the run of digits, commas and dots around
+    # it: tokenising just that run left to right gives the same last number as tokenising
+    # the whole text, without a Python loop over every match. The text is reversed a window
+    # at a time (reversing is a copy), growing the window while it holds no digit.
+    end, window = len(text), _WINDOW
+    while True:
+        start = max(0, end - window)
+        backwards = text[start:end][::-1]
+        trailing = _NON_DIGITS.match(backwards).end()  # type: ignore[union-attr]
+        if trailing < len(backwards):
+            break
+        if start == 0:
+            return None
+        end, window = start, window * 2
+    last_digit = end - trailing
+    run_end = _NUMBER_CHARS.match(backwards, trailing).end()  # type: ignore[union-attr]
+    if run_end == len(backwards) and start > 0:  # the run may go on left of the window
+        backwards = text[:last_digit][::-1]
+        run_start = last_digit - _NUMBER_CHARS.match(backwards).end()  # type: ignore[union-attr]
+    else:
+        run_start = end - run_end
+    return Decimal(_last_token(text, run_start, last_digit).replace(",", ""))
+
+
+_WINDOW = 128
 
 
 def _last_token(text: str, start: int, end: int) -> str:
@@ -99,6 +112,8 @@ def _last_token(text: str, start: int, end: int) -> str:
       otherwise joins digit groups, and a dot after a fraction starts a new ``.5`` number.
     The property tests compare this with the spec's left-to-right definition.
     """
+    if "." not in text[start:end] and "," not in text[start:end]:  # digits alone: one number
+        return _signed(text, start, text[start:end])
     for pair in ("..", ".,", ",.", ",,"):
         found = text.rfind(pair, start, end)
         if found != -1:
@@ -114,8 +129,12 @@ def _last_token(text: str, start: int, end: int) -> str:
             # "1.23,4,5.6": "4,5.6" is last; "1.2.3": ".3" is last
             return text[comma + 1 : end] if comma != -1 else text[last_dot:end]
     token = text[start:end].lstrip(",")
-    begin = end - len(token)
-    if begin == start and start > 0 and text[start - 1] == "-":
+    return _signed(text, start, token) if end - len(token) == start else token
+
+
+def _signed(text: str, start: int, token: str) -> str:
+    """`token`, which starts at `start`, with the sign before it when the spec reads one."""
+    if start > 0 and text[start - 1] == "-":
         # The spec's sign rule: not after a letter, a digit or a dot (`x-3` is 3).
         before = text[start - 2] if start > 1 else ""
         if not (before.isalnum() or before == "."):
@@ -142,4 +161,4 @@ def is_ascii_digits(text: str) -> bool:
     >>> is_ascii_digits("360000"), is_ascii_digits("-5"), is_ascii_digits("²"), is_ascii_digits("")
     (True, False, False, False)
     """
-    return _ASCII_DIGITS.fullmatch(text) is not None
+    return text.isascii() and text.isdigit()  # in ASCII only 0-9 are digits

@@ -287,10 +287,12 @@ class _Columns:
         self.batch_table: dict[tuple[Reward, ...], int] = {}
         self.custom = [(array("i"), dict[Reward, int]()) for _ in self.custom_index]
         self._batch = batch_scorer(batch_fns) if batch_fns else None
+        self._custom_slots = list(zip(self._custom_fns, self.custom, strict=True))
 
     def __getstate__(self) -> dict[str, Any]:
         # Functions stay behind: a finished chunk travels as its columns alone.
-        return {k: v for k, v in self.__dict__.items() if k not in {"_batch", "_custom_fns"}}
+        functions = {"_batch", "_custom_fns", "_custom_slots"}
+        return {k: v for k, v in self.__dict__.items() if k not in functions}
 
     def add(
         self, line: int, completion: str, answer: str, row_id: str | None, group: str | None
@@ -301,7 +303,7 @@ class _Columns:
             if code is None:
                 code = self.batch_table[results] = len(self.batch_table)
             self.batch_codes.append(code)
-        for fn, (codes, table) in zip(self._custom_fns, self.custom, strict=True):
+        for fn, (codes, table) in self._custom_slots:
             result = fn(completion, answer)
             code = table.get(result)
             if code is None:
@@ -334,8 +336,11 @@ def _checked(reward: SchemeReward) -> Callable[[str, str], Reward]:
     return checked
 
 
-def _iter_lines(handle: Any, start: int, end: int, max_bytes: int) -> Iterator[tuple[bytes, bool]]:
-    """Lines of ``[start, end)`` as ``(bytes, too_long)``; an over-long line is not kept."""
+def _iter_lines(handle: Any, start: int, end: int, max_bytes: int) -> Iterator[bytes]:
+    """Lines of ``[start, end)``; an over-long line is not kept: ``b""`` stands for it.
+
+    (A line read from the file is never empty: it holds at least its newline or a byte.)
+    """
     handle.seek(start)
     pos = start
     while pos < end:
@@ -348,9 +353,9 @@ def _iter_lines(handle: Any, start: int, end: int, max_bytes: int) -> Iterator[t
             while raw and not raw.endswith(b"\n"):
                 raw = handle.readline(1 << 20)
                 pos += len(raw)
-            yield b"", True
+            yield b""
             continue
-        yield raw, False
+        yield raw
 
 
 def _score_chunk(
@@ -364,18 +369,19 @@ def _score_chunk(
 ) -> _Columns:
     """Score the lines of one byte range. Line numbers are local (1-based within the chunk)."""
     columns = _Columns(schemes)
+    add = columns.add
     with open(path, "rb") as handle:
-        for raw, too_long in _iter_lines(handle, start, end, max_bytes):
-            columns.count += 1
-            local = columns.count
+        lines = _iter_lines(handle, start, end, max_bytes)
+        local = 0
+        for local, raw in enumerate(lines, 1):
             try:
-                if too_long:
+                if not raw:
                     raise _BadLine(
                         "line_too_long",
                         f"the line is over {max_bytes:,} bytes (--max-line-bytes); this is"
                         " usually a runaway generation: raise --max-line-bytes to score it",
                     )
-                if start == 0 and local == 1 and raw.startswith(_BOM):
+                if local == 1 and start == 0 and raw.startswith(_BOM):
                     if not skip:
                         raise _BadLine(
                             "bom",
@@ -391,9 +397,10 @@ def _score_chunk(
             except _BadLine as bad:
                 columns.skipped.append(Skipped(local, bad.code, bad.message))
                 if not skip:
-                    return columns
+                    break
                 continue
-            columns.add(local, completion, answer, row_id, group)
+            add(local, completion, answer, row_id, group)
+        columns.count = local
     return columns
 
 
@@ -540,12 +547,14 @@ def _frame(schemes: tuple[Scheme, ...], chunks: list[_Columns]) -> pd.DataFrame:
         "line": np.repeat(lines, width),
         "scheme": _categorical(np.tile(np.arange(width), n), [s.name for s in schemes]),
     }
-    ids = [i for chunk in chunks for i in chunk.ids]
-    if any(i is not None for i in ids):
-        data["id"] = np.repeat(np.array(ids, dtype=object), width)
-    groups = [g for chunk in chunks for g in chunk.groups]
-    if any(g is not None for g in groups):
-        data["group"] = np.repeat(np.array(groups, dtype=object), width)
+    each_line = np.repeat(np.arange(n), width)
+    for name, per_line in (
+        ("id", [i for chunk in chunks for i in chunk.ids]),
+        ("group", [g for chunk in chunks for g in chunk.groups]),
+    ):
+        if any(v is not None for v in per_line):
+            # Text becomes pandas' string dtype once per line, then repeats per scheme.
+            data[name] = pd.array(per_line, dtype="str").take(each_line)
     totals = []
     reward_columns: dict[str, list[Any]] = {}
     reason_columns: dict[str, list[Any]] = {}
