@@ -25,6 +25,7 @@ from rewardkit.extract import (
     THINK_OPEN,
     fallback_text,
     gold,
+    has_pair,
     strict_answer,
     tags,
     unpaired_answer,
@@ -167,42 +168,68 @@ class _Layout(NamedTuple):
     lenient_marks: Reward  # mark_lenient(c, _)
 
 
-def _read_layout(found: tuple[str, ...]) -> _Layout:
-    marked = tuple(map(found.count, _MARKED_TAGS))
-    bare = [tag.rstrip("\n") for tag in found]
-    present = tuple(tag in bare for tag in _TAGS)
-    think_pair = THINK_OPEN in bare and THINK_CLOSE in bare[bare.index(THINK_OPEN) :]
-    # The pairs as strict_answer finds them: each <answer> with the first </answer> after it.
-    last: tuple[int, int] | None = None
-    index = 0
-    while ANSWER_OPEN in bare[index:]:
-        opening = bare.index(ANSWER_OPEN, index)
-        if ANSWER_CLOSE not in bare[opening:]:
-            break
-        closing = bare.index(ANSWER_CLOSE, opening)
-        last, index = (opening, closing), closing + 1
-    last_is_last = last is not None and not (
-        ANSWER_OPEN in bare[last[0] + 1 :] or ANSWER_CLOSE in bare[last[1] + 1 :]
-    )
+def _layout_of(
+    marked: tuple[int, ...],
+    present: tuple[bool, ...],
+    think_pair: bool,
+    answer_pair: bool,
+    last_pair_is_last_tags: bool,
+) -> _Layout:
     return _Layout(
         marked,
         present,
         think_pair,
-        last is not None,
-        last_is_last,
+        answer_pair,
+        last_pair_is_last_tags,
         _strict_marks(marked, present),
         _lenient_marks(present),
     )
 
 
-_read_layout_cached = lru_cache(maxsize=1024)(_read_layout)
+@lru_cache(maxsize=1024)
+def _walk_layout(found: tuple[str, ...]) -> _Layout:
+    """The layout from a short tag sequence, walking it once."""
+    bare = [tag.rstrip("\n") for tag in found]
+    present = tuple(tag in bare for tag in _TAGS)
+    think_pair = THINK_OPEN in bare and THINK_CLOSE in bare[bare.index(THINK_OPEN) :]
+    # The pairs as strict_answer finds them: each <answer> with the first </answer> after it.
+    last: tuple[int, int] | None = None
+    opening: int | None = None
+    for index, tag in enumerate(bare):
+        if opening is None:
+            if tag == ANSWER_OPEN:
+                opening = index
+        elif tag == ANSWER_CLOSE:
+            last, opening = (opening, index), None
+    last_is_last = last is not None and not (
+        ANSWER_OPEN in bare[last[0] + 1 :] or ANSWER_CLOSE in bare[last[1] + 1 :]
+    )
+    marked = tuple(map(found.count, _MARKED_TAGS))
+    return _layout_of(marked, present, think_pair, last is not None, last_is_last)
+
+
+def _scan_layout(completion: str, found: list[str]) -> _Layout:
+    """The layout of a completion with many tags, from C-level scans of the text.
+
+    (A megabyte of tags would make a walk in Python too slow; `last_pair_is_last_tags` is
+    left False, which only sends `strict_answer` the long way.)
+    """
+    marked = tuple(map(found.count, _MARKED_TAGS))
+    present = tuple(tag in completion for tag in _TAGS)
+    think_pair = has_pair(completion, THINK_OPEN, THINK_CLOSE)
+    answer_pair = has_pair(completion, ANSWER_OPEN, ANSWER_CLOSE)
+    return _layout_of(marked, present, think_pair, answer_pair, False)
+
+
 _FEW_TAGS = 16
 
 
 def _layout(completion: str) -> _Layout:
     """The `_Layout` of `completion`; the few tag sequences real completions show are cached."""
-    found = tuple(tags(completion))
-    return _read_layout_cached(found) if len(found) <= _FEW_TAGS else _read_layout(found)
+    found = tags(completion)
+    if len(found) <= _FEW_TAGS:
+        return _walk_layout(tuple(found))
+    return _scan_layout(completion, found)
 
 
 class _Facts(NamedTuple):

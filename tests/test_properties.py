@@ -49,10 +49,11 @@ from rewardkit.extract import (
     has_pair,
     lenient_answer,
     strict_answer,
+    tags,
 )
 from rewardkit.numbers import parse_number, strict_norm
 from rewardkit.passk import mean_pass_at_k, pass_at_k
-from rewardkit.rewards import REASONS, REWARDS, RewardFn
+from rewardkit.rewards import REASONS, REWARDS, RewardFn, _scan_layout, _walk_layout
 from rewardkit.schemes import LENIENT, STRICT, Scheme, SchemeReward
 
 SCHEMES = (STRICT, LENIENT)
@@ -272,6 +273,24 @@ def test_marks_count_as_the_spec_says(c: str) -> None:
     lenient = sum(0.125 for tag in TAGS if tag in c)
     assert REWARDS["mark"].variants["strict"](c, "").value == strict
     assert REWARDS["mark"].variants["lenient"](c, "").value == lenient
+
+
+@settings(max_examples=400)
+@pin(*PINNED, "<answer>1</answer><answer>2", "<answer>1<answer>2</answer></answer>")
+@given(texts)
+def test_the_walk_and_the_scans_read_the_same_layout(c: str) -> None:
+    """Short tag sequences are walked in Python, long ones scanned in C: both agree.
+
+    Where the walk says the last pair's tags are the last of their kind, the strict answer
+    read from the end is the spec's.
+    """
+    found = tags(c)
+    walked = _walk_layout(tuple(found))
+    assert walked._replace(last_pair_is_last_tags=False) == _scan_layout(c, found)
+    assert walked.answer_pair == (ref_strict_answer(c) is not None)
+    if walked.last_pair_is_last_tags:
+        content = c[c.rfind("<answer>") + len("<answer>") : c.rfind("</answer>")]
+        assert content.strip() == ref_strict_answer(c)
 
 
 # --- numbers equal the spec's definitions ---------------------------------------------------
