@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -20,6 +24,7 @@ from trainer.config import ConfigError, TrainConfig  # noqa: E402
 from trainer.console import Display  # noqa: E402
 from trainer.loop import train  # noqa: E402
 from trainer.report import compare_runs, load_run, write_comparison  # noqa: E402
+from trainer.runfiles import RunFiles  # noqa: E402
 
 TIMING = ["seconds", "gen_seconds", "update_seconds", "gen_tokens_per_s", "update_tokens_per_s"]
 
@@ -79,6 +84,68 @@ def test_a_killed_run_resumes_with_the_same_data_and_numbers(tmp_path: Path) -> 
             x.drop(columns=["seconds"], errors="ignore"),
             y.drop(columns=["seconds"], errors="ignore"),
         )
+
+
+def test_step_rows_wait_in_memory_until_flushed(tmp_path: Path) -> None:
+    def steps_on_disk() -> list[int]:
+        path = tmp_path / "steps.parquet"
+        return pd.read_parquet(path)["step"].tolist() if path.exists() else []
+
+    files = RunFiles(tmp_path, write_every=float("inf"))
+    files.add_step({"step": 1, "epoch": 1}, [{"id": "a"}])
+    files.add_step({"step": 2, "epoch": 1}, [{"id": "b"}])
+    assert steps_on_disk() == []
+    assert len((tmp_path / "samples.jsonl").read_text().splitlines()) == 2  # samples at once
+    files.flush()
+    assert steps_on_disk() == [1, 2]
+    files.add_step({"step": 3, "epoch": 1}, [])
+    files.add_epoch({"epoch": 1, "steps": 3})  # an epoch's end writes its steps first
+    assert steps_on_disk() == [1, 2, 3]
+    eager = RunFiles(tmp_path, write_every=0.0)  # reads the table back; writes every step
+    eager.add_step({"step": 4, "epoch": 2}, [])
+    assert steps_on_disk() == [1, 2, 3, 4]
+
+
+def test_a_hard_kill_loses_no_step_a_resume_needs(tmp_path: Path) -> None:
+    # Step rows wait in memory before steps.parquet is rewritten (trainer.runfiles); a kill
+    # that runs no `finally` (SIGKILL, os._exit) loses them, but never the rows up to the
+    # last checkpoint: the resumed run still equals one never stopped.
+    config = fast_config(epochs=2, save_every=2, train_samples=16)  # 4 steps per epoch
+    whole = train(config, tmp_path / "whole", display=quiet())
+    root = tmp_path / "killed"
+    script = f"""
+        import os
+        from pathlib import Path
+        from rich.console import Console
+        from trainer_fixtures import fast_config
+        from trainer.console import Display
+        from trainer.loop import train
+
+        def kill(step):
+            if step == 7:  # after the checkpoint at step 6, mid-way through epoch 2
+                os._exit(9)
+
+        config = fast_config(epochs=2, save_every=2, train_samples=16)
+        train(config, Path({str(root)!r}), display=Display(Console(quiet=True)), after_step=kill)
+    """
+    tests = Path(__file__).resolve().parent
+    path = os.pathsep.join([str(tests), str(tests.parent), os.environ.get("PYTHONPATH", "")])
+    killed = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)],
+        env={**os.environ, "PYTHONPATH": path},
+        capture_output=True,
+        text=True,
+    )
+    assert killed.returncode == 9, killed.stderr
+    # Step 7's samples went out; its row, still in memory, did not.
+    assert pd.read_parquet(root / "steps.parquet")["step"].max() == 6
+    assert json.loads((root / "samples.jsonl").read_text().splitlines()[-1])["step"] == 7
+    train(config, root, resume=True, display=quiet())
+
+    a, b = (pd.read_parquet(r / "steps.parquet").drop(columns=TIMING) for r in (whole, root))
+    pd.testing.assert_frame_equal(a, b)
+    lines = [(r / "samples.jsonl").read_text().splitlines() for r in (whole, root)]
+    assert lines[0] == lines[1]
 
 
 def test_resume_refuses_a_changed_config(tmp_path: Path) -> None:

@@ -100,7 +100,10 @@ def train(
     try:
         _train(run, resume, after_step)
     finally:
-        run.display.close()
+        try:
+            run.files.flush()  # a run stopped by an error keeps every step it finished
+        finally:
+            run.display.close()
     return root
 
 
@@ -390,6 +393,7 @@ def _epoch_row(run: Run, epoch: int) -> dict[str, Any]:
 
 
 def _save(run: Run, position: Position) -> None:
+    run.files.flush()  # first: a resume from this checkpoint needs every step up to it
     sized = Position(position.epoch, position.index, position.step, run.files.sizes())
     save_checkpoint(run.root, run.policy.model, run.optimizer, sized)
 
@@ -401,6 +405,7 @@ def _finish(run: Run) -> None:
 
     quiet: Any = logging.disable_progress_bar  # untyped; its shard bar would break the live view
     quiet()
+    run.files.flush()
     run.policy.model.save_pretrained(run.root / "model")
     run.policy.tokenizer.save_pretrained(run.root / "model")
     write_report(run.root)

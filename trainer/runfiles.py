@@ -16,12 +16,20 @@
 Tables are rewritten whole through a temporary file and `os.replace`, which is atomic.
 Sample files only grow: each step's lines go out in one ``write`` call, and the checkpoint
 records each file's size, so a resume cuts off whatever was written after it.
+
+`steps.parquet` is not rewritten after every step (on a small batch that rewrite was a
+sixth of the step): its rows are kept in memory and written at the latest `write_every`
+seconds after the oldest unwritten one (default 10), before every checkpoint, at every
+epoch's end, at the end of the run and when a run stops on an error. A hard kill loses at
+most those seconds of rows, and never a row a checkpoint needs: `flush` runs before the
+checkpoint is saved, so a resume finds every step up to it (and cuts any later ones off).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -64,11 +72,17 @@ def _read(path: Path) -> list[dict[str, Any]]:
     return [{str(k): v for k, v in row.items()} for row in pd.read_parquet(path).to_dict("records")]
 
 
-class RunFiles:
-    """The tables of a run, kept in memory and rewritten on every change."""
+WRITE_EVERY = 10.0  # seconds: how long new step rows may wait in memory
 
-    def __init__(self, root: Path) -> None:
+
+class RunFiles:
+    """The tables of a run, kept in memory; evaluations and epochs are written as they come,
+    steps at most `write_every` seconds late (`flush` writes them now)."""
+
+    def __init__(self, root: Path, write_every: float = WRITE_EVERY) -> None:
         self.root = root
+        self.write_every = write_every
+        self._unwritten_since: float | None = None  # when the oldest unwritten step came
         self.steps: list[dict[str, Any]] = _read(root / STEPS)
         self.epochs: list[dict[str, Any]] = _read(root / EPOCHS)
         self.evals: list[dict[str, Any]] = _read(root / EVAL)
@@ -84,6 +98,7 @@ class RunFiles:
                 with open(path, "r+b") as handle:
                     handle.truncate(sizes.get(name, 0))
         self._write_tables()
+        self._unwritten_since = None
 
     def sizes(self) -> dict[str, int]:
         """The size of each sample file now, for the checkpoint."""
@@ -93,9 +108,20 @@ class RunFiles:
         }
 
     def add_step(self, row: Mapping[str, Any], samples: Sequence[Mapping[str, Any]]) -> None:
+        """The step's samples go out now; its row with the next `flush` (see the module)."""
         self._append(SAMPLES, samples)
         self.steps.append(dict(row))
-        atomic_write_frame(self.root / STEPS, pd.DataFrame(self.steps))
+        now = time.monotonic()
+        if self._unwritten_since is None:
+            self._unwritten_since = now
+        if now - self._unwritten_since >= self.write_every:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the step rows still in memory to steps.parquet (atomically)."""
+        if self._unwritten_since is not None:
+            atomic_write_frame(self.root / STEPS, pd.DataFrame(self.steps))
+            self._unwritten_since = None
 
     def add_eval(
         self, rows: Sequence[Mapping[str, Any]], samples: Sequence[Mapping[str, Any]]
@@ -105,6 +131,7 @@ class RunFiles:
         atomic_write_frame(self.root / EVAL, pd.DataFrame(self.evals, columns=EVAL_COLUMNS))
 
     def add_epoch(self, row: Mapping[str, Any]) -> None:
+        self.flush()  # the epoch row sums the step rows: both tables agree on disk
         self.epochs.append(dict(row))
         atomic_write_frame(self.root / EPOCHS, pd.DataFrame(self.epochs))
 
