@@ -71,6 +71,8 @@ def parse_number(text: str) -> Decimal | None:
     """
     if not text.isascii():
         text = unicodedata.normalize("NFKC", text).replace("\u2212", "-")
+    elif text.isdigit():  # the common answer "18": ASCII digits alone are one number
+        return Decimal(text)
     # Find the last ASCII digit from the end, then the run of digits, commas and dots around
     # it: tokenising just that run left to right gives the same last number as tokenising
     # the whole text, without a Python loop over every match. The text is reversed a window

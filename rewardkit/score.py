@@ -208,14 +208,18 @@ def _read_record(record: Any, keys: Keys) -> tuple[str, str, str | None, str | N
             f"the line is a JSON {type(record).__name__}, not an object; write one JSON"
             " object per line",
         )
-    if keys.completion not in record:
-        raise _BadLine("missing_completion", _suggest(record, keys.completion, "--completion-key"))
-    if keys.answer not in record:
-        raise _BadLine("missing_answer", _suggest(record, keys.answer, "--answer-key"))
-    completion = record[keys.completion]
+    try:
+        completion = record[keys.completion]
+    except KeyError:
+        raise _BadLine(
+            "missing_completion", _suggest(record, keys.completion, "--completion-key")
+        ) from None
+    try:
+        answer = record[keys.answer]
+    except KeyError:
+        raise _BadLine("missing_answer", _suggest(record, keys.answer, "--answer-key")) from None
     if not isinstance(completion, str):  # the common case costs no call
         completion = _completion_text(completion, keys.completion)
-    answer = record[keys.answer]
     if not isinstance(answer, str):
         answer = _answer_text(answer, keys.answer)
     raw_id = record.get(keys.id)
@@ -223,11 +227,33 @@ def _read_record(record: Any, keys: Keys) -> tuple[str, str, str | None, str | N
     return completion, answer, row_id, _group_of(record, keys)
 
 
+# json.loads(text) is its default decoder's C scanner behind three Python-level wrappers
+# (argument checks, leading and trailing whitespace, error translation).
+_scan_json: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+_JSON_WHITESPACE = " \t\n\r"
+
+
+def _loads(text: str) -> Any:
+    """``json.loads(text)``: the same value, and for anything unusual json.loads itself.
+
+    A line is one object and its newline: the scanner reads the object, and only leading
+    whitespace or an error (which json.loads then reports in its own words) takes the
+    slow way.
+    """
+    try:
+        value, end = _scan_json(text, 0)
+    except StopIteration:  # leading whitespace, or not JSON
+        return json.loads(text)
+    if end == len(text) or not text[end:].strip(_JSON_WHITESPACE):
+        return value
+    return json.loads(text)  # extra data after the object: json.loads raises
+
+
 def _parse_line(raw: bytes, keys: Keys) -> tuple[str, str, str | None, str | None]:
     try:
         # Decoding first is faster than handing json the bytes, which first guesses the
         # encoding in Python; the errors are the same.
-        record = json.loads(raw.decode())
+        record = _loads(raw.decode())
     except UnicodeDecodeError as error:
         bad = raw[error.start : error.end]
         raise _BadLine(

@@ -294,3 +294,38 @@ def test_pass_at_1_is_the_mean_correctness_of_samples() -> None:
     assert values[1] == pytest.approx(4 / 6)
     assert values[4] == 1.0  # only group a has 4 samples
     assert list(table["groups"]) == [2, 1]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"a": 1}\n',
+        '{"a": 1}',
+        '  {"a": [1, 2.5, null, "é"]}\n',
+        '{"a": 1}\r\n',
+        '{"a": 1} \t \n',
+        '{"a": 1} x\n',
+        '{"a": 1}\x0c\n',
+        '{"a": 1}{"b": 2}\n',
+        "[1]\n",
+        '"text"\n',
+        "NaN\n",
+        "",
+        "\n",
+        "{",
+        '{"a": }\n',
+        '{"a": 1,}\n',
+    ],
+)
+def test_line_parser_is_json_loads(text: str) -> None:
+    """The scanner-first parser gives json.loads' value, or its error word for word."""
+    from rewardkit.score import _loads
+
+    try:
+        expected = json.loads(text)
+    except json.JSONDecodeError as error:
+        with pytest.raises(json.JSONDecodeError) as caught:
+            _loads(text)
+        assert (caught.value.msg, caught.value.pos) == (error.msg, error.pos)
+        return
+    assert json.dumps(_loads(text)) == json.dumps(expected)  # NaN is not equal to itself
