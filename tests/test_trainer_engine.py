@@ -10,6 +10,7 @@ torch = pytest.importorskip("torch")
 
 from trainer_fixtures import fast_config  # noqa: E402
 
+from trainer.decode import Decoder, matches_model  # noqa: E402
 from trainer.engine import EngineError, TorchEngine, make_engine, vllm_status  # noqa: E402
 from trainer.model import Policy  # noqa: E402
 from trainer.tiny import TAGS, build_model, build_tokenizer  # noqa: E402
@@ -80,6 +81,68 @@ def test_one_prefill_per_prompt_samples_like_one_per_row(policy: Policy) -> None
     shared = engine.generate(PROMPTS, 3, 0.0, 10, ("</answer>",), 0)
     alone = engine.generate([p for p in PROMPTS for _ in range(3)], 1, 0.0, 10, ("</answer>",), 0)
     assert [g for group in shared for g in group] == [group[0] for group in alone]
+
+
+def qwen2_model(tokenizer: Any) -> Any:
+    """A tiny Qwen2: biases on q, k and v, and 4 query heads sharing 2 key-value heads."""
+    import transformers
+
+    config = transformers.Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(3)
+        model: Any = transformers.Qwen2ForCausalLM(config)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name.endswith("bias"):  # zero-initialised: make them count
+                parameter.normal_(0, 0.5)
+    return model
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen2"])
+def test_the_fast_decode_step_samples_what_the_model_forward_samples(
+    policy: Policy, family: str
+) -> None:
+    # trainer.decode mirrors the model's forward: same logits, so the same tokens per seed.
+    model = policy.model if family == "llama" else qwen2_model(policy.tokenizer)
+    decoder = Decoder.build(model)
+    assert decoder is not None and matches_model(decoder)
+    fast = TorchEngine(model, policy.tokenizer)
+    slow = TorchEngine(model, policy.tokenizer, fast_decode=False)
+    prompts = [*PROMPTS, "Q: 7"]  # three prompt lengths: left padding in the batch
+    for temperature, seed in ((1.0, 0), (1.0, 1), (0.7, 2), (0.0, 0)):
+        args = (prompts, 5, temperature, 16, ("</answer>", " has"), seed)
+        assert fast.generate(*args) == slow.generate(*args)
+    assert fast.fast_decode is True and slow.fast_decode is False
+
+
+def test_a_model_the_fast_step_does_not_mirror_uses_the_model_forward(policy: Policy) -> None:
+    model = qwen2_model(policy.tokenizer)
+    model.config._attn_implementation = "eager"  # another mask format: not mirrored
+    assert Decoder.build(model) is None
+    engine = TorchEngine(model, policy.tokenizer)
+    groups = engine.generate(PROMPTS, 2, 1.0, 6, ("</answer>",), 0)
+    assert engine.fast_decode is False and len(groups) == 2
+    hooked = qwen2_model(policy.tokenizer)
+    hooked.lm_head.register_forward_hook(lambda *_: None)  # only __call__ would run it
+    assert Decoder.build(hooked) is None
+
+
+def test_a_decoder_that_gives_other_logits_is_not_used(policy: Policy) -> None:
+    model = qwen2_model(policy.tokenizer)
+    decoder = Decoder.build(model)
+    assert decoder is not None
+    decoder.rotary = lambda q, k, cos, sin: (q, k)  # a mirror gone wrong: no rotary embedding
+    assert not matches_model(decoder)
 
 
 def test_engine_selection(policy: Policy, monkeypatch: Any) -> None:

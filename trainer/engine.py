@@ -31,6 +31,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
+from trainer.decode import Decoder, matches_model
+
 if TYPE_CHECKING:
     import torch
 
@@ -84,16 +86,27 @@ class TorchEngine:
 
     A hand loop rather than `model.generate`: on the tiny model it is about ten times
     faster (no logits processors, no per-step stopping-criteria objects), and a stop
-    string that is one token is checked with one tensor op.
+    string that is one token is checked with one tensor op. The prefill is the model's
+    own forward; the one-token steps after it go through `trainer.decode.Decoder` when it
+    mirrors the model (Llama, Qwen2) and gives its logits, else through the model's forward
+    too (`fast_decode=False` forces that). Both give the same tokens for the same seed.
     """
 
     name = "torch"
 
-    def __init__(self, model: Any, tokenizer: Any) -> None:
+    def __init__(self, model: Any, tokenizer: Any, *, fast_decode: bool = True) -> None:
         self.model = model
         self.tokenizer = tokenizer
         eos = model.generation_config.eos_token_id or tokenizer.eos_token_id
         self.eos_ids = {eos} if isinstance(eos, int) else set(eos or ())
+        # Built and checked on the first `generate` (the model is on its device then).
+        self._checked_decoder: bool | None = None if fast_decode else False
+        self._fast: Decoder | None = None
+
+    @property
+    def fast_decode(self) -> bool | None:
+        """Whether sampling uses `trainer.decode.Decoder` (None: not known before sampling)."""
+        return self._checked_decoder
 
     def sync_weights(self, model: torch.nn.Module) -> None:
         """Nothing to do: this engine samples with `model` itself."""
@@ -125,6 +138,8 @@ class TorchEngine:
                 )
         finally:
             self.model.train(was_training)
+            if self._fast is not None:
+                self._fast.release()
         out: list[Generation] = []
         for row, length, done in zip(
             tokens.tolist(), lengths.tolist(), stopped.tolist(), strict=True
@@ -180,26 +195,19 @@ class TorchEngine:
         done = torch.zeros(batch, dtype=torch.bool, device=device)
         stop_tensor = torch.tensor(sorted(stop_ids), dtype=torch.long, device=device)
         generator = torch.Generator(device=device).manual_seed(seed)
-        cache = DynamicCache()
         window = max((len(t) for t in stop_texts), default=0)  # tokens are >= 1 character
+        # One prefill per prompt, then one cache row per sample.
+        cache = DynamicCache()
+        logits = self._forward(ids, mask, positions, cache)  # (G, V)
+        logits = logits.repeat_interleave(n, dim=0)  # (B, V)
+        mask = mask.repeat_interleave(n, dim=0)  # (B, P)
+        position = positions[:, -1:].repeat_interleave(n, dim=0)  # (B, 1)
+        decoder = self._decoder()
+        if decoder is not None:
+            decoder.start(cache, n, mask, max_new_tokens)
+        elif n > 1:
+            cache.batch_repeat_interleave(n)
         for step in range(max_new_tokens):
-            logits = (
-                self.model(
-                    input_ids=ids,
-                    attention_mask=mask,
-                    position_ids=positions,
-                    past_key_values=cache,
-                    use_cache=True,
-                    logits_to_keep=1,
-                )
-                .logits[:, -1, :]
-                .float()
-            )  # (B, V); (G, V) after the prefill
-            if step == 0 and n > 1:  # one prefill per prompt, then one cache row per sample
-                cache.batch_repeat_interleave(n)
-                logits = logits.repeat_interleave(n, dim=0)  # (B, V)
-                mask = mask.repeat_interleave(n, dim=0)  # (B, P)
-                positions = positions.repeat_interleave(n, dim=0)  # (B, P)
             if temperature == 0:
                 chosen = logits.argmax(-1)  # (B,)
             else:
@@ -212,12 +220,46 @@ class TorchEngine:
                 ended |= self._text_stops(tokens, step, window, done, stop_texts)
             lengths = torch.where(ended, step + 1, lengths)
             done |= ended
-            if bool(done.all()):
+            if step + 1 == max_new_tokens or bool(done.all()):
                 break
-            ids = chosen[:, None]  # (B, 1)
-            positions = positions[:, -1:] + 1  # (B, 1)
-            mask = torch.cat([mask, mask.new_ones(batch, 1)], dim=1)  # (B, P + step + 1)
+            position = position + 1  # (B, 1)
+            if decoder is not None:
+                logits = decoder.step(chosen[:, None], position).float()  # (B, V)
+            else:
+                mask = torch.cat([mask, mask.new_ones(batch, 1)], dim=1)  # (B, P + step + 1)
+                logits = self._forward(chosen[:, None], mask, position, cache)  # (B, V)
         return tokens, lengths, done
+
+    def _forward(
+        self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: Any
+    ) -> torch.Tensor:
+        """The model's own forward: logits (rows, V) of the last position, `cache` grown."""
+        logits: torch.Tensor = (
+            self.model(
+                input_ids=ids,
+                attention_mask=mask,
+                position_ids=positions,
+                past_key_values=cache,
+                use_cache=True,
+                logits_to_keep=1,
+            )
+            .logits[:, -1, :]
+            .float()
+        )
+        return logits
+
+    def _decoder(self) -> Decoder | None:
+        """The fast decode step (`trainer.decode`), built and checked once; None if the
+        model is not one it mirrors or its logits differ from the model's own."""
+        if self._checked_decoder is None:
+            decoder = Decoder.build(self.model)
+            try:
+                same = decoder is not None and matches_model(decoder)
+            except (RuntimeError, ValueError, TypeError, AttributeError, IndexError):
+                same = False  # a variant the mirror does not handle (shapes, attributes)
+            self._checked_decoder = same
+            self._fast = decoder if same else None
+        return self._fast
 
     def _text_stops(
         self,

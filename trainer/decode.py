@@ -1,0 +1,203 @@
+"""The torch engine's decode step without Hugging Face's per-call work.
+
+Sampling feeds one token per row per forward. On a small model Hugging Face's forward is
+mostly Python around a few small matrix products: it rebuilds the attention mask from the
+2-D padding mask, grows every layer's KV cache with ``torch.cat``, goes through output
+capturing and config-default decorators, and calls a dozen modules per layer, each through
+``nn.Module.__call__``. `Decoder` runs the same arithmetic as the model's own forward, in
+the same order and with the same kernels, for the families whose forward it mirrors
+(``llama`` and ``qwen2`` with SDPA attention, full attention in every layer):
+
+- the keys and values live in buffers allocated once per batch (prompt plus
+  `max_new_tokens` columns), written in place, and attention reads a view of the filled
+  part;
+- the attention mask is one boolean (B, 1, 1, P + T) tensor made once and sliced, the 4-D
+  mask Hugging Face would build for a one-token query (True where a row may attend);
+- norms, rotary embeddings, the MLP and attention call the model's own modules' ``forward``
+  (and the modeling module's own ``apply_rotary_pos_emb``), only not through
+  ``__call__``.
+
+The logits are those of the model's forward (bit for bit on this CPU, float32;
+`tests/test_trainer_engine.py` compares them), so sampling draws from the same distribution
+with the same random numbers. `Decoder.build` returns None for any model it does not mirror
+(another architecture, hooks, adapters, eager or flash attention, sliding windows), and
+`matches_model` checks a built one against the model's forward on a small input before the
+engine relies on it; either way the engine then calls the model's forward as before.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["Decoder", "matches_model"]
+
+MIRRORED = ("llama", "qwen2")  # model types whose decoder layer `Decoder.step` mirrors
+
+
+class Decoder:
+    """One-token forwards of a Llama-shaped model over preallocated KV buffers."""
+
+    def __init__(self, model: Any, rotary: Callable[..., Any]) -> None:
+        self.model = model
+        self.inner = model.model
+        self.layers = list(self.inner.layers)
+        self.rotary = rotary  # the modeling module's apply_rotary_pos_emb
+        attention = self.layers[0].self_attn
+        self.heads = int(model.config.num_attention_heads)
+        self.kv_heads = int(model.config.num_key_value_heads)
+        self.head_dim = int(attention.head_dim)
+        self.keys: list[torch.Tensor] = []
+        self.values: list[torch.Tensor] = []
+        self.mask: torch.Tensor | None = None  # (B, 1, 1, P + T), True where rows attend
+        self.filled = 0  # columns of the buffers holding keys and values
+
+    @classmethod
+    def build(cls, model: Any) -> Decoder | None:
+        """A decoder for `model`, or None when its forward is not one this class mirrors."""
+        import torch
+
+        config = getattr(model, "config", None)
+        inner = getattr(model, "model", None)
+        if config is None or inner is None or config.model_type not in MIRRORED:
+            return None
+        if config._attn_implementation != "sdpa":
+            return None
+        if any(kind != "full_attention" for kind in getattr(config, "layer_types", None) or ()):
+            return None  # sliding-window layers need another mask
+        if any(m._forward_hooks or m._forward_pre_hooks for m in model.modules()):
+            return None  # offloading or adapter hooks: only __call__ runs them
+        linears = [model.lm_head]
+        for layer in inner.layers:
+            attention, mlp = layer.self_attn, layer.mlp
+            linears += [attention.q_proj, attention.k_proj, attention.v_proj, attention.o_proj]
+            linears += [mlp.gate_proj, mlp.up_proj, mlp.down_proj]
+        if any(type(m) is not torch.nn.Linear for m in linears):
+            return None  # quantised or adapter-wrapped layers
+        if type(inner.embed_tokens) is not torch.nn.Embedding:
+            return None
+        modeling = sys.modules[type(inner.layers[0].self_attn).__module__]
+        rotary = getattr(modeling, "apply_rotary_pos_emb", None)
+        return None if rotary is None else cls(model, rotary)
+
+    def start(
+        self, cache: Any, repeat: int, prompt_mask: torch.Tensor, max_new_tokens: int
+    ) -> None:
+        """Copy a prefill's cache (G rows) into buffers of `repeat` rows per prompt.
+
+        `cache` is the ``DynamicCache`` of the prefill of G prompts of width P,
+        `prompt_mask` (B, P) their padding mask already repeated to B = G * repeat rows.
+        """
+        import torch
+
+        batch, width = prompt_mask.shape
+        self.keys, self.values = [], []
+        for layer in cache.layers:
+            for source, out in ((layer.keys, self.keys), (layer.values, self.values)):
+                buffer = source.new_empty(
+                    batch, self.kv_heads, width + max_new_tokens, self.head_dim
+                )
+                buffer[:, :, :width] = source.repeat_interleave(repeat, dim=0)
+                out.append(buffer)
+        self.mask = torch.ones(
+            batch, 1, 1, width + max_new_tokens, dtype=torch.bool, device=prompt_mask.device
+        )
+        self.mask[:, 0, 0, :width] = prompt_mask.bool()
+        self.filled = width
+
+    def release(self) -> None:
+        """Drop the buffers (they hold a whole batch's keys and values)."""
+        self.keys, self.values, self.mask, self.filled = [], [], None, 0
+
+    def step(self, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """Logits (B, V) after feeding one token per row: `ids`, `positions` (B, 1)."""
+        import torch.nn.functional as F
+        from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+        assert self.mask is not None, "start() first"
+        column, end = self.filled, self.filled + 1
+        batch = ids.shape[0]
+        mask = self.mask[..., :end]  # (B, 1, 1, L)
+        hidden = F.embedding(ids, self.inner.embed_tokens.weight)  # (B, 1, H)
+        position_embeddings = self.inner.rotary_emb.forward(hidden, positions)
+        cos, sin = position_embeddings
+        for index, layer in enumerate(self.layers):
+            attention = layer.self_attn
+            residual = hidden
+            hidden = layer.input_layernorm.forward(hidden)
+            query = F.linear(hidden, attention.q_proj.weight, attention.q_proj.bias)
+            key = F.linear(hidden, attention.k_proj.weight, attention.k_proj.bias)
+            value = F.linear(hidden, attention.v_proj.weight, attention.v_proj.bias)
+            query = query.view(batch, 1, -1, self.head_dim).transpose(1, 2)  # (B, h, 1, d)
+            key = key.view(batch, 1, -1, self.head_dim).transpose(1, 2)  # (B, kv, 1, d)
+            value = value.view(batch, 1, -1, self.head_dim).transpose(1, 2)  # (B, kv, 1, d)
+            query, key = self.rotary(query, key, cos, sin)
+            self.keys[index][:, :, column:end] = key
+            self.values[index][:, :, column:end] = value
+            out, _ = sdpa_attention_forward(
+                attention,
+                query,
+                self.keys[index][:, :, :end],
+                self.values[index][:, :, :end],
+                mask,
+                dropout=0.0,
+                scaling=attention.scaling,
+            )  # (B, 1, h, d)
+            out = out.reshape(batch, 1, -1).contiguous()
+            hidden = residual + F.linear(out, attention.o_proj.weight, attention.o_proj.bias)
+            residual = hidden
+            hidden = layer.post_attention_layernorm.forward(hidden)
+            hidden = residual + layer.mlp.forward(hidden)
+        self.filled = end
+        hidden = self.inner.norm.forward(hidden)
+        head = self.model.lm_head
+        logits: torch.Tensor = F.linear(hidden[:, -1, :], head.weight, head.bias)  # (B, V)
+        return logits
+
+
+def matches_model(decoder: Decoder, tolerance: float = 1e-4) -> bool:
+    """Whether `decoder` gives the model's own logits on a small made-up batch.
+
+    Two left-padded rows of different lengths, three decoding steps; the model's forward
+    with a ``DynamicCache`` is the reference. Run once per engine, not per batch.
+    """
+    import torch
+    from transformers import DynamicCache
+
+    model = decoder.model
+    device = next(model.parameters()).device
+    vocab = int(model.config.vocab_size)
+    ids = torch.tensor([[0, 1, 2, 3, 4], [0, 0, 5, 6, 7]], device=device) % vocab  # (2, 5)
+    mask = torch.tensor([[1, 1, 1, 1, 1], [0, 0, 1, 1, 1]], device=device)  # (2, 5)
+    positions = (mask.cumsum(1) - 1).clamp(min=0)  # (2, 5)
+    with torch.inference_mode():
+        cache = DynamicCache()
+        model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            past_key_values=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        decoder.start(cache, 1, mask, 3)
+        for step in range(3):
+            token = (ids[:, -1:] + step + 1) % vocab  # (2, 1)
+            positions = positions[:, -1:] + 1  # (2, 1)
+            mask = torch.cat([mask, mask.new_ones(2, 1)], dim=1)
+            expected = model(
+                input_ids=token,
+                attention_mask=mask,
+                position_ids=positions,
+                past_key_values=cache,
+                use_cache=True,
+                logits_to_keep=1,
+            ).logits[:, -1, :]
+            got = decoder.step(token, positions)
+            if not torch.allclose(got.float(), expected.float(), rtol=tolerance, atol=tolerance):
+                return False
+    return True
