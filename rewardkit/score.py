@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from rewardkit.rewards import Reward, batch_scorer, is_builtin
 from rewardkit.schemes import Scheme, SchemeReward, _coerce
@@ -286,8 +287,8 @@ class _Columns:
     def __init__(self, schemes: Sequence[Scheme]) -> None:
         self.schemes = schemes
         self.lines = array("q")
-        self.ids: list[str | None] = []
-        self.groups: list[str | None] = []
+        self.ids: list[str | None] | pa.Array = []  # an Array once pickled
+        self.groups: list[str | None] | pa.Array = []
         self.skipped: list[Skipped] = []
         self.blank = 0
         self.bom = False
@@ -316,9 +317,12 @@ class _Columns:
         self._custom_slots = list(zip(self._custom_fns, self.custom, strict=True))
 
     def __getstate__(self) -> dict[str, Any]:
-        # Functions stay behind: a finished chunk travels as its columns alone.
+        # Functions stay behind: a finished chunk travels as its columns alone, its texts as
+        # Arrow arrays (a few buffers to pickle, not a Python object per row).
         functions = {"_batch", "_custom_fns", "_custom_slots"}
-        return {k: v for k, v in self.__dict__.items() if k not in functions}
+        state = {k: v for k, v in self.__dict__.items() if k not in functions}
+        state["ids"], state["groups"] = _texts(self.ids), _texts(self.groups)
+        return state
 
     def add(
         self, line: int, completion: str, answer: str, row_id: str | None, group: str | None
@@ -574,13 +578,11 @@ def _frame(schemes: tuple[Scheme, ...], chunks: list[_Columns]) -> pd.DataFrame:
         "scheme": _categorical(np.tile(np.arange(width), n), [s.name for s in schemes]),
     }
     each_line = np.repeat(np.arange(n), width)
-    for name, per_line in (
-        ("id", [i for chunk in chunks for i in chunk.ids]),
-        ("group", [g for chunk in chunks for g in chunk.groups]),
-    ):
-        if any(v is not None for v in per_line):
+    for name, parts in (("id", [c.ids for c in chunks]), ("group", [c.groups for c in chunks])):
+        texts = pa.concat_arrays([_texts(part) for part in parts]) if parts else _texts([])
+        if texts.null_count < len(texts):
             # Text becomes pandas' string dtype once per line, then repeats per scheme.
-            data[name] = pd.array(per_line, dtype="str").take(each_line)
+            data[name] = pd.array(texts, dtype="str").take(each_line)
     totals = []
     reward_columns: dict[str, list[Any]] = {}
     reason_columns: dict[str, list[Any]] = {}
@@ -603,6 +605,13 @@ def _frame(schemes: tuple[Scheme, ...], chunks: list[_Columns]) -> pd.DataFrame:
     for name, per_scheme in reason_columns.items():
         data[name + "_reason"] = _reason_column(per_scheme, n, width)
     return pd.DataFrame(data)
+
+
+def _texts(values: list[str | None] | pa.Array) -> pa.Array:
+    """Texts (or None) as one Arrow array."""
+    if isinstance(values, pa.Array):
+        return values
+    return pa.array(values, type=pa.large_string())
 
 
 def _reason_column(per_scheme: list[Any], n: int, width: int) -> pd.Categorical:
