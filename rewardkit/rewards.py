@@ -7,6 +7,10 @@ reason from `REASONS`, which also holds the sentence shown to a person.
 
 `REWARDS` is built here, once, without configuration. Schemes (`rewardkit.schemes`) pick a
 variant of each reward by name.
+
+Each built-in reward is a decision on one reading of the row (`_Facts` of the completion,
+`_Gold` of the answer). The public function reads the row and decides; `batch_scorer` reads
+it once and runs several decisions, which is how the scorer runs a whole scheme per row.
 """
 
 from __future__ import annotations
