@@ -55,6 +55,13 @@ class Decoder:
         self.values: list[torch.Tensor] = []
         self.mask: torch.Tensor | None = None  # (B, 1, 1, P + T), True where rows attend
         self.filled = 0  # columns of the buffers holding keys and values
+        self.taken = 0  # decode steps since `start`
+        self.positions: torch.Tensor | None = None  # (B, T) position of each decode step
+        # cos and sin of every decode step's positions, (B, T, d) each; None when the
+        # rotary embedding changes with the length seen ("dynamic" and "longrope" types)
+        self.rotations: tuple[torch.Tensor, torch.Tensor] | None = None
+        rope = str(getattr(self.inner.rotary_emb, "rope_type", "default"))
+        self.static_rope = "dynamic" not in rope and rope != "longrope"
 
     @classmethod
     def build(cls, model: Any) -> Decoder | None:
@@ -85,16 +92,29 @@ class Decoder:
         return None if rotary is None else cls(model, rotary)
 
     def start(
-        self, cache: Any, repeat: int, prompt_mask: torch.Tensor, max_new_tokens: int
+        self,
+        cache: Any,
+        repeat: int,
+        prompt_mask: torch.Tensor,
+        last_position: torch.Tensor,
+        max_new_tokens: int,
     ) -> None:
         """Copy a prefill's cache (G rows) into buffers of `repeat` rows per prompt.
 
-        `cache` is the ``DynamicCache`` of the prefill of G prompts of width P,
-        `prompt_mask` (B, P) their padding mask already repeated to B = G * repeat rows.
+        `cache` is the ``DynamicCache`` of the prefill of G prompts of width P;
+        `prompt_mask` (B, P) their padding mask and `last_position` (B, 1) the position of
+        their last token, both already repeated to B = G * repeat rows.
         """
         import torch
 
         batch, width = prompt_mask.shape
+        steps = torch.arange(1, max_new_tokens + 1, device=last_position.device)
+        self.positions = last_position + steps  # (B, T)
+        self.taken = 0
+        self.rotations = None
+        if self.static_rope:  # elementwise in the position: all steps at once, same values
+            probe = self.inner.embed_tokens.weight[:0]  # gives the rotary its dtype, device
+            self.rotations = self.inner.rotary_emb.forward(probe, self.positions)
         self.keys, self.values = [], []
         for layer in cache.layers:
             for source, out in ((layer.keys, self.keys), (layer.values, self.values)):
@@ -112,19 +132,23 @@ class Decoder:
     def release(self) -> None:
         """Drop the buffers (they hold a whole batch's keys and values)."""
         self.keys, self.values, self.mask, self.filled = [], [], None, 0
+        self.positions, self.rotations = None, None
 
-    def step(self, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        """Logits (B, V) after feeding one token per row: `ids`, `positions` (B, 1)."""
+    def step(self, ids: torch.Tensor) -> torch.Tensor:
+        """Logits (B, V) after feeding the next token of each row, `ids` (B, 1)."""
         import torch.nn.functional as F
         from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-        assert self.mask is not None, "start() first"
-        column, end = self.filled, self.filled + 1
+        assert self.mask is not None and self.positions is not None, "start() first"
+        column, end, taken = self.filled, self.filled + 1, self.taken
         batch = ids.shape[0]
         mask = self.mask[..., :end]  # (B, 1, 1, L)
         hidden = F.embedding(ids, self.inner.embed_tokens.weight)  # (B, 1, H)
-        position_embeddings = self.inner.rotary_emb.forward(hidden, positions)
-        cos, sin = position_embeddings
+        if self.rotations is not None:
+            cos, sin = (r[:, taken : taken + 1] for r in self.rotations)  # (B, 1, d)
+        else:
+            positions = self.positions[:, taken : taken + 1]  # (B, 1)
+            cos, sin = self.inner.rotary_emb.forward(hidden, positions)
         for index, layer in enumerate(self.layers):
             attention = layer.self_attn
             residual = hidden
@@ -151,8 +175,13 @@ class Decoder:
             hidden = residual + F.linear(out, attention.o_proj.weight, attention.o_proj.bias)
             residual = hidden
             hidden = layer.post_attention_layernorm.forward(hidden)
-            hidden = residual + layer.mlp.forward(hidden)
-        self.filled = end
+            mlp = layer.mlp  # LlamaMLP / Qwen2MLP: down(act(gate(x)) * up(x))
+            gate = F.linear(hidden, mlp.gate_proj.weight, mlp.gate_proj.bias)
+            up = F.linear(hidden, mlp.up_proj.weight, mlp.up_proj.bias)
+            hidden = residual + F.linear(
+                mlp.act_fn.forward(gate) * up, mlp.down_proj.weight, mlp.down_proj.bias
+            )
+        self.filled, self.taken = end, taken + 1
         hidden = self.inner.norm.forward(hidden)
         head = self.model.lm_head
         logits: torch.Tensor = F.linear(hidden[:, -1, :], head.weight, head.bias)  # (B, V)
@@ -184,7 +213,7 @@ def matches_model(decoder: Decoder, tolerance: float = 1e-4) -> bool:
             use_cache=True,
             logits_to_keep=1,
         )
-        decoder.start(cache, 1, mask, 3)
+        decoder.start(cache, 1, mask, positions[:, -1:], 3)
         for step in range(3):
             token = (ids[:, -1:] + step + 1) % vocab  # (2, 1)
             positions = positions[:, -1:] + 1  # (2, 1)
@@ -197,7 +226,7 @@ def matches_model(decoder: Decoder, tolerance: float = 1e-4) -> bool:
                 use_cache=True,
                 logits_to_keep=1,
             ).logits[:, -1, :]
-            got = decoder.step(token, positions)
+            got = decoder.step(token)
             if not torch.allclose(got.float(), expected.float(), rtol=tolerance, atol=tolerance):
                 return False
     return True

@@ -204,7 +204,7 @@ class TorchEngine:
         position = positions[:, -1:].repeat_interleave(n, dim=0)  # (B, 1)
         decoder = self._decoder()
         if decoder is not None:
-            decoder.start(cache, n, mask, max_new_tokens)
+            decoder.start(cache, n, mask, position, max_new_tokens)
         elif n > 1:
             cache.batch_repeat_interleave(n)
         for step in range(max_new_tokens):
@@ -222,10 +222,10 @@ class TorchEngine:
             done |= ended
             if step + 1 == max_new_tokens or bool(done.all()):
                 break
-            position = position + 1  # (B, 1)
             if decoder is not None:
-                logits = decoder.step(chosen[:, None], position).float()  # (B, V)
+                logits = decoder.step(chosen[:, None]).float()  # (B, V)
             else:
+                position = position + 1  # (B, 1)
                 mask = torch.cat([mask, mask.new_ones(batch, 1)], dim=1)  # (B, P + step + 1)
                 logits = self._forward(chosen[:, None], mask, position, cache)  # (B, V)
         return tokens, lengths, done

@@ -243,7 +243,8 @@ def _step(
         for i, c in enumerate(completions)
     ]
     frame = score_records(records, [run.scheme])
-    rewards = torch.tensor(frame["total"].to_numpy(), dtype=torch.float32)  # (B,)
+    scores = {k: frame[k].to_numpy(dtype=float) for k in [*run.scheme.reward_names, "total"]}
+    rewards = torch.tensor(scores["total"], dtype=torch.float32)  # (B,)
     # 3. advantages within each group
     advantages = group_advantages(rewards, n)  # (B,)
     # 4. tensors for the loss, and the frozen reference's log-probs
@@ -260,8 +261,10 @@ def _step(
     run.engine.sync_weights(run.policy.model)
     # 7. what the step did
     timing = {"gen_seconds": generated - started, "seconds": time.perf_counter() - started}
-    row = _step_row(run, step, epoch, frame, rewards, completions, stats, timing)
-    samples = _sample_records(run, problems, records, frame, advantages, completions, step, epoch)
+    row = _step_row(run, step, epoch, scores, rewards, completions, stats, timing)
+    samples = _sample_records(
+        run, problems, records, frame, scores, advantages, completions, step, epoch
+    )
     return row, samples
 
 
@@ -269,13 +272,15 @@ def _step_row(
     run: Run,
     step: int,
     epoch: int,
-    frame: Any,
+    scores: dict[str, Any],
     rewards: Any,
     completions: list[Generation],
     stats: UpdateStats,
     timing: dict[str, float],
 ) -> dict[str, Any]:
-    """One row of steps.parquet: reward statistics, zero spread, loss and speed."""
+    """One row of steps.parquet: reward statistics, zero spread, loss and speed.
+
+    `scores` maps each reward (and "total") to its (B,) float array."""
     import torch
 
     from trainer.advantage import zero_spread
@@ -289,7 +294,7 @@ def _step_row(
         "completions": len(completions),
     }
     for name in [*run.scheme.reward_names, "total"]:
-        values = frame[name].to_numpy(dtype=float)
+        values = scores[name]
         row |= {
             f"{name}_mean": values.mean(),
             f"{name}_std": values.std(),
@@ -297,7 +302,7 @@ def _step_row(
             f"{name}_max": values.max(),
         }
     for name in run.scheme.reward_names:  # which rewards give no signal, group by group
-        values = torch.tensor(frame[name].to_numpy(dtype=float))  # (B,)
+        values = torch.tensor(scores[name])  # (B,)
         row[f"{name}_tied"] = float(zero_spread(values, n).float().mean())
     return row | {
         "zero_spread": float(zero_spread(rewards, n).float().mean()),
@@ -322,6 +327,7 @@ def _sample_records(
     problems: list[Problem],
     records: list[dict[str, Any]],
     frame: Any,
+    scores: dict[str, Any],
     advantages: Any,
     completions: list[Generation],
     step: int,
@@ -329,8 +335,9 @@ def _sample_records(
 ) -> list[dict[str, Any]]:
     """The lines of samples.jsonl: what `rewardkit score` reads, plus scores and advantage."""
     n, names = run.config.num_generations, run.scheme.reward_names
-    values = {k: frame[k].to_numpy(dtype=float).tolist() for k in [*names, "total"]}
-    reasons = {k: frame[k + "_reason"].astype(str).tolist() for k in names}
+    values = {k: v.tolist() for k, v in scores.items()}
+    # str() of each category, as .astype(str) gave, without converting the whole column.
+    reasons = {k: [str(r) for r in frame[k + "_reason"].tolist()] for k in names}
     adv = advantages.tolist()
     return [
         {
