@@ -213,12 +213,12 @@ class TorchEngine:
             else:
                 probs = torch.softmax(logits / temperature, dim=-1)  # (B, V)
                 chosen = torch.multinomial(probs, 1, generator=generator).squeeze(1)  # (B,)
-            chosen = torch.where(done, torch.full_like(chosen, pad), chosen)
+            chosen.masked_fill_(done, pad)  # finished rows write padding
             tokens[:, step] = chosen
             ended = ~done & torch.isin(chosen, stop_tensor)  # (B,)
             if stop_texts:
                 ended |= self._text_stops(tokens, step, window, done, stop_texts)
-            lengths = torch.where(ended, step + 1, lengths)
+            lengths.masked_fill_(ended, step + 1)
             done |= ended
             if step + 1 == max_new_tokens or bool(done.all()):
                 break

@@ -186,8 +186,14 @@ def _start(config: TrainConfig, root: Path, resume: bool, display: Display) -> R
     cost = stop_cost(scheme, config.stop)
     if cost is not None:
         display.warning(cost)
+    device = next(policy.model.parameters()).device
     optimizer = torch.optim.AdamW(
-        policy.model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+        policy.model.parameters(),
+        lr=config.learning_rate,
+        weight_decay=config.weight_decay,
+        # One kernel for all parameters instead of a dozen tensor ops per parameter (the
+        # same update up to rounding); 0.4 -> 0.1 ms a step on the tiny model's CPU.
+        fused=device.type in ("cpu", "cuda") or None,
     )
     return Run(
         config,
