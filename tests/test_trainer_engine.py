@@ -141,7 +141,7 @@ def test_a_decoder_that_gives_other_logits_is_not_used(policy: Policy) -> None:
     model = qwen2_model(policy.tokenizer)
     decoder = Decoder.build(model)
     assert decoder is not None
-    decoder.rotary = lambda q, k, cos, sin: (q, k)  # a mirror gone wrong: no rotary embedding
+    decoder.rotate_half = lambda x: -x  # a mirror gone wrong: a rotation that is not RoPE's
     assert not matches_model(decoder)
 
 

@@ -13,11 +13,15 @@ the same order and with the same kernels, for the families whose forward it mirr
   part;
 - the attention mask is one boolean (B, 1, 1, P + T) tensor made once and sliced, the 4-D
   mask Hugging Face would build for a one-token query (True where a row may attend);
-- norms, rotary embeddings, the MLP and attention call the model's own modules' ``forward``
-  (and the modeling module's own ``apply_rotary_pos_emb``), only not through
-  ``__call__``.
+- norms, the rotary embedding's cos and sin, the activation and attention are the model's
+  own modules' ``forward``, the modeling module's own ``rotate_half`` and transformers'
+  ``sdpa_attention_forward``, only not through ``__call__``; the linear layers are
+  ``F.linear`` on their weights, q, k and v as one product of the three stacked (stacked
+  once per batch), and the rotation is applied to q and k in one go (it is elementwise);
+- the cos and sin of every decode position are computed in one call at the start when the
+  rotary type does not depend on the length seen (not "dynamic" or "longrope").
 
-The logits are those of the model's forward (bit for bit on this CPU, float32;
+The logits are those of the model's forward (bit for bit on this CPU in float32;
 `tests/test_trainer_engine.py` compares them), so sampling draws from the same distribution
 with the same random numbers. `Decoder.build` returns None for any model it does not mirror
 (another architecture, hooks, adapters, eager or flash attention, sliding windows), and
@@ -42,15 +46,16 @@ MIRRORED = ("llama", "qwen2")  # model types whose decoder layer `Decoder.step` 
 class Decoder:
     """One-token forwards of a Llama-shaped model over preallocated KV buffers."""
 
-    def __init__(self, model: Any, rotary: Callable[..., Any]) -> None:
+    def __init__(self, model: Any, rotate_half: Callable[..., Any]) -> None:
         self.model = model
         self.inner = model.model
         self.layers = list(self.inner.layers)
-        self.rotary = rotary  # the modeling module's apply_rotary_pos_emb
+        self.rotate_half = rotate_half  # the modeling module's own
         attention = self.layers[0].self_attn
         self.heads = int(model.config.num_attention_heads)
         self.kv_heads = int(model.config.num_key_value_heads)
         self.head_dim = int(attention.head_dim)
+        self.qkv: list[tuple[torch.Tensor, torch.Tensor | None]] = []  # fused per layer
         self.keys: list[torch.Tensor] = []
         self.values: list[torch.Tensor] = []
         self.mask: torch.Tensor | None = None  # (B, 1, 1, P + T), True where rows attend
@@ -88,8 +93,8 @@ class Decoder:
         if type(inner.embed_tokens) is not torch.nn.Embedding:
             return None
         modeling = sys.modules[type(inner.layers[0].self_attn).__module__]
-        rotary = getattr(modeling, "apply_rotary_pos_emb", None)
-        return None if rotary is None else cls(model, rotary)
+        rotate_half = getattr(modeling, "rotate_half", None)
+        return None if rotate_half is None else cls(model, rotate_half)
 
     def start(
         self,
@@ -115,6 +120,13 @@ class Decoder:
         if self.static_rope:  # elementwise in the position: all steps at once, same values
             probe = self.inner.embed_tokens.weight[:0]  # gives the rotary its dtype, device
             self.rotations = self.inner.rotary_emb.forward(probe, self.positions)
+        self.qkv = []
+        for layer in self.layers:
+            parts = (layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj)
+            weight = torch.cat([part.weight for part in parts])
+            biases = [part.bias for part in parts]
+            bias = None if biases[0] is None else torch.cat(biases)
+            self.qkv.append((weight, bias))
         self.keys, self.values = [], []
         for layer in cache.layers:
             for source, out in ((layer.keys, self.keys), (layer.values, self.values)):
@@ -132,7 +144,7 @@ class Decoder:
     def release(self) -> None:
         """Drop the buffers (they hold a whole batch's keys and values)."""
         self.keys, self.values, self.mask, self.filled = [], [], None, 0
-        self.positions, self.rotations = None, None
+        self.positions, self.rotations, self.qkv = None, None, []
 
     def step(self, ids: torch.Tensor) -> torch.Tensor:
         """Logits (B, V) after feeding the next token of each row, `ids` (B, 1)."""
@@ -145,21 +157,22 @@ class Decoder:
         mask = self.mask[..., :end]  # (B, 1, 1, L)
         hidden = F.embedding(ids, self.inner.embed_tokens.weight)  # (B, 1, H)
         if self.rotations is not None:
-            cos, sin = (r[:, taken : taken + 1] for r in self.rotations)  # (B, 1, d)
+            cos, sin = (r[:, None, taken : taken + 1] for r in self.rotations)  # (B, 1, 1, d)
         else:
             positions = self.positions[:, taken : taken + 1]  # (B, 1)
-            cos, sin = self.inner.rotary_emb.forward(hidden, positions)
+            cos, sin = (r[:, None] for r in self.inner.rotary_emb.forward(hidden, positions))
         for index, layer in enumerate(self.layers):
             attention = layer.self_attn
             residual = hidden
             hidden = layer.input_layernorm.forward(hidden)
-            query = F.linear(hidden, attention.q_proj.weight, attention.q_proj.bias)
-            key = F.linear(hidden, attention.k_proj.weight, attention.k_proj.bias)
-            value = F.linear(hidden, attention.v_proj.weight, attention.v_proj.bias)
-            query = query.view(batch, 1, -1, self.head_dim).transpose(1, 2)  # (B, h, 1, d)
-            key = key.view(batch, 1, -1, self.head_dim).transpose(1, 2)  # (B, kv, 1, d)
-            value = value.view(batch, 1, -1, self.head_dim).transpose(1, 2)  # (B, kv, 1, d)
-            query, key = self.rotary(query, key, cos, sin)
+            # q, k and v in one product; rotary on q and k together (elementwise: the same
+            # values as apply_rotary_pos_emb on each)
+            weight, bias = self.qkv[index]
+            qkv = F.linear(hidden, weight, bias).view(batch, 1, -1, self.head_dim)
+            qkv = qkv.transpose(1, 2)  # (B, h + 2 kv, 1, d)
+            qk, value = qkv[:, : self.heads + self.kv_heads], qkv[:, self.heads + self.kv_heads :]
+            qk = qk * cos + self.rotate_half(qk) * sin  # (B, h + kv, 1, d)
+            query, key = qk[:, : self.heads], qk[:, self.heads :]
             self.keys[index][:, :, column:end] = key
             self.values[index][:, :, column:end] = value
             out, _ = sdpa_attention_forward(
