@@ -93,7 +93,17 @@ def an_optimizer_step(policy: Policy, samples: list[tuple[str, Any]]) -> None:
 def test_generate_keeps_the_contract(setup: tuple[VLLMEngine, Policy]) -> None:
     engine, policy = setup
     texts = prompts(policy)
-    groups = engine.generate(texts, n=4, temperature=1.0, max_new_tokens=24, stop=STOP, seed=1)
+    plain = engine.generate(texts, n=4, temperature=1.0, max_new_tokens=24, stop=STOP, seed=1)
+    assert all(not g.logprobs for group in plain for g in group)  # off unless asked
+    engine.sample_logprobs = True
+    try:
+        groups = engine.generate(texts, n=4, temperature=1.0, max_new_tokens=24, stop=STOP, seed=1)
+    finally:
+        engine.sample_logprobs = False
+    # Asking for log-probs changes nothing else.
+    assert [[g.token_ids for g in group] for group in groups] == [
+        [g.token_ids for g in group] for group in plain
+    ]
     assert [len(g) for g in groups] == [4, 4]
     eos = policy.tokenizer.eos_token_id
     for prompt, group in zip(texts, groups, strict=True):
@@ -112,7 +122,11 @@ def test_generate_keeps_the_contract(setup: tuple[VLLMEngine, Policy]) -> None:
             got = torch.tensor(generation.logprobs)
             assert (got - expected).abs().max().item() < SYNCED
     # Each prompt has its own random stream; the same seed gives the same samples.
-    again = engine.generate(texts, n=4, temperature=1.0, max_new_tokens=24, stop=STOP, seed=1)
+    engine.sample_logprobs = True
+    try:
+        again = engine.generate(texts, n=4, temperature=1.0, max_new_tokens=24, stop=STOP, seed=1)
+    finally:
+        engine.sample_logprobs = False
     assert [[g.token_ids for g in group] for group in again] == [
         [g.token_ids for g in group] for group in groups
     ]
@@ -146,6 +160,20 @@ def test_weight_sync(setup: tuple[VLLMEngine, Policy]) -> None:
     engine.sync_weights(policy.model)
     assert engine.last_sync_gap is not None and engine.last_sync_gap < SYNCED
     assert engine.check_sync(policy.model, policy.tokenizer, samples) < SYNCED
+
+
+def test_the_sync_is_checked_first_then_every_check_every(
+    setup: tuple[VLLMEngine, Policy], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine, policy = setup
+    checks: list[int] = []
+    monkeypatch.setattr(engine, "check_sync", lambda *a, **k: checks.append(1) or 0.0)
+    monkeypatch.setattr(engine, "check_every", 3)
+    monkeypatch.setattr(engine, "last_sync_gap", None)  # as if no sync was checked yet
+    engine.generate(prompts(policy), 2, 1.0, 8, STOP, seed=5)
+    for _ in range(7):
+        engine.sync_weights(policy.model)
+    assert len(checks) == 3  # syncs 1, 4 and 7
 
 
 def test_sync_weights_raises_on_stale_weights(setup: tuple[VLLMEngine, Policy]) -> None:

