@@ -24,8 +24,10 @@ What is measured, after ``--warmup`` steps that are not counted:
 
 - **s/step**: wall time from the end of one step to the end of the next (a callback on both
   sides), so everything a step does counts: generation, scoring, reference log-probs, loss,
-  backward, optimizer, weight sync, logging and our per-step writes. Our run's evaluations
-  (before the first step and after the last) fall outside the measured steps.
+  backward, optimizer, weight sync, logging and our per-step writes (``samples.jsonl``;
+  ``steps.parquet`` is written at most 10 s late, which in these 12 short steps means at
+  the end only: one write per 10 s of a real run). Our run's evaluations (before the first
+  step and after the last) fall outside the measured steps.
 - **generation tok/s**: completion tokens (up to and including the stop or EOS token) per
   second of the generation call (our engine's `generate`, TRL's ``_generate``).
 - **update tok/s**: prompt and completion tokens of the batch per second of the rest of
