@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["Decoder", "matches_model"]
+__all__ = ["Decoder", "matches_model", "model_forward"]
 
 MIRRORED = ("llama", "qwen2")  # model types whose decoder layer `Decoder.step` mirrors
 
@@ -201,6 +201,21 @@ class Decoder:
         return logits
 
 
+def model_forward(
+    model: Any, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: Any
+) -> torch.Tensor:
+    """The model's own forward: logits (rows, V) of the last position, `cache` grown."""
+    logits: torch.Tensor = model(
+        input_ids=ids,
+        attention_mask=mask,
+        position_ids=positions,
+        past_key_values=cache,
+        use_cache=True,
+        logits_to_keep=1,
+    ).logits[:, -1, :]
+    return logits
+
+
 def matches_model(decoder: Decoder, tolerance: float = 1e-4) -> bool:
     """Whether `decoder` gives the model's own logits on a small made-up batch.
 
@@ -218,27 +233,13 @@ def matches_model(decoder: Decoder, tolerance: float = 1e-4) -> bool:
     positions = (mask.cumsum(1) - 1).clamp(min=0)  # (2, 5)
     with torch.inference_mode():
         cache = DynamicCache()
-        model(
-            input_ids=ids,
-            attention_mask=mask,
-            position_ids=positions,
-            past_key_values=cache,
-            use_cache=True,
-            logits_to_keep=1,
-        )
+        model_forward(model, ids, mask, positions, cache)
         decoder.start(cache, 1, mask, positions[:, -1:], 3)
         for step in range(3):
             token = (ids[:, -1:] + step + 1) % vocab  # (2, 1)
             positions = positions[:, -1:] + 1  # (2, 1)
             mask = torch.cat([mask, mask.new_ones(2, 1)], dim=1)
-            expected = model(
-                input_ids=token,
-                attention_mask=mask,
-                position_ids=positions,
-                past_key_values=cache,
-                use_cache=True,
-                logits_to_keep=1,
-            ).logits[:, -1, :]
+            expected = model_forward(model, token, mask, positions, cache)
             got = decoder.step(token)
             if not torch.allclose(got.float(), expected.float(), rtol=tolerance, atol=tolerance):
                 return False

@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from trainer.decode import Decoder, matches_model
+from trainer.decode import Decoder, matches_model, model_forward
 
 if TYPE_CHECKING:
     import torch
@@ -235,19 +235,7 @@ class TorchEngine:
         self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: Any
     ) -> torch.Tensor:
         """The model's own forward: logits (rows, V) of the last position, `cache` grown."""
-        logits: torch.Tensor = (
-            self.model(
-                input_ids=ids,
-                attention_mask=mask,
-                position_ids=positions,
-                past_key_values=cache,
-                use_cache=True,
-                logits_to_keep=1,
-            )
-            .logits[:, -1, :]
-            .float()
-        )
-        return logits
+        return model_forward(self.model, ids, mask, positions, cache).float()
 
     def _decoder(self) -> Decoder | None:
         """The fast decode step (`trainer.decode`), built and checked once; None if the
