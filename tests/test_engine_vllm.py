@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
@@ -75,6 +76,16 @@ def torch_logprobs(policy: Policy, prompt: str, token_ids: tuple[int, ...]) -> t
     return logp[len(prompt_ids) - 1 : -1].gather(-1, ids[0, len(prompt_ids) :, None])[:, 0]
 
 
+@contextmanager
+def sample_logprobs(engine: VLLMEngine) -> Iterator[None]:
+    """Generations within carry vLLM's log-probs (off by default)."""
+    engine.sample_logprobs = True
+    try:
+        yield
+    finally:
+        engine.sample_logprobs = False
+
+
 def an_optimizer_step(policy: Policy, samples: list[tuple[str, Any]]) -> None:
     """One AdamW step on the log-likelihood of `samples`: every weight moves."""
     optimizer = torch.optim.AdamW(policy.model.parameters(), lr=1e-2)
@@ -95,11 +106,8 @@ def test_generate_keeps_the_contract(setup: tuple[VLLMEngine, Policy]) -> None:
     texts = prompts(policy)
     plain = engine.generate(texts, n=4, temperature=1.0, max_new_tokens=24, stop=STOP, seed=1)
     assert all(not g.logprobs for group in plain for g in group)  # off unless asked
-    engine.sample_logprobs = True
-    try:
+    with sample_logprobs(engine):
         groups = engine.generate(texts, n=4, temperature=1.0, max_new_tokens=24, stop=STOP, seed=1)
-    finally:
-        engine.sample_logprobs = False
     # Asking for log-probs changes nothing else.
     assert [[g.token_ids for g in group] for group in groups] == [
         [g.token_ids for g in group] for group in plain
@@ -122,11 +130,8 @@ def test_generate_keeps_the_contract(setup: tuple[VLLMEngine, Policy]) -> None:
             got = torch.tensor(generation.logprobs)
             assert (got - expected).abs().max().item() < SYNCED
     # Each prompt has its own random stream; the same seed gives the same samples.
-    engine.sample_logprobs = True
-    try:
+    with sample_logprobs(engine):
         again = engine.generate(texts, n=4, temperature=1.0, max_new_tokens=24, stop=STOP, seed=1)
-    finally:
-        engine.sample_logprobs = False
     assert [[g.token_ids for g in group] for group in again] == [
         [g.token_ids for g in group] for group in groups
     ]
