@@ -129,6 +129,32 @@ def test_score_records_matches_score_file(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(from_file, score_records(rows, [STRICT, LENIENT]))
 
 
+def test_blocks_of_lines_score_as_each_line_alone(tmp_path: Path) -> None:
+    # Lines are read and scored in blocks (of 64); rows across and at the edges of blocks,
+    # blank and bad lines among them, get what the scheme gives each row by itself.
+    kinds = [WELL_FORMED, "<answer>24</answer>", "The answer is 24.", "<answer> 2,4", "x", "24"]
+    rows = [
+        {"completion": kinds[(i * 7) % 6] + " " * (i % 3), "answer": str(20 + i % 9)}
+        for i in range(300)
+    ]
+    lines = [json.dumps(r) for r in rows]
+    for index in (0, 63, 64, 65, 128, 299):
+        lines[index] = "" if index % 2 else "{broken"
+    path = tmp_path / "a.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    frame = score_file(path, [STRICT, LENIENT], workers=1, on_error="skip").frame
+    expected_lines = [i + 1 for i in range(300) if i not in (0, 63, 64, 65, 128, 299)]
+    for scheme in (STRICT, LENIENT):
+        part = frame[frame["scheme"] == scheme.name]
+        assert list(part["line"]) == expected_lines
+        for (_, row), line in zip(part.iterrows(), expected_lines, strict=True):
+            record = rows[line - 1]
+            alone = scheme.score(record["completion"], record["answer"])
+            assert {name: (row[name], row[f"{name}_reason"]) for name in alone} == {
+                name: (reward.value, reward.reason) for name, reward in alone.items()
+            }
+
+
 # --- bad input: a clear error naming file, line and fix; nothing lost with skip --------------
 
 BAD_LINES = [
