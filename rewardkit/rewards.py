@@ -348,9 +348,8 @@ def batch_scorer(
 
     Given completions and answers, it returns ``[tuple(fn(c, a) for fn in fns) for c, a in
     zip(completions, answers)]``: it reads each completion and each gold once, then runs
-    each reward's decision over all the rows (one loop per reward, not one call per row
-    and reward, which a block of rows makes about 10% cheaper). The scorer calls it once
-    per block of lines.
+    each reward's decision over all the rows in one loop per reward. The scorer calls it
+    once per block of lines.
 
     >>> both = batch_scorer([digit_strict, mark_lenient])
     >>> both(["<answer>-5</answer>"], ["5"])

@@ -327,7 +327,7 @@ class _Columns:
         return state
 
     def add(self, lines: Sequence[int], rows: Sequence[_Fields]) -> None:
-        """Score `rows` (completion, answer, id, group), the input's lines `lines`."""
+        """Score `rows` (completion, answer, id, group); `lines` are their line numbers."""
         if not rows:
             return
         completions, answers, ids, groups = zip(*rows, strict=True)
@@ -440,7 +440,8 @@ def _score_chunk(
 
     Lines are parsed `_BLOCK` at a time and the block is then scored: JSON parsing and
     scoring stay apart, each with its code and data warm in the CPU's caches, and each
-    reward runs over the block in one loop (about 12% faster than line by line).
+    reward runs over the block in one loop (`bench/bench_score.py`: 2.53x the parse-only
+    time, against 2.97-3.01x line by line).
     """
     columns = _Columns(schemes)
     local = 0
