@@ -194,10 +194,16 @@ def _start(config: TrainConfig, root: Path, resume: bool, display: Display) -> R
     cost = stop_cost(scheme, config.stop)
     if cost is not None:
         display.warning(cost)
-    # Not fused=True: 0.3 ms a step faster on the tiny model, but it rounds differently,
-    # and the committed example run (docs/train.md, README) would no longer reproduce.
+    # Fused: one kernel per parameter instead of torch's per-op lists of temporaries. On a
+    # Qwen2-0.5B-sized model on this CPU an AdamW step took 0.56 s instead of 2.9-3.2 s, a
+    # training step 12.4 s instead of 15.7 (bench/RESULTS.md). TRL fuses too (transformers'
+    # `adamw_torch_fused`). It rounds differently, so the example run changed with it.
+    device = next(policy.model.parameters()).device
     optimizer = torch.optim.AdamW(
-        policy.model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+        policy.model.parameters(),
+        lr=config.learning_rate,
+        weight_decay=config.weight_decay,
+        fused=True if device.type in ("cpu", "cuda") else None,  # None: torch's choice
     )
     return Run(
         config,
