@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import doctest
 import importlib
+from pathlib import Path
 
 import pytest
 
@@ -12,12 +13,14 @@ MODULES = [
     "trainer.config",
     "trainer.console",
     "trainer.data",
+    "trainer.engine",
     "trainer.evaluate",
     "trainer.loop",
     "trainer.loss",
     "trainer.prompt",
     "trainer.report",
     "trainer.rollout",
+    "trainer.runfiles",
 ]
 NEED_TORCH = {"trainer.advantage", "trainer.loss", "trainer.rollout", "trainer.loop"}
 
@@ -28,3 +31,12 @@ def test_docstring_examples(name: str) -> None:
         pytest.importorskip("torch")
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_every_module_with_examples_is_listed() -> None:
+    # trainer.engine's and trainer.runfiles' examples once went unrun for want of a line.
+    trainer = Path(__file__).resolve().parent.parent / "trainer"
+    with_examples = {
+        f"trainer.{path.stem}" for path in trainer.glob("*.py") if ">>>" in path.read_text()
+    }
+    assert with_examples == set(MODULES)

@@ -7,12 +7,11 @@ needs to continue exactly where the killed one stopped.
 
 from __future__ import annotations
 
-import io
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trainer.runfiles import atomic_write_bytes
+from trainer.runfiles import atomic_write
 
 __all__ = ["CHECKPOINT", "Position", "load_checkpoint", "save_checkpoint"]
 
@@ -32,16 +31,14 @@ class Position:
 def save_checkpoint(run_dir: Path, model: Any, optimizer: Any, position: Position) -> None:
     import torch
 
-    buffer = io.BytesIO()
-    torch.save(
-        {
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "position": asdict(position),
-        },
-        buffer,
-    )
-    atomic_write_bytes(run_dir / CHECKPOINT, buffer.getvalue())
+    state = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "position": asdict(position),
+    }
+    # Straight to the file: serialising into memory first held the whole checkpoint twice
+    # (a Qwen2-0.5B-sized policy with its AdamW state: 6 GB, and 5.5 GB more peak RSS).
+    atomic_write(run_dir / CHECKPOINT, lambda handle: torch.save(state, handle))
 
 
 def load_checkpoint(run_dir: Path, model: Any, optimizer: Any) -> Position:

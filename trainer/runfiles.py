@@ -30,13 +30,13 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pandas as pd
 
-__all__ = ["SAMPLE_FILES", "RunFiles", "atomic_write_bytes", "atomic_write_frame"]
+__all__ = ["SAMPLE_FILES", "RunFiles", "atomic_write", "atomic_write_bytes", "atomic_write_frame"]
 
 STEPS, EPOCHS, EVAL = "steps.parquet", "epochs.parquet", "eval.parquet"
 SAMPLES, EVAL_SAMPLES = "samples.jsonl", "eval_samples.jsonl"
@@ -44,15 +44,40 @@ SAMPLE_FILES = (SAMPLES, EVAL_SAMPLES)
 EVAL_COLUMNS = ["epoch", "step", "metric", "k", "value"]
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that readers see the old file or the new one, never half."""
+def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Let `write` fill a temporary file beside `path`, then put it in place: readers see
+    the old file or the new one, never half. If `write` fails, `path` is left as it was.
+
+    `write` streams to disk, so a checkpoint needs no copy of itself in memory.
+
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "a.txt"
+    >>> atomic_write(path, lambda handle: handle.write(b"old"))
+    >>> def fails(handle):
+    ...     handle.write(b"half")
+    ...     raise OSError("disk full")
+    >>> atomic_write(path, fails)
+    Traceback (most recent call last):
+    OSError: disk full
+    >>> path.read_bytes(), sorted(p.name for p in path.parent.iterdir())
+    (b'old', ['a.txt'])
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that readers see the old file or the new one, never half."""
+    atomic_write(path, lambda handle: handle.write(data))
 
 
 def atomic_write_frame(path: Path, frame: pd.DataFrame) -> None:
