@@ -90,6 +90,7 @@ TARGET = 0.5  # ours / TRL, seconds per step
 QWEN2_VOCAB = 151_936
 # Each side's worker name and the label its results carry.
 LABELS = {"trl": "trl", "trl-vllm": "trl/vllm", "torch": "ours/torch", "vllm": "ours/vllm"}
+ENGINES = ("torch", "vllm")
 SCHEME = "lenient"  # lenient rewards give reward spread sooner; timing does not depend on it
 
 
@@ -353,7 +354,7 @@ def run_trl(args: argparse.Namespace, folder: Path, engine: str) -> Result:
     gen_tokens = timings["completion_tokens"] / args.steps
     memory, kind = peak_memory(args.device)
     return Result(
-        side=LABELS["trl" if engine == "torch" else f"trl-{engine}"],
+        side=LABELS[trl_worker(engine)],
         steps=args.steps,
         seconds_per_step=seconds,
         gen_seconds_per_step=gen_seconds,
@@ -404,15 +405,10 @@ def trl_vllm_arguments(config: TrainConfig, close: int, positions: int) -> dict[
 def _push_like_ours() -> None:
     from trl.generation.vllm_generation import VLLMGeneration
 
+    from trainer.engine import push_weights
+
     def sync_weights(self: Any) -> None:
-        self.llm.collective_rpc(
-            "reload_weights",
-            kwargs={
-                "weights_iterator": list(self._iter_named_params()),
-                "is_checkpoint_format": True,
-            },
-        )
-        self.llm.reset_prefix_cache()
+        push_weights(self.llm, list(self._iter_named_params()))
 
     cast(Any, VLLMGeneration).sync_weights = sync_weights
 
@@ -537,12 +533,9 @@ def report(results: list[Result], notes: list[str], args: argparse.Namespace) ->
     ):
         table.add_column(header, justify="left" if header == "side" else "right")
     by_side = {r.side: r for r in results}
+    engine_of = {LABELS[w]: e for e in ENGINES for w in (e, trl_worker(e))}
     for r in results:
-        engine = r.side.split("/")[1] if "/" in r.side else "torch"
-        baselines = (
-            by_side.get("trl"),
-            by_side.get("trl" if engine == "torch" else f"trl/{engine}"),
-        )
+        baselines = (by_side.get("trl"), by_side.get(LABELS[trl_worker(engine_of[r.side])]))
         table.add_row(
             r.side,
             f"{r.seconds_per_step:.3f}",
@@ -566,12 +559,17 @@ def report(results: list[Result], notes: list[str], args: argparse.Namespace) ->
         console.print(f"[yellow]note:[/] {escape(note)}")  # tracebacks hold [brackets]
 
 
+def trl_worker(engine: str) -> str:
+    """The worker that runs TRL's trainer on `engine` (TRL's default generation: "trl")."""
+    return "trl" if engine == "torch" else f"trl-{engine}"
+
+
 def _versus(side: Result, trl: Result | None) -> str:
     """`side`'s seconds per step over `trl`'s, with the verdict on our sides: "0.47 PASS"."""
     if trl is None or side is trl:
         return "-"
     ratio = side.seconds_per_step / trl.seconds_per_step
-    if side.side.startswith("trl"):
+    if side.side in (LABELS[trl_worker(e)] for e in ENGINES):
         return f"{ratio:.2f}"
     return f"{ratio:.2f} {'PASS' if ratio <= TARGET else 'FAIL'}"
 
@@ -617,7 +615,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--worker", choices=tuple(LABELS), help=argparse.SUPPRESS)
     parser.add_argument("--model-dir", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    unknown = {e.strip() for e in args.engines.split(",") if e.strip()} - {"torch", "vllm"}
+    unknown = {e.strip() for e in args.engines.split(",") if e.strip()} - set(ENGINES)
     if unknown:
         parser.error(f"--engines: {', '.join(sorted(unknown))} unknown; use torch, vllm or both")
     if args.warmup < 1 or args.steps < 1 or args.repeat < 1:
@@ -632,8 +630,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
     if args.worker:  # a child: one side, one JSON line
         folder = Path(args.model_dir)
-        if args.worker.startswith("trl"):
-            result = run_trl(args, folder, "vllm" if args.worker == "trl-vllm" else "torch")
+        trl_engines = {trl_worker(e): e for e in ENGINES}
+        if args.worker in trl_engines:
+            result = run_trl(args, folder, trl_engines[args.worker])
         else:
             args.engine = args.worker
             result = run_ours(args, folder)
@@ -648,7 +647,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for engine in [e.strip() for e in args.engines.split(",") if e.strip()]:
         python, why = vllm_python(args) if engine == "vllm" else (sys.executable, "")
         if not args.skip_trl:
-            sides.append(("trl" if engine == "torch" else f"trl-{engine}", python, why))
+            sides.append((trl_worker(engine), python, why))
         sides.append((engine, python, why))
     for side, python, why in sides:
         if python is None:

