@@ -445,9 +445,10 @@ def _score_chunk(
     """
     columns = _Columns(schemes)
     local = 0
+    stopped = False  # at the first bad line, without `skip`
     with open(path, "rb") as handle:
         lines = _iter_lines(handle, start, end, max_bytes)
-        while block := list(itertools.islice(lines, _BLOCK)):
+        while not stopped and (block := list(itertools.islice(lines, _BLOCK))):
             first = block[0] if local == 0 and start == 0 else None  # the file's first line
             read = [_read_line(raw, raw is first, keys, skip, max_bytes) for raw in block]
             if first is not None:
@@ -461,9 +462,8 @@ def _score_chunk(
                 elif isinstance(fields, _BadLine):
                     columns.skipped.append(Skipped(local, fields.code, fields.message))
                     if not skip:
-                        columns.add(numbers, rows)
-                        columns.count = local
-                        return columns
+                        stopped = True
+                        break
                 else:
                     numbers.append(local)
                     rows.append(fields)
