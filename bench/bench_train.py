@@ -535,7 +535,8 @@ def report(results: list[Result], notes: list[str], args: argparse.Namespace) ->
     by_side = {r.side: r for r in results}
     engine_of = {LABELS[w]: e for e in ENGINES for w in (e, trl_worker(e))}
     for r in results:
-        baselines = (by_side.get("trl"), by_side.get(LABELS[trl_worker(engine_of[r.side])]))
+        default, same = (trl_worker("torch"), trl_worker(engine_of[r.side]))
+        baselines = (by_side.get(LABELS[default]), by_side.get(LABELS[same]))
         table.add_row(
             r.side,
             f"{r.seconds_per_step:.3f}",
@@ -651,7 +652,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sides.append((engine, python, why))
     for side, python, why in sides:
         if python is None:
-            notes.append(f"{LABELS.get(side, side)} skipped: {why}")
+            notes.append(f"{LABELS[side]} skipped: {why}")
     runnable = [(side, python) for side, python, _ in sides if python is not None]
     best: dict[str, Result] = {}
     load_before = os.getloadavg()[0]
