@@ -43,6 +43,16 @@ def test_a_bad_value_exits_2_with_the_reason(capsys: pytest.CaptureFixture[str])
     assert "valid keys" in capsys.readouterr().err
 
 
+def test_resume_of_a_folder_that_holds_no_run_says_what_it_takes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("torch")
+    assert main(["train", "--resume", str(tmp_path / "nothing")]) == 2
+    err = capsys.readouterr().err.replace("\n", " ")
+    assert "not a run folder (no config.yaml)" in err
+    assert "--resume takes the folder a `rewardkit train` run wrote" in err
+
+
 TINY = """\
 train_samples: 8
 test_samples: 4

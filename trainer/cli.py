@@ -110,6 +110,11 @@ def run_train(args: argparse.Namespace) -> int:
                 raise ConfigError(
                     "--resume takes the run's own config.yaml; drop CONFIG and --schemes"
                 )
+            if not (root / CONFIG_FILE).is_file():
+                raise ConfigError(
+                    f"{root}: not a run folder (no {CONFIG_FILE}); --resume takes the folder a"
+                    " `rewardkit train` run wrote, e.g. reports/<run>"
+                )
             config = load_config(root / CONFIG_FILE, args.overrides)
             train(config, root, resume=True, display=Display(out))
             return EXIT_OK
