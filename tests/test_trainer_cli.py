@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -101,3 +103,49 @@ def test_report_on_a_folder_that_is_not_a_run(
 ) -> None:
     assert main(["report", str(tmp_path)]) == 2
     assert "not a run folder" in capsys.readouterr().err
+
+
+EXAMPLE_RUN = Path(__file__).resolve().parent.parent / "reports/example-strict-vs-lenient/lenient"
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (
+            lambda run: (run / "steps.parquet").write_text("not parquet"),
+            "steps.parquet: not a readable parquet table",
+        ),
+        (
+            lambda run: (run / "eval.parquet").write_bytes(b"PAR1"),
+            "eval.parquet: not a readable parquet table",
+        ),
+        (lambda run: (run / "config.yaml").write_text("{bad"), "config.yaml: not readable YAML"),
+        (lambda run: (run / "config.yaml").write_text("- 1\n"), "not a mapping of config keys"),
+        (
+            lambda run: _drop_column(run / "steps.parquet", "format_mean"),
+            "steps.parquet: no column(s) format_mean",
+        ),
+        (
+            lambda run: _drop_column(run / "eval.parquet", "value"),
+            "eval.parquet: no column(s) value",
+        ),
+    ],
+)
+def test_report_on_a_damaged_run_names_the_file_and_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: Any, message: str
+) -> None:
+    run = tmp_path / "lenient"
+    shutil.copytree(EXAMPLE_RUN, run)
+    assert main(["report", str(run)]) == 0  # the committed run, as it is, reads
+    capsys.readouterr()
+    damage(run)
+    assert main(["report", str(run)]) == 2
+    err = capsys.readouterr().err.replace("\n", " ")
+    assert err.startswith("error: ") and message in err, err
+    assert "Traceback" not in err
+
+
+def _drop_column(path: Path, column: str) -> None:
+    import pandas as pd
+
+    pd.read_parquet(path).drop(columns=[column]).to_parquet(path)

@@ -52,7 +52,7 @@ SMOOTH = 5  # steps in the rolling mean behind "steps to reach" and the plots
 
 
 class ReportError(ValueError):
-    """A folder that is not a run (no config.yaml or steps.parquet)."""
+    """A folder that is not a run, or a run file that is damaged: the message names the file."""
 
 
 @dataclass
@@ -80,6 +80,9 @@ class RunData:
 
 
 def load_run(root: str | Path) -> RunData:
+    """The tables of the run folder `root`; `ReportError` naming the file for anything a run
+    could not have written (a damaged file, or one edited since: runs write atomically)."""
+    import pyarrow as pa
     import yaml
 
     root = Path(root)
@@ -88,13 +91,45 @@ def load_run(root: str | Path) -> RunData:
             f"{root}: not a run folder (it needs config.yaml and {STEPS}; a run writes them"
             " after its first step)"
         )
-    config = yaml.safe_load((root / "config.yaml").read_text(encoding="utf-8")) or {}
+    damaged = (
+        "a run writes its files whole, so it was damaged or edited since: restore it from a"
+        " copy, or train the run again"
+    )
+    path = root / "config.yaml"
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        reason = str(error).splitlines()[0]
+        raise ReportError(f"{path}: not readable YAML ({reason}); {damaged}") from None
+    if not isinstance(config, dict):
+        raise ReportError(f"{path}: not a mapping of config keys; {damaged}")
 
-    def read(name: str, columns: list[str] | None = None) -> pd.DataFrame:
+    def read(name: str, required: Sequence[str] = ()) -> pd.DataFrame:
         path = root / name
-        return pd.read_parquet(path) if path.exists() else pd.DataFrame(columns=columns)
+        if not path.exists():
+            return pd.DataFrame(columns=list(required))
+        try:
+            frame = pd.read_parquet(path)
+        except (pa.ArrowException, OSError) as error:
+            raise ReportError(
+                f"{path}: not a readable parquet table ({error}); {damaged}"
+            ) from None
+        _require(path, frame, required)
+        return frame
 
-    return RunData(root, config, read(STEPS), read(EPOCHS), read(EVAL, EVAL_COLUMNS))
+    steps = read(STEPS, ["step", "total_mean", "zero_spread"])
+    run = RunData(root, config, steps, read(EPOCHS), read(EVAL, EVAL_COLUMNS))
+    _require(root / STEPS, steps, [name + "_mean" for name in run.rewards])
+    return run
+
+
+def _require(path: Path, frame: pd.DataFrame, columns: Sequence[str]) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ReportError(
+            f"{path}: no column(s) {', '.join(missing)}; not a table `rewardkit train` wrote"
+            " (or one from another version)"
+        )
 
 
 # --- frames --------------------------------------------------------------------------------
