@@ -62,7 +62,7 @@ from rewardkit.score import (
 )
 from rewardkit.score import _BadLine as _RowError
 
-__all__ = ["FORMATS", "Row", "detect_format", "read_rows"]
+__all__ = ["FORMATS", "Row", "detect_format", "read_objects", "read_rows"]
 
 FORMATS = ("jsonl", "lm-eval", "trl", "verl", "chat")
 
@@ -212,6 +212,27 @@ def read_rows(
     name = str(path)
     _check_file(name)
     return _READERS[fmt](name, keys, max_line_bytes)
+
+
+def read_objects(
+    path: str | Path, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+) -> Iterator[Row]:
+    """The JSON object of each non-blank line of `path`, with its line number, whatever its
+    fields: the JSON-lines reading under every format above (UTF-8 checked, a leading
+    byte-order mark read past, an over-long line refused without being held in memory).
+
+    A line that is not one JSON object comes as ``(line, InputError)``; a file that cannot
+    be opened raises `InputError` at once. The trainer reads its data sets with it.
+
+    >>> import tempfile
+    >>> with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:
+    ...     _ = f.write('{"question": "2+3?"}\\n\\n[1, 2]\\n')
+    >>> [(line, str(row)) for line, row in read_objects(f.name)]  # doctest: +ELLIPSIS
+    [(1, "{'question': '2+3?'}"), (3, '...jsonl, line 3: the line is a JSON list, not an object')]
+    """
+    name = str(path)
+    _check_file(name)
+    return _json_rows(name, max_line_bytes, lambda value: iter((value,)))
 
 
 def _raw_lines(path: str, max_bytes: int) -> Iterator[tuple[int, bytes | None]]:
