@@ -290,7 +290,7 @@ def run_trl(args: argparse.Namespace, folder: Path, engine: str) -> Result:
     # Our `stop` ends a completion at </answer>; for TRL that is one more EOS id.
     close = tokenizer.convert_tokens_to_ids(ANSWER_CLOSE)
     model.generation_config.eos_token_id = [tokenizer.eos_token_id, close]
-    train_set, _ = load_problems(config)
+    train_set = load_problems(config).train
     dataset = Dataset.from_list(
         [
             {

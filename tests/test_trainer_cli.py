@@ -98,6 +98,30 @@ def test_train_both_schemes_then_report(tmp_path: Path, capsys: pytest.CaptureFi
     assert "Rewards: first and last steps" in capsys.readouterr().out
 
 
+def test_a_bad_data_row_stops_before_a_run_folder_exists_and_skip_trains_on_the_rest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("torch")
+    data = tmp_path / "data.jsonl"
+    rows = [f'{{"question": "What is {i} + 1?", "answer": "#### {i + 1}"}}' for i in range(12)]
+    rows[4] = '{"question": "What is 4 + 1?", "answer": "five"'  # line 5: cut short
+    data.write_text("\n".join(rows) + "\n")
+    config = tmp_path / "tiny.yaml"
+    config.write_text(TINY)
+    out = tmp_path / "reports"
+    argv = ["train", str(config), "--set", f"dataset={data}", "--output-dir", str(out)]
+    assert main([*argv, "--name", "run"]) == 2
+    err = capsys.readouterr().err.replace("\n", " ")
+    assert f"{data}, line 5: not valid JSON" in err and "on_error=skip" in err
+    assert not out.exists()  # nothing half-made to trip a later --resume
+
+    assert main([*argv, "--set", "on_error=skip", "--name", "run"]) == 0
+    text = capsys.readouterr().out.replace("\n", " ")
+    assert "1 data row(s) skipped" in text
+    listed = (out / "run" / "skipped_rows.jsonl").read_text().splitlines()
+    assert len(listed) == 1 and '"where": "line 5"' in listed[0]
+
+
 def test_report_on_a_folder_that_is_not_a_run(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

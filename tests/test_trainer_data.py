@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from trainer.config import TrainConfig
+from trainer.config import ConfigError, TrainConfig
 from trainer.data import DataError, load_problems, synthetic_split
 
 
@@ -35,8 +35,9 @@ ROWS = [{"question": f"q{i}", "answer": f"work\n#### {i}"} for i in range(30)]
 def test_a_local_file_is_split_into_train_and_test(tmp_path: Path) -> None:
     path = _jsonl(tmp_path / "gsm.jsonl", ROWS)
     config = TrainConfig(dataset=str(path), train_samples=16, test_samples=5)
-    train, test = load_problems(config)
-    assert (len(train), len(test)) == (16, 5)
+    data = load_problems(config)
+    train, test = data.train, data.test
+    assert (len(train), len(test)) == (16, 5) and data.skipped == []
     assert not {p.id for p in train} & {p.id for p in test}
     assert all(p.gold == p.question[1:] for p in train + test)
 
@@ -46,28 +47,82 @@ def test_a_folder_with_train_and_test_files(tmp_path: Path) -> None:
 
     _jsonl(tmp_path / "train.jsonl", ROWS[:20])
     pd.DataFrame(ROWS[20:]).to_parquet(tmp_path / "test.parquet")
-    train, test = load_problems(
-        TrainConfig(dataset=str(tmp_path), train_samples=None, test_samples=None)
-    )
-    assert (len(train), len(test)) == (20, 10)
+    data = load_problems(TrainConfig(dataset=str(tmp_path), train_samples=None, test_samples=None))
+    assert (len(data.train), len(data.test)) == (20, 10)
 
 
-@pytest.mark.parametrize(
-    ("rows", "message"),
-    [
-        (
-            [{"question": "q", "solution": "#### 1"}],
-            r"row 1: no answer field \(fields: question, solution\)",
-        ),
-        ([{"question": "q", "answer": "####"}], "no gold after '####'"),
-    ],
-)
-def test_bad_rows_name_the_file_and_row(
-    tmp_path: Path, rows: list[dict[str, str]], message: str
+BAD_LINES = [
+    ('{"question": "q", "solution": "#### 1"}', r"no answer field \(fields: question, solution\)"),
+    ('{"question": "q", "answer": "####"}', "no gold after '####'"),
+    ('{"question": "", "answer": "#### 1"}', "the question is empty, not text"),
+    ('{"question": ["q"], "answer": "#### 1"}', "the question is a list, not text"),
+    ('{"question": "q", "answer": {"n": 1}}', "the answer is a dict, not text or a number"),
+    ('{"question": "q", "answer": "#### 1"', "not valid JSON"),
+    ("[1, 2]", "a JSON list, not an object"),
+    (b'{"question": "caf\xe9", "answer": "#### 1"}', "not valid UTF-8"),
+]
+
+
+@pytest.mark.parametrize(("line", "message"), BAD_LINES)
+def test_a_bad_line_names_the_file_and_line_and_the_skip_option(
+    tmp_path: Path, line: str | bytes, message: str
 ) -> None:
-    path = _jsonl(tmp_path / "bad.jsonl", rows * 20)
-    with pytest.raises(DataError, match=message):
+    path = tmp_path / "bad.jsonl"
+    good = "".join(json.dumps(r) + "\n" for r in ROWS[:20]).encode()
+    bad = line if isinstance(line, bytes) else line.encode()
+    path.write_bytes(good[: good.index(b"\n") + 1] + b"\n" + bad + b"\n" + good)
+    with pytest.raises(DataError, match=message) as caught:
         load_problems(TrainConfig(dataset=str(path), train_samples=16, test_samples=2))
+    assert str(caught.value).startswith(f"{path}, line 3: ")  # line 2 is blank
+    assert "on_error=skip" in str(caught.value)
+
+
+def test_on_error_skip_keeps_every_good_row_and_lists_every_bad_one(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.jsonl"
+    good = [json.dumps(r) for r in ROWS[:20]]
+    bad = [line.decode("latin-1") if isinstance(line, bytes) else line for line, _ in BAD_LINES]
+    lines = [line for pair in zip(good, bad, strict=False) for line in pair] + good[len(bad) :]
+    path.write_bytes("\n".join(lines).encode("latin-1") + b"\n")
+    config = TrainConfig(
+        dataset=str(path), train_samples=None, test_samples=4, on_error="skip", prompts_per_step=4
+    )
+    data = load_problems(config)
+    kept = data.train + data.test
+    assert sorted(p.question for p in kept) == sorted(r["question"] for r in ROWS[:20])
+    assert [s.where for s in data.skipped] == [f"line {2 * i + 2}" for i in range(len(BAD_LINES))]
+    for skipped, (_, message) in zip(data.skipped, BAD_LINES, strict=True):
+        assert skipped.source == str(path) and re.search(message, skipped.reason)
+
+
+def test_a_file_of_only_bad_rows_is_an_error_even_with_skip(tmp_path: Path) -> None:
+    path = _jsonl(tmp_path / "bad.jsonl", [{"question": "q", "answer": "no gold ####"}] * 3)
+    with pytest.raises(DataError, match="no problems; all 3 rows were skipped, the first: line 1"):
+        load_problems(TrainConfig(dataset=str(path), on_error="skip"))
+
+
+def test_a_parquet_file_names_rows_and_takes_numeric_answers(tmp_path: Path) -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame({"question": [f"q{i}" for i in range(12)], "answer": range(12)})
+    frame["answer"] = frame["answer"].astype(float)
+    frame.loc[3, "answer"] = float("nan")
+    frame.to_parquet(tmp_path / "numbers.parquet")
+    config = TrainConfig(dataset=str(tmp_path / "numbers.parquet"), test_samples=2)
+    with pytest.raises(DataError, match=r"numbers.parquet, row 4: the answer is missing \(NaN\)"):
+        load_problems(config)
+    data = load_problems(config.replace(on_error="skip"))
+    assert [s.where for s in data.skipped] == ["row 4"]
+    assert sorted(p.gold for p in data.train + data.test) == sorted(
+        str(i) for i in range(12) if i != 3
+    )  # 5.0 is the gold "5", as a GSM8K answer would write it
+    (tmp_path / "broken.parquet").write_bytes(b"PAR1 not really")
+    with pytest.raises(DataError, match=r"broken\.parquet: not a readable parquet file"):
+        load_problems(config.replace(dataset=str(tmp_path / "broken.parquet")))
+
+
+def test_on_error_takes_raise_or_skip() -> None:
+    with pytest.raises(ConfigError, match="on_error='ignore': use raise"):
+        TrainConfig(on_error="ignore")
 
 
 def test_gsm8k_without_network_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:

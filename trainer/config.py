@@ -54,6 +54,7 @@ class TrainConfig:
     dataset: str = "synthetic"  # "synthetic", "gsm8k", or a local .jsonl/.parquet file/folder
     train_samples: int | None = 256  # problems used for training (None: all)
     test_samples: int | None = 64  # problems evaluated each epoch (None: all)
+    on_error: str = "raise"  # a bad data row: raise stops the run; skip trains on the good ones
     scheme: str = "lenient"  # strict, lenient, or a scheme file
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     # GRPO
@@ -187,6 +188,12 @@ def _validate(c: TrainConfig) -> None:
         c.dataset in DATASETS or Path(c.dataset).exists(),
         f"dataset={c.dataset!r} is neither {' nor '.join(DATASETS)} nor an existing file or"
         " folder; give a .jsonl/.parquet file with question and answer fields",
+    )
+    need(
+        c.on_error in ("raise", "skip"),
+        f"on_error={c.on_error!r}: use raise (a bad data row stops the run, naming the row) or"
+        " skip (train on the good rows; the bad ones are listed in the run's"
+        " skipped_rows.jsonl)",
     )
     need(bool(c.model), "model is empty: use 'tiny', a Hugging Face id, or a local folder")
     from rewardkit.schemes import SchemeError, get_scheme

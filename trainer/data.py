@@ -5,6 +5,13 @@ worked solution ending in ``#### N``. The gold is read from the answer exactly a
 rewards read it (`rewardkit.extract.gold`, spec section 1), so a problem whose gold the
 rewards cannot read is caught here, not scored 0 for the whole run.
 
+A row that cannot be a problem (a line that is not JSON, no question or answer, an empty
+question, an answer without a gold) stops the run with an error that names the file, the
+line and the fix; with ``on_error: skip`` the run trains on every good row instead and
+`Data.skipped` lists each bad one with its reason (the run writes them to
+``skipped_rows.jsonl``). JSON lines are read by `rewardkit.readers.read_objects`, the
+reader behind ``rewardkit score``.
+
 The synthetic set needs no network: one-step word problems on small numbers (sums,
 differences, products), written the way GSM8K writes them.
 
@@ -15,17 +22,17 @@ True
 
 from __future__ import annotations
 
-import json
+import math
 import random
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from rewardkit.extract import gold
 from trainer.config import TrainConfig
 
-__all__ = ["DataError", "Problem", "load_problems", "synthetic_split"]
+__all__ = ["Data", "DataError", "Problem", "Skipped", "load_problems", "synthetic_split"]
 
 
 class DataError(ValueError):
@@ -45,30 +52,50 @@ class Problem:
         return gold(self.answer)
 
 
-def load_problems(config: TrainConfig) -> tuple[list[Problem], list[Problem]]:
+@dataclass(frozen=True)
+class Skipped:
+    """A row left out with ``on_error: skip``: where it is and why it is not a problem."""
+
+    source: str  # the file, or the hub split
+    where: str  # "line 3" in a JSON-lines file, "row 3" in a table
+    reason: str
+
+
+@dataclass(frozen=True)
+class Data:
+    """The problems a run trains and evaluates on, and the rows it left out."""
+
+    train: list[Problem]
+    test: list[Problem]
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+def load_problems(config: TrainConfig) -> Data:
     """The train and test problems of `config.dataset`, cut to the configured counts.
 
     A file or split is shuffled with the run's seed before cutting, so a run on the first
     256 problems of GSM8K sees a sample, not the first chapter of the file.
     """
     if config.dataset == "synthetic":
-        return synthetic_split(
+        train, test = synthetic_split(
             config.train_samples or 1024, config.test_samples or 256, config.seed
         )
+        return Data(train, test)
+    reader = _Reader(skip=config.on_error == "skip")
     if config.dataset == "gsm8k":
-        train, test = _gsm8k()
+        train, test = _gsm8k(reader)
     else:
-        train, test = _local(Path(config.dataset), config)
+        train, test = _local(Path(config.dataset), config, reader)
     rng = random.Random(config.seed)
     rng.shuffle(train)
     rng.shuffle(test)
-    return train[: config.train_samples], test[: config.test_samples]
+    return Data(train[: config.train_samples], test[: config.test_samples], reader.skipped)
 
 
 # --- GSM8K and local files -----------------------------------------------------------------
 
 
-def _gsm8k() -> tuple[list[Problem], list[Problem]]:
+def _gsm8k(reader: _Reader) -> tuple[list[Problem], list[Problem]]:
     try:
         import datasets
     except ImportError:
@@ -84,12 +111,12 @@ def _gsm8k() -> tuple[list[Problem], list[Problem]]:
             " (dataset=path/to/gsm8k with train.jsonl and test.jsonl), or use dataset=synthetic"
         ) from None
     return (
-        _problems(loaded["train"], "gsm8k-train", "openai/gsm8k train"),
-        _problems(loaded["test"], "gsm8k-test", "openai/gsm8k test"),
+        reader.problems(_numbered(loaded["train"]), "gsm8k-train", "openai/gsm8k train"),
+        reader.problems(_numbered(loaded["test"]), "gsm8k-test", "openai/gsm8k test"),
     )
 
 
-def _local(path: Path, config: TrainConfig) -> tuple[list[Problem], list[Problem]]:
+def _local(path: Path, config: TrainConfig, reader: _Reader) -> tuple[list[Problem], list[Problem]]:
     """A folder with train and test files, or one file split into train and test."""
     if path.is_dir():
         found = {}
@@ -101,9 +128,9 @@ def _local(path: Path, config: TrainConfig) -> tuple[list[Problem], list[Problem
                     f"{path}: a data folder holds train.jsonl and test.jsonl (or .parquet);"
                     f" no {split} file found"
                 )
-            found[split] = _problems(_rows(file), f"{file.stem}", str(file))
+            found[split] = reader.problems(_rows(file), f"{file.stem}", str(file))
         return found["train"], found["test"]
-    problems = _problems(_rows(path), path.stem, str(path))
+    problems = reader.problems(_rows(path), path.stem, str(path))
     held_out = config.test_samples or max(1, len(problems) // 10)
     if len(problems) <= held_out:
         raise DataError(
@@ -114,49 +141,104 @@ def _local(path: Path, config: TrainConfig) -> tuple[list[Problem], list[Problem
     return problems[held_out:], problems[:held_out]
 
 
-def _rows(path: Path) -> Iterator[dict[str, Any]]:
+Row: TypeAlias = "tuple[str, Mapping[str, Any] | str]"  # where; the row, or why it is unusable
+
+
+def _numbered(rows: Iterable[Mapping[str, Any]]) -> Iterator[Row]:
+    return ((f"row {index}", row) for index, row in enumerate(rows, 1))
+
+
+def _rows(path: Path) -> Iterator[Row]:
+    """Each row of a .jsonl or .parquet file with where it is (a line or a row number)."""
     suffix = path.suffix.lower()
     if suffix == ".parquet":
         import pandas as pd
+        import pyarrow as pa
 
-        for row in pd.read_parquet(path).to_dict("records"):
-            yield {str(k): v for k, v in row.items()}
+        try:
+            table = pd.read_parquet(path)
+        except (pa.ArrowException, OSError) as error:
+            raise DataError(f"{path}: not a readable parquet file ({error})") from None
+        yield from _numbered(
+            {str(k): v for k, v in row.items()} for row in table.to_dict("records")
+        )
         return
     if suffix not in (".jsonl", ".json"):
         raise DataError(f"{path}: use a .jsonl or .parquet file with question and answer fields")
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
+    from rewardkit.readers import read_objects
+    from rewardkit.score import InputError
+
+    try:
+        for line, row in read_objects(path):
+            yield f"line {line}", row.message if isinstance(row, InputError) else row
+    except InputError as error:  # the file as a whole: missing, a folder, unreadable
+        raise DataError(str(error)) from None
+
+
+class _Reader:
+    """Rows to problems; a bad row raises, or with `skip` is listed in `skipped`."""
+
+    def __init__(self, skip: bool) -> None:
+        self.skip = skip
+        self.skipped: list[Skipped] = []
+
+    def problems(self, rows: Iterable[Row], prefix: str, source: str) -> list[Problem]:
+        problems: list[Problem] = []
+        count = 0
+        for index, (where, row) in enumerate(rows):
+            count += 1
+            # a str row is why its line could not be read as an object
+            reason = row if isinstance(row, str) else _unusable(row)
+            if reason is None:
+                assert not isinstance(row, str)  # for mypy: only an object can be usable
+                problems.append(Problem(f"{prefix}-{index}", str(row["question"]), _text(row)))
                 continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise DataError(f"{path}, line {number}: not valid JSON ({error.msg})") from None
-            if not isinstance(record, dict):
-                raise DataError(f"{path}, line {number}: expected one JSON object per line")
-            yield record
+            if not self.skip:
+                raise DataError(
+                    f"{source}, {where}: {reason} (set on_error=skip to train on the good rows"
+                    " and list the bad ones)"
+                )
+            self.skipped.append(Skipped(source, where, reason))
+        if not problems:
+            bad = [s for s in self.skipped if s.source == source]
+            why = f"; all {count} rows were skipped, the first: {bad[0].where}: {bad[0].reason}"
+            raise DataError(f"{source}: no problems" + (why if bad else ""))
+        return problems
 
 
-def _problems(rows: Any, prefix: str, source: str) -> list[Problem]:
-    problems = []
-    for index, row in enumerate(rows):
-        missing = [k for k in ("question", "answer") if k not in row]
-        if missing:
-            fields = ", ".join(sorted(map(str, row))) or "none"
-            raise DataError(
-                f"{source}, row {index + 1}: no {' or '.join(missing)} field (fields: {fields});"
-                " each row needs question and answer (a solution ending in '#### N')"
-            )
-        problem = Problem(f"{prefix}-{index}", str(row["question"]), str(row["answer"]))
-        if not problem.gold:
-            raise DataError(
-                f"{source}, row {index + 1}: the answer has no gold after '####'; every"
-                " reward would be 0 on this problem"
-            )
-        problems.append(problem)
-    if not problems:
-        raise DataError(f"{source}: no problems")
-    return problems
+def _unusable(row: Mapping[str, Any]) -> str | None:
+    """Why `row` cannot be a problem, or None when it can."""
+    missing = [k for k in ("question", "answer") if k not in row]
+    if missing:
+        fields = ", ".join(sorted(map(str, row))) or "none"
+        return (
+            f"no {' or '.join(missing)} field (fields: {fields}); each row needs question and"
+            " answer (a solution ending in '#### N')"
+        )
+    question, answer = row["question"], row["answer"]
+    if not isinstance(question, str) or not question.strip():
+        what = "empty" if isinstance(question, str) else f"a {type(question).__name__}"
+        return f"the question is {what}, not text"
+    if isinstance(answer, bool) or not isinstance(answer, (str, int, float)):
+        return f"the answer is a {type(answer).__name__}, not text or a number"
+    if isinstance(answer, float) and not math.isfinite(answer):
+        return "the answer is missing (NaN)"
+    if not gold(_text(row)):
+        return "the answer has no gold after '####'; every reward would be 0 on this problem"
+    return None
+
+
+def _text(row: Mapping[str, Any]) -> str:
+    """The answer as text. A bare number (some exports store the gold alone, and a parquet
+    column of them may come as floats) is written as the gold would be: 72.0 as "72".
+
+    >>> [_text({"answer": a}) for a in ("#### 72", 72, 72.0, 0.5, 12_000_000.0)]
+    ['#### 72', '72', '72', '0.5', '12000000']
+    """
+    answer = row["answer"]
+    if isinstance(answer, float) and answer.is_integer():
+        return str(int(answer))
+    return answer if isinstance(answer, str) else repr(answer)
 
 
 # --- the synthetic set ---------------------------------------------------------------------

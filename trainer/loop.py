@@ -20,7 +20,9 @@ the same order and, on the same machine, produces the same numbers as one never 
 
 from __future__ import annotations
 
+import dataclasses
 import gc
+import json
 import random
 import time
 from collections.abc import Callable
@@ -35,7 +37,7 @@ from rewardkit.score import score_records
 from trainer.checkpoint import Position, load_checkpoint, save_checkpoint
 from trainer.config import ConfigError, TrainConfig, dump_config, load_config
 from trainer.console import Display
-from trainer.data import Problem, load_problems
+from trainer.data import Problem, Skipped, load_problems
 from trainer.engine import Engine, Generation, make_engine
 from trainer.evaluate import evaluate, stop_cost
 from trainer.model import Policy, load_policy
@@ -47,6 +49,7 @@ from trainer.update import UpdateStats
 __all__ = ["Run", "epoch_order", "step_seed", "train"]
 
 CONFIG_FILE = "config.yaml"
+SKIPPED_FILE = "skipped_rows.jsonl"  # the data rows `on_error: skip` left out
 
 
 @dataclass
@@ -168,21 +171,24 @@ def _start(config: TrainConfig, root: Path, resume: bool, display: Display) -> R
             )
     elif root.exists() and any(root.iterdir()):
         raise FileExistsError(f"{root} already holds a run; pick another name or --resume it")
-    root.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(root / CONFIG_FILE, dump_config(config).encode())
+    # Everything that can fail on bad input (scheme, data, model, engine) runs before the
+    # run folder is made, so a run that cannot start leaves no folder behind.
     torch.manual_seed(config.seed)
     if config.cpu_threads is not None:
         # Tiny matrices: more threads only add synchronisation (1 thread was 1.4x faster
         # than 2 on the default run, and far faster on a busy machine).
         torch.set_num_threads(config.cpu_threads)
     scheme = get_scheme(config.scheme)
-    train_set, test_set = load_problems(config)
+    data = load_problems(config)
+    train_set, test_set = data.train, data.test
     texts = [p.question for p in train_set + test_set]
     policy = load_policy(config, texts)
     reference = None
     if config.beta > 0:
         reference = load_policy(config, texts).model.eval().requires_grad_(False)
     engine, why = make_engine(policy, config)
+    root.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(root / CONFIG_FILE, dump_config(config).encode())
     parameters = sum(p.numel() for p in policy.model.parameters())
     display.message(
         f"run [bold]{escape(str(root))}[/]: "
@@ -191,6 +197,8 @@ def _start(config: TrainConfig, root: Path, resume: bool, display: Display) -> R
             f" / {len(test_set)} test problems from {config.dataset}, {parameters:,} parameters"
         )
     )
+    if data.skipped:
+        _report_skipped(root, data.skipped, display)
     cost = stop_cost(scheme, config.stop)
     if cost is not None:
         display.warning(cost)
@@ -218,6 +226,17 @@ def _start(config: TrainConfig, root: Path, resume: bool, display: Display) -> R
         RunFiles(root),
         display,
         Tracker(config, root),
+    )
+
+
+def _report_skipped(root: Path, skipped: list[Skipped], display: Display) -> None:
+    """List every row `on_error: skip` left out in ``skipped_rows.jsonl``; warn with a count."""
+    lines = [json.dumps(dataclasses.asdict(s), ensure_ascii=False) + "\n" for s in skipped]
+    atomic_write_bytes(root / SKIPPED_FILE, "".join(lines).encode())
+    first = skipped[0]
+    display.warning(
+        f"on_error=skip: {len(skipped)} data row(s) skipped, listed in"
+        f" {root / SKIPPED_FILE}; the first: {first.source}, {first.where}: {first.reason}"
     )
 
 
