@@ -55,6 +55,45 @@ def test_resume_of_a_folder_that_holds_no_run_says_what_it_takes(
     assert "--resume takes the folder a `rewardkit train` run wrote" in err
 
 
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("model={tmp}/missing", "/missing': no such folder"),
+        ("model={tmp}", "the folder has no config.json"),
+        ("model=nobody/no-such-model", "model='nobody/no-such-model' cannot be loaded (OSError"),
+    ],
+)
+def test_a_model_that_cannot_be_loaded_exits_2_naming_it(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    setting: str,
+    message: str,
+) -> None:
+    pytest.importorskip("torch")
+    import huggingface_hub.constants
+
+    # The hub id is looked for in the cache only (the constant is read at import).
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    out = tmp_path / "reports"
+    argv = ["train", "--set", setting.format(tmp=tmp_path), "--output-dir", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.replace("\n", " ")
+    assert err.startswith("error: ") and message in err and "model=tiny" in err
+    assert not out.exists()
+
+
+def test_device_cuda_without_a_gpu_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    assert main(["train", "--set", "device=cuda", "--output-dir", str(tmp_path)]) == 2
+    assert "torch sees no CUDA GPU here" in capsys.readouterr().err
+
+
 TINY = """\
 train_samples: 8
 test_samples: 4
