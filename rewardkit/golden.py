@@ -35,7 +35,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from rewardkit.schemes import Scheme, get_scheme
+from rewardkit.schemes import RewardError, Scheme, get_scheme
 
 __all__ = [
     "DEFAULT_CASES",
@@ -277,7 +277,10 @@ def compute(cases: Iterable[GoldenCase], scheme: Scheme) -> list[Record]:
     _check_field_names(scheme)
     records: list[Record] = []
     for case in cases:
-        scores = scheme.score(case.completion, case.answer)
+        try:
+            scores = scheme.score(case.completion, case.answer)
+        except RewardError as error:
+            raise GoldenError(f"case {case.id!r}, scheme {scheme.name!r}: {error}") from None
         record: Record = {"id": case.id, "scheme": scheme.name, "total": scheme.total(scores)}
         for name, reward in scores.items():
             record[name] = reward.value

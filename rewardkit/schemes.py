@@ -23,6 +23,7 @@ import importlib.util
 import math
 import numbers
 import sys
+import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,9 +36,11 @@ __all__ = [
     "LENIENT",
     "SCHEMES",
     "STRICT",
+    "RewardError",
     "Scheme",
     "SchemeError",
     "SchemeReward",
+    "call_reward",
     "get_scheme",
     "load_scheme_file",
     "resolve_function",
@@ -46,6 +49,14 @@ __all__ = [
 
 class SchemeError(ValueError):
     """A scheme file or a scheme name that cannot be used; the message says how to fix it."""
+
+
+class RewardError(TypeError, ValueError):
+    """A custom reward raised, or returned what is not a reward (the message names it).
+
+    Both a TypeError (a wrong type returned) and a ValueError (a value out of range), as
+    these checks raised before there was one class for them.
+    """
 
 
 @dataclass(frozen=True)
@@ -115,7 +126,7 @@ class Scheme:
 
     def score(self, completion: str, answer: str) -> dict[str, Reward]:
         """Every reward of the scheme for one completion, by name, in the scheme's order."""
-        return {r.name: _call(r, completion, answer) for r in self.rewards}
+        return {r.name: call_reward(r, completion, answer) for r in self.rewards}
 
     def total(self, scores: Mapping[str, Reward]) -> float:
         """The weighted sum of `scores` (as returned by `score`)."""
@@ -125,10 +136,29 @@ class Scheme:
 RESERVED_NAMES = frozenset({"line", "id", "group", "scheme", "total"})
 
 
-def _call(reward: SchemeReward, completion: str, answer: str) -> Reward:
-    result: Any = reward.fn(completion, answer)
+def call_reward(reward: SchemeReward, completion: str, answer: str) -> Reward:
+    """`reward` on one completion. A custom reward's result is checked and made a `Reward`;
+    whatever goes wrong in it raises `RewardError`, naming the reward and, when it raised,
+    the exception and the line of the function that raised it.
+
+    >>> shout = SchemeReward("shout", lambda completion, answer: completion.upper())
+    >>> call_reward(shout, "<answer>7</answer>", "7")
+    Traceback (most recent call last):
+    ...
+    rewardkit.schemes.RewardError: reward 'shout' returned '<ANSWER>7</ANSWER>' (str); \
+return a float, a (float, reason) pair or a rewardkit.rewards.Reward
+    """
     if reward.builtin:  # no checks on the hot path
-        return cast(Reward, result)
+        return reward.fn(completion, answer)
+    try:
+        result: Any = reward.fn(completion, answer)
+    except Exception as error:  # a user's function: whatever it raises, name it
+        where = traceback.extract_tb(error.__traceback__)[-1]
+        raise RewardError(
+            f"reward {reward.name!r} raised {type(error).__name__}: {error} (at"
+            f" {where.filename}:{where.lineno}); a reward must give a value for every"
+            " completion: fix the function"
+        ) from error
     return _coerce(reward, result)
 
 
@@ -139,17 +169,17 @@ def _coerce(reward: SchemeReward, result: Any) -> Reward:
     if isinstance(result, tuple) and len(result) == 2:
         result, reason = result
         if not isinstance(reason, str):
-            raise TypeError(f"reward {name!r} returned reason {reason!r}; a reason must be a str")
+            raise RewardError(f"reward {name!r} returned reason {reason!r}; a reason must be a str")
     if isinstance(result, bool) or not isinstance(result, numbers.Real):
-        raise TypeError(
+        raise RewardError(
             f"reward {name!r} returned {result!r} ({type(result).__name__}); return a float,"
             " a (float, reason) pair or a rewardkit.rewards.Reward"
         )
     value = float(result)
     if not math.isfinite(value):
-        raise ValueError(f"reward {name!r} returned {value}; rewards must be finite numbers")
+        raise RewardError(f"reward {name!r} returned {value}; rewards must be finite numbers")
     if reward.max is not None and value > reward.max:
-        raise ValueError(
+        raise RewardError(
             f"reward {name!r} returned {value}, above its declared max {reward.max};"
             " fix the reward or its `max` in the scheme file"
         )

@@ -15,6 +15,7 @@ frame from the same code.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -32,7 +33,7 @@ import pandas as pd
 import pyarrow as pa
 
 from rewardkit.rewards import Reward, batch_scorer, is_builtin
-from rewardkit.schemes import Scheme, SchemeReward, _coerce
+from rewardkit.schemes import RewardError, Scheme, SchemeReward, call_reward
 
 __all__ = [
     "DEFAULT_MAX_LINE_BYTES",
@@ -316,21 +317,37 @@ class _Columns:
         self.batch_table: dict[tuple[Reward, ...], int] = {}
         self.custom = [(array("i"), dict[Reward, int]()) for _ in self.custom_index]
         self._batch = batch_scorer(batch_fns) if batch_fns else None
-        self._custom_slots = list(zip(self._custom_fns, self.custom, strict=True))
 
     def __getstate__(self) -> dict[str, Any]:
         # Functions stay behind: a finished chunk travels as its columns alone, its texts as
         # Arrow arrays (a few buffers to pickle, not a Python object per row).
-        functions = {"_batch", "_custom_fns", "_custom_slots"}
+        functions = {"_batch", "_custom_fns"}
         state = {k: v for k, v in self.__dict__.items() if k not in functions}
         state["ids"], state["groups"] = _texts(self.ids), _texts(self.groups)
         return state
 
-    def add(self, lines: Sequence[int], rows: Sequence[_Fields]) -> None:
-        """Score `rows` (completion, answer, id, group); `lines` are their line numbers."""
+    def add(self, lines: Sequence[int], rows: Sequence[_Fields]) -> bool:
+        """Score `rows` (completion, answer, id, group); `lines` are their line numbers.
+
+        A row on which a custom reward fails (raises, or returns what is not a reward) is
+        not added: it goes to `skipped` with code ``reward_error``. Returns whether every
+        row was added.
+        """
         if not rows:
-            return
+            return True
         completions, answers, ids, groups = zip(*rows, strict=True)
+        custom, failed = self._custom_results(completions, answers)
+        if failed:
+            for i in sorted(failed):
+                self.skipped.append(Skipped(lines[i], "reward_error", failed[i]))
+            keep = [i for i in range(len(rows)) if i not in failed]
+            if not keep:
+                return False
+            lines = [lines[i] for i in keep]
+            completions, answers, ids, groups = (
+                tuple(column[i] for i in keep) for column in (completions, answers, ids, groups)
+            )
+            custom = [[column[i] for i in keep] for column in custom]
         if self._batch is not None:
             table, codes = self.batch_table, self.batch_codes
             for results in self._batch(completions, answers):
@@ -338,9 +355,8 @@ class _Columns:
                 if code is None:
                     code = table[results] = len(table)
                 codes.append(code)
-        for fn, (codes, custom_table) in self._custom_slots:
-            for completion, answer in zip(completions, answers, strict=True):
-                result = fn(completion, answer)
+        for column, (codes, custom_table) in zip(custom, self.custom, strict=True):
+            for result in column:
                 code = custom_table.get(result)
                 if code is None:
                     code = custom_table[result] = len(custom_table)
@@ -348,6 +364,27 @@ class _Columns:
         self.lines.extend(lines)
         self.ids.extend(ids)
         self.groups.extend(groups)
+        return not failed
+
+    def _custom_results(
+        self, completions: Sequence[str], answers: Sequence[str]
+    ) -> tuple[list[list[Reward]], dict[int, str]]:
+        """Each custom reward over the rows, and why it failed on a row, by row index.
+
+        A failed row's results are placeholders (the row is dropped by `add`).
+        """
+        columns: list[list[Reward]] = []
+        failed: dict[int, str] = {}
+        for fn in self._custom_fns:
+            column: list[Reward] = []
+            for i, (completion, answer) in enumerate(zip(completions, answers, strict=True)):
+                try:
+                    column.append(fn(completion, answer))
+                except RewardError as error:
+                    failed.setdefault(i, str(error))
+                    column.append(_FAILED)
+            columns.append(column)
+        return columns, failed
 
     def results(self, s_index: int, r_index: int) -> tuple[list[Reward], Any]:
         """One reward's results as (table of distinct results, int32 codes into it)."""
@@ -359,17 +396,13 @@ class _Columns:
         return list(custom_table), np.frombuffer(codes, np.int32)
 
 
+_FAILED = Reward(0.0, "reward_error")  # stands in for a failed row's result until it is dropped
+
+
 def _checked(reward: SchemeReward) -> Callable[[str, str], Reward]:
-    """A custom reward's function, with its result checked and made a `Reward`.
-
-    A built-in reward's results are trusted and its function is called as it is.
-    """
-    fn = reward.fn
-
-    def checked(completion: str, answer: str) -> Reward:
-        return _coerce(reward, fn(completion, answer))
-
-    return checked
+    """A custom reward's function, its result checked and made a `Reward`
+    (`rewardkit.schemes.call_reward`: any failure is a `RewardError` naming it)."""
+    return functools.partial(call_reward, reward)
 
 
 def _iter_lines(handle: Any, start: int, end: int, max_bytes: int) -> Iterator[bytes]:
@@ -467,7 +500,8 @@ def _score_chunk(
                 else:
                     numbers.append(local)
                     rows.append(fields)
-            columns.add(numbers, rows)
+            if not columns.add(numbers, rows) and not skip:
+                stopped = True  # a custom reward failed on a row
     columns.count = local
     return columns
 
@@ -569,8 +603,8 @@ def _assemble(
     offset = 0
     skipped: list[Skipped] = []
     for chunk in chunks:
-        for item in chunk.skipped:
-            line = item.line + offset
+        for item in sorted(chunk.skipped, key=lambda s: s.line):  # a block's reward errors
+            line = item.line + offset  # come after its bad lines
             if not skip:
                 raise InputError(name, line, item.code, item.message)
             skipped.append(Skipped(line, item.code, item.message))

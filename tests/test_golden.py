@@ -417,3 +417,16 @@ def test_check_catches_a_dropped_comma_normalisation(
         "norm_seven_digits_with_separators",
         "gold_comma_thousands_strict_answer",
     }
+
+
+def test_a_custom_reward_that_raises_names_the_case() -> None:
+    from rewardkit.golden import GoldenCase, GoldenError, compute
+    from rewardkit.schemes import Scheme, SchemeReward
+
+    def fussy(completion: str, answer: str) -> float:
+        return 1.0 / len(completion)
+
+    scheme = Scheme("fussy", (SchemeReward("fussy", fussy),))
+    assert compute([GoldenCase("long", "abcd", "1")], scheme)[0]["fussy"] == 0.25
+    with pytest.raises(GoldenError, match="case 'empty', scheme 'fussy': reward 'fussy' raised"):
+        compute([GoldenCase("long", "abcd", "1"), GoldenCase("empty", "", "1")], scheme)

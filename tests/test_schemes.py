@@ -17,6 +17,7 @@ from rewardkit.schemes import (
     LENIENT,
     SCHEMES,
     STRICT,
+    RewardError,
     Scheme,
     SchemeError,
     SchemeReward,
@@ -411,8 +412,12 @@ def test_a_bug_in_a_custom_reward_is_not_hidden(tmp_path: Path) -> None:
     module = _module_name()
     _write(tmp_path / f"{module}.py", USER_REWARDS)
     path = _write(tmp_path / "s.yaml", f'rewards:\n  - {{function: "{module}:raises"}}\n')
-    with pytest.raises(RuntimeError, match="bug in the reward"):
+    with pytest.raises(
+        RewardError, match="reward 'raises' raised RuntimeError: bug in the reward"
+    ) as caught:
         load_scheme_file(path).score("", "")
+    assert f"{module}.py:" in str(caught.value)  # where in the user's file it raised
+    assert isinstance(caught.value.__cause__, RuntimeError)  # the original, for a debugger
 
 
 # --- every SchemeError ---------------------------------------------------------------------

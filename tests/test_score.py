@@ -281,12 +281,15 @@ def test_score_rows_carries_reader_errors() -> None:
     assert result.skipped[0].code == "invalid_row"
 
 
-def test_custom_reward_returning_garbage_raises(tmp_path: Path) -> None:
+def test_custom_reward_returning_garbage_is_an_error_naming_the_line(tmp_path: Path) -> None:
     from rewardkit.schemes import Scheme, SchemeReward
 
     scheme = Scheme("bad", (SchemeReward("oops", lambda c, a: "high"),))  # type: ignore[arg-type, return-value]
-    with pytest.raises(TypeError, match="oops"):
+    with pytest.raises(
+        InputError, match=r"line 1: reward 'oops' returned 'high' \(str\)"
+    ) as caught:
         score_records([{"completion": "1", "answer": "1"}], [scheme])
+    assert caught.value.code == "reward_error"
 
 
 def test_custom_reward_checks_apply_to_returned_rewards_too() -> None:
@@ -294,11 +297,50 @@ def test_custom_reward_checks_apply_to_returned_rewards_too() -> None:
     from rewardkit.schemes import Scheme, SchemeReward
 
     nan = Scheme("nan", (SchemeReward("r", lambda c, a: Reward(float("nan"), "ok")),))
-    with pytest.raises(ValueError, match="finite"):
+    with pytest.raises(InputError, match="finite"):
         score_records([{"completion": "1", "answer": "1"}], [nan])
     over = Scheme("over", (SchemeReward("r", lambda c, a: 5.0, max=0.5),))
-    with pytest.raises(ValueError, match=r"above its declared max 0\.5"):
+    with pytest.raises(InputError, match=r"above its declared max 0\.5"):
         score_records([{"completion": "1", "answer": "1"}], [over])
+
+
+def picky(completion: str, answer: str) -> float:
+    if "24" in completion:
+        raise KeyError("24")
+    return 1.0
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_custom_reward_that_raises_stops_at_its_line_or_skips_it(
+    tmp_path: Path, monkeypatch: Any, workers: int
+) -> None:
+    """Without skip: the first failing line, with the reward, the exception and where it
+    was raised. With skip: every other line scored under every scheme, each failure listed."""
+    import rewardkit.score as score_module
+    from rewardkit.schemes import Scheme, SchemeReward
+
+    monkeypatch.setattr(score_module, "_PARALLEL_MIN_BYTES", 0)
+    rows = rows_for(203)
+    rows[150] = {"completion": "not json, then", "answer": "1"}
+    path = write_jsonl(tmp_path / "a.jsonl", rows)
+    lines = path.read_text().splitlines()
+    lines[150] = "{not json"
+    path.write_text("\n".join(lines) + "\n")
+    failing = [i + 1 for i, r in enumerate(rows) if "24" in r["completion"] and i != 150]
+    scheme = Scheme("picky", (STRICT.rewards[0], SchemeReward("picky", picky)))
+    with pytest.raises(InputError) as caught:
+        score_file(path, [scheme, LENIENT], workers=workers)
+    assert caught.value.line == failing[0] and caught.value.code == "reward_error"
+    assert "reward 'picky' raised KeyError: '24' (at " in str(caught.value)
+    assert f"test_score.py:{picky.__code__.co_firstlineno + 2})" in str(caught.value)
+
+    result = score_file(path, [scheme, LENIENT], workers=workers, on_error="skip")
+    skipped = {s.line: s.code for s in result.skipped}
+    assert skipped == {151: "invalid_json", **dict.fromkeys(failing, "reward_error")}
+    assert [s.line for s in result.skipped] == sorted(skipped)
+    scored = set(result.frame["line"])
+    assert scored == set(range(1, 204)) - set(skipped)
+    assert (result.frame.groupby("line")["scheme"].count() == 2).all()  # both schemes, per line
 
 
 @pytest.mark.parametrize("name", ["line", "group", "id", "scheme", "total", "format_reason"])

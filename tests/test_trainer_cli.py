@@ -161,6 +161,25 @@ def test_a_bad_data_row_stops_before_a_run_folder_exists_and_skip_trains_on_the_
     assert len(listed) == 1 and '"where": "line 5"' in listed[0]
 
 
+def test_a_custom_reward_that_raises_stops_training_with_its_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("torch")
+    (tmp_path / "fragile.py").write_text(
+        "def fragile(completion, answer):\n    return 1.0 / completion.count('<answer>')\n"
+    )
+    scheme = tmp_path / "fragile.yaml"
+    scheme.write_text("name: fragile\nrewards:\n  - {function: fragile.py:fragile}\n")
+    config = tmp_path / "tiny.yaml"
+    config.write_text(TINY)
+    out = tmp_path / "reports"
+    argv = ["train", str(config), "--set", f"scheme={scheme}", "--output-dir", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.replace("\n", " ")
+    assert "reward 'fragile' raised ZeroDivisionError: float division by zero" in err
+    assert "fragile.py:2)" in err and "rewardkit train --resume RUN_DIR" in err
+
+
 def test_report_on_a_folder_that_is_not_a_run(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

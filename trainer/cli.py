@@ -97,6 +97,7 @@ def run_train(args: argparse.Namespace) -> int:
             soft_wrap=True,
         )
         return EXIT_BAD_INPUT
+    from rewardkit.score import InputError
     from trainer.config import ConfigError, load_config
     from trainer.console import Display
     from trainer.data import DataError
@@ -135,6 +136,15 @@ def run_train(args: argparse.Namespace) -> int:
         return _compare(out, [str(r) for r in roots], parent)
     except (ConfigError, DataError, EngineError, FileExistsError, FileNotFoundError) as error:
         err.print(f"[red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
+        return EXIT_BAD_INPUT
+    except InputError as error:  # a reward of the scheme failed on a completion
+        err.print(
+            f"[red]error:[/] {escape(str(error))}\nthe run stopped there; fix the reward, then"
+            " continue the run with `rewardkit train --resume RUN_DIR` (or start it again if it"
+            " stopped before its first checkpoint)",
+            highlight=False,
+            soft_wrap=True,
+        )
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         err.print(

@@ -49,7 +49,7 @@ def evaluate(
     """Greedy and sampled completions of every problem, scored and summarised."""
     greedy = engine.generate(list(prompts), 1, 0.0, config.max_new_tokens, config.stop, seed)
     records = _records(problems, prompts, greedy, "greedy")
-    frame = score_records(records, [scheme])
+    frame = score_records(records, [scheme], source="the greedy evaluation completions")
     rows: list[dict[str, Any]] = []
     has_correctness = "correctness" in scheme.reward_names
     if has_correctness:
@@ -68,7 +68,11 @@ def evaluate(
     sampled = engine.generate(
         list(prompts), n, config.eval_temperature, config.max_new_tokens, config.stop, seed + 1
     )
-    sampled_frame = score_records(_records(problems, prompts, sampled, "sample"), [scheme])
+    sampled_frame = score_records(
+        _records(problems, prompts, sampled, "sample"),
+        [scheme],
+        source="the sampled evaluation completions",
+    )
     table = pass_at_k_table(sampled_frame, [scheme], config.pass_k)
     for k, value in zip(table["k"], table["pass_at_k"], strict=True):
         rows.append(_row(f"pass@{int(k)}", int(k), float(value)))

@@ -277,7 +277,7 @@ def _step(
         }
         for i, c in enumerate(completions)
     ]
-    frame = score_records(records, [run.scheme])
+    frame = score_records(records, [run.scheme], source=f"the completions of step {step}")
     scores = {k: frame[k].to_numpy(dtype=float) for k in [*run.scheme.reward_names, "total"]}
     rewards = torch.tensor(scores["total"], dtype=torch.float32)  # (B,)
     # 3. advantages within each group

@@ -59,7 +59,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rewardkit.integrations._common import SchemeLike, as_scheme, read_row
-from rewardkit.schemes import Scheme, SchemeReward, _call
+from rewardkit.schemes import Scheme, SchemeReward, call_reward
 
 __all__ = ["RewardFunction", "SchemeLike", "as_scheme", "reward_funcs", "reward_weights"]
 
@@ -106,7 +106,7 @@ class RewardFunction:
                 raise ValueError(
                     f"rewardkit reward {self.__name__!r}, completion {index}: {error}"
                 ) from None
-            result = _call(self.reward, text, gold)
+            result = call_reward(self.reward, text, gold)
             values.append(result.value)
             reasons.append(result.reason)
         log_extra = kwargs.get("log_extra")
