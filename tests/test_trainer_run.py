@@ -148,6 +148,28 @@ def test_a_hard_kill_loses_no_step_a_resume_needs(tmp_path: Path) -> None:
     assert lines[0] == lines[1]
 
 
+def test_resume_refuses_data_that_changed_since_the_checkpoint(tmp_path: Path) -> None:
+    data = tmp_path / "data.jsonl"
+    rows = [{"question": f"What is {i} + 1?", "answer": f"#### {i + 1}"} for i in range(16)]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    config = fast_config(dataset=str(data), train_samples=8, test_samples=4, save_every=1)
+
+    def kill_at_step_1(step: int) -> None:
+        if step == 1:
+            raise Killed
+
+    root = tmp_path / "run"
+    with pytest.raises(Killed):
+        train(config, root, display=quiet(), after_step=kill_at_step_1)
+    kept = data.read_text()
+    data.write_text(kept.replace("What is 3 + 1?", "What is 3 plus 1?"))  # one question edited
+    with pytest.raises(ConfigError, match="the data set is not the one the run was trained on"):
+        train(config, root, resume=True, display=quiet())
+    data.write_text(kept)
+    train(config, root, resume=True, display=quiet())  # the same data again: it continues
+    assert pd.read_parquet(root / "steps.parquet")["step"].tolist() == [1, 2]
+
+
 def test_resume_refuses_a_changed_config(tmp_path: Path) -> None:
     config = fast_config()
     root = train(config, tmp_path / "run", display=quiet())

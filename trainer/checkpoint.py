@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from trainer.config import ConfigError
 from trainer.runfiles import atomic_write
 
 __all__ = ["CHECKPOINT", "Position", "load_checkpoint", "save_checkpoint"]
@@ -26,6 +27,7 @@ class Position:
     index: int = 0
     step: int = 0
     sizes: dict[str, int] = field(default_factory=dict)  # sample file sizes at this point
+    data: str = ""  # the data set's fingerprint (`Data.fingerprint`); "" in older checkpoints
 
 
 def save_checkpoint(run_dir: Path, model: Any, optimizer: Any, position: Position) -> None:
@@ -41,8 +43,13 @@ def save_checkpoint(run_dir: Path, model: Any, optimizer: Any, position: Positio
     atomic_write(run_dir / CHECKPOINT, lambda handle: torch.save(state, handle))
 
 
-def load_checkpoint(run_dir: Path, model: Any, optimizer: Any) -> Position:
-    """Restore `model` and `optimizer` in place; the position to continue from."""
+def load_checkpoint(run_dir: Path, model: Any, optimizer: Any, data: str = "") -> Position:
+    """Restore `model` and `optimizer` in place; the position to continue from.
+
+    `data` is the fingerprint of the data the resumed run loaded (`Data.fingerprint`); a
+    checkpoint saved on other data is refused before anything is restored (with the tiny
+    model, other texts even give another vocabulary, so the weights would not fit).
+    """
     import torch
 
     path = run_dir / CHECKPOINT
@@ -52,6 +59,19 @@ def load_checkpoint(run_dir: Path, model: Any, optimizer: Any) -> Position:
             " checkpoint); start it again"
         )
     state = torch.load(path, map_location=next(model.parameters()).device, weights_only=True)
-    model.load_state_dict(state["model"])
+    position = Position(**state["position"])
+    if data and position.data and position.data != data:
+        raise ConfigError(
+            f"{run_dir}: the data set is not the one the run was trained on (its problems,"
+            " their order or their texts differ), so the resumed run would not continue the"
+            " same data order; restore the data the run started with, or start a new run"
+        )
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as error:  # shapes or names: not this model's checkpoint
+        reason = str(error).splitlines()[1].strip() if "\n" in str(error) else str(error)
+        raise ConfigError(
+            f"{path}: the checkpoint does not fit the model the config builds ({reason})"
+        ) from None
     optimizer.load_state_dict(state["optimizer"])
-    return Position(**state["position"])
+    return position

@@ -22,6 +22,7 @@ True
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 from collections.abc import Iterable, Iterator, Mapping
@@ -68,6 +69,25 @@ class Data:
     train: list[Problem]
     test: list[Problem]
     skipped: list[Skipped] = field(default_factory=list)
+
+    @property
+    def fingerprint(self) -> str:
+        """A digest of both splits, in order: equal exactly when a run would see the same
+        problems in the same order (a resume checks it against the checkpoint's).
+
+        >>> a = Data([Problem("p-0", "2+2?", "#### 4")], [])
+        >>> a.fingerprint == Data([Problem("p-0", "2+2?", "#### 4")], []).fingerprint
+        True
+        >>> a.fingerprint == Data([Problem("p-0", "2+2?", "#### 5")], []).fingerprint
+        False
+        """
+        digest = hashlib.sha256()
+        for split in (self.train, self.test):
+            for problem in split:
+                for text in (problem.id, problem.question, problem.answer):
+                    digest.update(text.encode() + b"\0")
+            digest.update(b"\1")
+        return digest.hexdigest()[:16]
 
 
 def load_problems(config: TrainConfig) -> Data:

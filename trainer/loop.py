@@ -37,7 +37,7 @@ from rewardkit.score import score_records
 from trainer.checkpoint import Position, load_checkpoint, save_checkpoint
 from trainer.config import ConfigError, TrainConfig, dump_config, load_config
 from trainer.console import Display
-from trainer.data import Problem, Skipped, load_problems
+from trainer.data import Data, Problem, Skipped, load_problems
 from trainer.engine import Engine, Generation, make_engine
 from trainer.evaluate import evaluate, stop_cost
 from trainer.model import Policy, load_policy
@@ -59,8 +59,7 @@ class Run:
     config: TrainConfig
     root: Path
     scheme: Scheme
-    train_set: list[Problem]
-    test_set: list[Problem]
+    data: Data
     policy: Policy
     reference: Any  # the frozen model, or None when beta is 0
     engine: Engine
@@ -68,6 +67,14 @@ class Run:
     files: RunFiles
     display: Display
     tracker: Tracker
+
+    @property
+    def train_set(self) -> list[Problem]:
+        return self.data.train
+
+    @property
+    def test_set(self) -> list[Problem]:
+        return self.data.test
 
     @property
     def steps_per_epoch(self) -> int:
@@ -120,8 +127,9 @@ def train(
 
 def _train(run: Run, resume: bool, after_step: Callable[[int], None] | None) -> None:
     config, root = run.config, run.root
-    position = load_checkpoint(root, run.policy.model, run.optimizer) if resume else Position()
+    position = Position()
     if resume:
+        position = load_checkpoint(root, run.policy.model, run.optimizer, data=run.data.fingerprint)
         run.files.rollback(position.step, position.epoch, position.sizes)
         run.engine.sync_weights(run.policy.model)  # it was built from the initial weights
     total = config.epochs * run.steps_per_epoch
@@ -217,8 +225,7 @@ def _start(config: TrainConfig, root: Path, resume: bool, display: Display) -> R
         config,
         root,
         scheme,
-        train_set,
-        test_set,
+        data,
         policy,
         reference,
         engine,
@@ -436,7 +443,9 @@ def _epoch_row(run: Run, epoch: int) -> dict[str, Any]:
 
 def _save(run: Run, position: Position) -> None:
     run.files.flush()  # first: a resume from this checkpoint needs every step up to it
-    sized = Position(position.epoch, position.index, position.step, run.files.sizes())
+    sized = Position(
+        position.epoch, position.index, position.step, run.files.sizes(), run.data.fingerprint
+    )
     save_checkpoint(run.root, run.policy.model, run.optimizer, sized)
 
 
