@@ -180,6 +180,24 @@ def test_a_custom_reward_that_raises_stops_training_with_its_message(
     assert "fragile.py:2)" in err and "rewardkit train --resume RUN_DIR" in err
 
 
+def test_a_run_records_absolute_paths_so_it_resumes_from_anywhere(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("torch")
+    work = tmp_path / "work"
+    work.mkdir()
+    rows = [f'{{"question": "What is {i} + 2?", "answer": "#### {i + 2}"}}' for i in range(12)]
+    (work / "data.jsonl").write_text("\n".join(rows) + "\n")
+    (work / "tiny.yaml").write_text(TINY + "dataset: data.jsonl\n")
+    monkeypatch.chdir(work)
+    assert main(["train", "tiny.yaml", "--output-dir", "runs", "--name", "run"]) == 0
+    saved = (work / "runs" / "run" / "config.yaml").read_text()
+    assert f"dataset: {work / 'data.jsonl'}" in saved
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--resume", "work/runs/run", "--set", "epochs=2"]) == 0
+    assert "Epoch 2" in capsys.readouterr().out
+
+
 def test_report_on_a_folder_that_is_not_a_run(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -119,14 +119,18 @@ def run_train(args: argparse.Namespace) -> int:
             config = load_config(root / CONFIG_FILE, args.overrides)
             train(config, root, resume=True, display=Display(out))
             return EXIT_OK
-        config = load_config(args.config, args.overrides)
+        config = load_config(args.config, args.overrides).with_absolute_paths()
         stamp = time.strftime("%Y%m%d-%H%M%S")
         if not args.schemes:
             root = Path(args.output_dir) / (args.name or f"{stamp}-{Path(config.scheme).stem}")
             train(config, root, display=Display(out))
             return EXIT_OK
         # Every scheme is checked before the first run starts.
-        configs = [config.replace(scheme=s.strip()) for s in args.schemes.split(",") if s.strip()]
+        configs = [
+            config.replace(scheme=s.strip()).with_absolute_paths()
+            for s in args.schemes.split(",")
+            if s.strip()
+        ]
         parent = Path(args.output_dir) / (args.name or f"{stamp}-compare")
         roots = []
         for each in configs:

@@ -109,6 +109,26 @@ class TrainConfig:
         """A copy with `changes` coerced and validated like file values."""
         return from_mapping({**self.to_dict(), **changes}, "replace()")
 
+    def with_absolute_paths(self) -> TrainConfig:
+        """This config with the local files and folders it names (dataset, a scheme file, a
+        model folder) made absolute, resolved against the working directory as they were
+        read. A run records its config so: ``--resume`` from another folder finds them, and
+        config.yaml says which files the run used.
+
+        >>> TrainConfig().with_absolute_paths() == TrainConfig()  # nothing local to resolve
+        True
+        """
+        from rewardkit.schemes import SCHEMES
+
+        changes = {}
+        if self.dataset not in DATASETS:
+            changes["dataset"] = str(Path(self.dataset).resolve())
+        if self.scheme not in SCHEMES and Path(self.scheme).exists():
+            changes["scheme"] = str(Path(self.scheme).resolve())
+        if self.model != TINY_MODEL and Path(self.model).expanduser().is_dir():
+            changes["model"] = str(Path(self.model).expanduser().resolve())
+        return self.replace(**changes) if changes else self
+
 
 def _validate(c: TrainConfig) -> None:
     """Ranges and cross-field rules: each failure says why it matters and what to set."""
