@@ -141,12 +141,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     out = Console(soft_wrap=True)
     err = Console(stderr=True, soft_wrap=True)
-    if args.command in {"train", "report"}:
-        from trainer.cli import run_report, run_train
+    try:
+        if args.command in {"train", "report"}:
+            from trainer.cli import run_report, run_train
 
-        return run_train(args) if args.command == "train" else run_report(args)
-    handlers = {"score": _score, "golden": _golden, "rewards": _rewards}
-    return handlers[args.command](args, out, err)
+            return run_train(args) if args.command == "train" else run_report(args)
+        handlers = {"score": _score, "golden": _golden, "rewards": _rewards}
+        return handlers[args.command](args, out, err)
+    except OSError as error:  # a file or folder the command cannot write or read
+        _error(err, _os_error(error))
+        return EXIT_BAD_INPUT
+
+
+def _os_error(error: OSError) -> str:
+    """An OS error as a person reads it: the path, what the system said, and what to check.
+
+    >>> _os_error(PermissionError(13, "Permission denied", "/srv/out.csv"))
+    '/srv/out.csv: Permission denied (check that the folder exists and can be written)'
+    """
+    if error.filename is None or error.strerror is None:
+        return str(error)
+    return f"{error.filename}: {error.strerror} (check that the folder exists and can be written)"
 
 
 def _schemes(names: Sequence[str] | None) -> list[Any]:

@@ -188,3 +188,20 @@ def test_golden_check_fails_on_a_changed_value(capsys: Any, tmp_path: Path) -> N
     code, out, _ = run(capsys, "golden", "check", *args, "--expected", str(expected))
     assert code == 1
     assert record["id"] in out
+
+
+def test_a_place_that_cannot_be_written_is_an_error_naming_it(tmp_path: Path, capsys: Any) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    root = Path(__file__).resolve().parent.parent
+    example = str(root / "examples" / "completions.jsonl")
+    runs = root / "reports" / "example-strict-vs-lenient"
+    for argv in (
+        ["score", example, "--out", str(blocker / "out.csv")],
+        ["golden", "update", "--expected", str(blocker / "expected")],
+        ["report", str(runs / "strict"), str(runs / "lenient"), "--out", str(blocker / "cmp")],
+    ):
+        code, _, err = run(capsys, *argv)
+        assert code == 2, argv
+        assert f"error: {blocker}" in err and "check that the folder exists" in err, err
+        assert "Traceback" not in err

@@ -249,3 +249,18 @@ def _drop_column(path: Path, column: str) -> None:
     import pandas as pd
 
     pd.read_parquet(path).drop(columns=[column]).to_parquet(path)
+
+
+def test_an_output_dir_that_cannot_be_made_is_an_error_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("torch")
+    from rewardkit.cli import main as rewardkit_main
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    config = tmp_path / "tiny.yaml"
+    config.write_text(TINY)
+    assert rewardkit_main(["train", str(config), "--output-dir", str(blocker / "runs")]) == 2
+    err = capsys.readouterr().err.replace("\n", " ")
+    assert f"error: {blocker}" in err and "check that the folder exists" in err

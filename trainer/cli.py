@@ -139,6 +139,8 @@ def run_train(args: argparse.Namespace) -> int:
             roots.append(root)
         return _compare(out, [str(r) for r in roots], parent)
     except (ConfigError, DataError, EngineError, FileExistsError, FileNotFoundError) as error:
+        if isinstance(error, OSError) and error.strerror is not None:
+            raise  # the system refused a path: rewardkit.cli.main says which and why
         err.print(f"[red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
         return EXIT_BAD_INPUT
     except InputError as error:  # a reward of the scheme failed on a completion
