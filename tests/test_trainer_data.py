@@ -107,7 +107,9 @@ def test_a_parquet_file_names_rows_and_takes_numeric_answers(tmp_path: Path) -> 
     frame["answer"] = frame["answer"].astype(float)
     frame.loc[3, "answer"] = float("nan")
     frame.to_parquet(tmp_path / "numbers.parquet")
-    config = TrainConfig(dataset=str(tmp_path / "numbers.parquet"), test_samples=2)
+    config = TrainConfig(
+        dataset=str(tmp_path / "numbers.parquet"), test_samples=2, prompts_per_step=4
+    )
     with pytest.raises(DataError, match=r"numbers.parquet, row 4: the answer is missing \(NaN\)"):
         load_problems(config)
     data = load_problems(config.replace(on_error="skip"))
@@ -131,3 +133,11 @@ def test_gsm8k_without_network_says_what_to_do(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     with pytest.raises(DataError, match="dataset=synthetic"):
         load_problems(TrainConfig(dataset="gsm8k"))
+
+
+def test_fewer_training_problems_than_a_step_takes_is_an_error(tmp_path: Path) -> None:
+    path = _jsonl(tmp_path / "small.jsonl", ROWS[:12])  # 4 test, so 8 to train on
+    config = TrainConfig(dataset=str(path), test_samples=4, prompts_per_step=16)
+    with pytest.raises(DataError, match="8 training problems, fewer than prompts_per_step=16"):
+        load_problems(config)
+    assert len(load_problems(config.replace(prompts_per_step=8)).train) == 8

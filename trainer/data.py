@@ -109,7 +109,14 @@ def load_problems(config: TrainConfig) -> Data:
     rng = random.Random(config.seed)
     rng.shuffle(train)
     rng.shuffle(test)
-    return Data(train[: config.train_samples], test[: config.test_samples], reader.skipped)
+    train = train[: config.train_samples]
+    if len(train) < config.prompts_per_step:
+        raise DataError(
+            f"{config.dataset}: {len(train)} training problems, fewer than"
+            f" prompts_per_step={config.prompts_per_step}, so an epoch would have no step;"
+            " lower prompts_per_step or give more problems"
+        )
+    return Data(train, test[: config.test_samples], reader.skipped)
 
 
 # --- GSM8K and local files -----------------------------------------------------------------
