@@ -120,3 +120,16 @@ def test_the_shipped_example_config_loads() -> None:
     config = load_config(example)
     assert config.learning_rate == 1e-6 and config.dataset == "gsm8k"
     assert config.system_prompt.startswith("Respond in the following format:\n<think>\n")
+
+
+def test_the_docs_table_lists_every_key_with_its_default() -> None:
+    import dataclasses
+    import re
+
+    docs = Path(__file__).resolve().parent.parent / "docs" / "train.md"
+    rows = re.findall(r"^\| `(\w+)` \| `([^`]*)` \| (.+) \|$", docs.read_text(), re.MULTILINE)
+    defaults = TrainConfig().to_dict()
+    assert [key for key, _, _ in rows] == [f.name for f in dataclasses.fields(TrainConfig)]
+    for key, default, meaning in rows:
+        assert default == str(defaults[key]), key
+        assert meaning.strip(), key
