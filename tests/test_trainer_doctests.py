@@ -21,6 +21,7 @@ MODULES = [
     "trainer.report",
     "trainer.rollout",
     "trainer.runfiles",
+    "trainer.watch",
 ]
 NEED_TORCH = {"trainer.advantage", "trainer.loss", "trainer.rollout", "trainer.loop"}
 

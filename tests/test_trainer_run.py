@@ -170,6 +170,19 @@ def test_resume_refuses_data_that_changed_since_the_checkpoint(tmp_path: Path) -
     assert pd.read_parquet(root / "steps.parquet")["step"].tolist() == [1, 2]
 
 
+def test_a_scheme_that_gives_no_signal_is_called_out_while_training(tmp_path: Path) -> None:
+    (tmp_path / "flat.py").write_text("def flat(completion, answer):\n    return 0.0, 'flat'\n")
+    scheme = tmp_path / "flat.yaml"
+    scheme.write_text("name: flat\nrewards:\n  - {function: flat.py:flat}\n")
+    out = io.StringIO()
+    display = Display(Console(file=out, width=300))
+    train(fast_config(scheme=str(scheme), epochs=2), tmp_path / "run", display=display)
+    text = out.getvalue()
+    assert "steps 1-5: 100% of groups had zero reward spread" in text
+    assert "Most common reasons at step 5: flat: flat (100%)" in text
+    assert text.count("zero reward spread, so their advantages were 0") == 1  # once a stretch
+
+
 def test_resume_refuses_a_changed_config(tmp_path: Path) -> None:
     config = fast_config()
     root = train(config, tmp_path / "run", display=quiet())

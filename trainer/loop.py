@@ -26,7 +26,7 @@ import json
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ from trainer.prompt import encode_prompt, render_prompt
 from trainer.runfiles import RunFiles, atomic_write_bytes
 from trainer.tracking import Tracker
 from trainer.update import UpdateStats
+from trainer.watch import SignalWatch
 
 __all__ = ["Run", "epoch_order", "step_seed", "train"]
 
@@ -67,6 +68,7 @@ class Run:
     files: RunFiles
     display: Display
     tracker: Tracker
+    watch: SignalWatch = field(default_factory=SignalWatch)
 
     @property
     def train_set(self) -> list[Problem]:
@@ -146,6 +148,8 @@ def _train(run: Run, resume: bool, after_step: Callable[[int], None] | None) -> 
             row, samples = _step(run, [run.train_set[i] for i in chosen], step, epoch + 1)
             run.files.add_step(row, samples)
             run.display.step(row)
+            if (warning := run.watch.step(row, samples)) is not None:
+                run.display.warning(warning)
             run.tracker.log(row, step)
             if (
                 config.save_every

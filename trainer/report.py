@@ -348,7 +348,8 @@ def _save(figure: Any, path: Path) -> Path:
 
 
 def plot_run(run: RunData) -> list[Path]:
-    """rewards.png, zero_spread.png, pass_at_k.png (none without matplotlib)."""
+    """rewards.png, zero_spread.png, pass_at_k.png (that one only when the scheme has a
+    correctness reward to count passes by; none without matplotlib)."""
     plt = _pyplot()
     if plt is None or run.steps.empty:
         return []
@@ -381,9 +382,10 @@ def plot_run(run: RunData) -> list[Path]:
     plt.close(figure)
 
     evals = eval_table(run)
-    if not evals.empty:
+    passes = [c for c in evals.columns if str(c).startswith("pass@")]
+    if passes:  # none when the scheme has no correctness reward to count a pass by
         figure, axis = plt.subplots(figsize=(7, 4))
-        for metric in [c for c in evals.columns if str(c).startswith("pass@")]:
+        for metric in passes:
             axis.plot(evals["epoch"], evals[metric], marker="o", label=metric)
         axis.set(
             xlabel="epoch (0 = before training)",
