@@ -43,6 +43,8 @@ def test_a_bad_value_exits_2_with_the_reason(capsys: pytest.CaptureFixture[str])
     assert "unknown scheme 'relaxed'" in capsys.readouterr().err
     assert main(["train", "--set", "group_size=8"]) == 2
     assert "valid keys" in capsys.readouterr().err
+    assert main(["train", "--schemes", "lenient,strict,lenient"]) == 2
+    assert "these give lenient, strict, lenient; list each scheme once" in capsys.readouterr().err
 
 
 def test_resume_of_a_folder_that_holds_no_run_says_what_it_takes(

@@ -131,6 +131,13 @@ def run_train(args: argparse.Namespace) -> int:
             for s in args.schemes.split(",")
             if s.strip()
         ]
+        names = [Path(each.scheme).stem for each in configs]
+        if len(set(names)) < len(names):
+            raise ConfigError(
+                f"--schemes {args.schemes}: each run's folder is named after its scheme, and"
+                f" these give {', '.join(names)}; list each scheme once (rename a scheme file"
+                " whose name another one shares)"
+            )
         parent = Path(args.output_dir) / (args.name or f"{stamp}-compare")
         roots = []
         for each in configs:
