@@ -266,3 +266,19 @@ def test_an_output_dir_that_cannot_be_made_is_an_error_naming_it(
     assert rewardkit_main(["train", str(config), "--output-dir", str(blocker / "runs")]) == 2
     err = capsys.readouterr().err.replace("\n", " ")
     assert f"error: {blocker}" in err and "check that the folder exists" in err
+
+
+def test_report_tells_runs_of_the_same_name_apart_and_refuses_one_run_twice(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    example = EXAMPLE_RUN.parent
+    shutil.copytree(example / "strict", tmp_path / "a" / "run")
+    shutil.copytree(example / "lenient", tmp_path / "b" / "run")
+    runs = [str(tmp_path / "a" / "run"), str(tmp_path / "b" / "run")]
+    assert main(["report", *runs, "--out", str(tmp_path / "cmp")]) == 0
+    assert "a/run" in capsys.readouterr().out
+    import pandas as pd
+
+    assert pd.read_csv(tmp_path / "cmp" / "comparison.csv")["run"].tolist() == ["a/run", "b/run"]
+    assert main(["report", runs[0], runs[0], "--out", str(tmp_path / "cmp2")]) == 2
+    assert "the same run given twice" in capsys.readouterr().err

@@ -42,6 +42,7 @@ __all__ = [
     "eval_table",
     "learning_table",
     "load_run",
+    "run_labels",
     "steps_to_reach",
     "write_comparison",
     "write_report",
@@ -184,12 +185,32 @@ def steps_to_reach(steps: pd.DataFrame, level: float) -> int | None:
     return None if reached.empty else int(reached.iloc[0])
 
 
+def run_labels(runs: Sequence[RunData]) -> list[str]:
+    """A distinct name for each run: its folder's name, with as many parent folders as it
+    takes to tell runs apart (two ``.../run`` folders become ``a/run`` and ``b/run``).
+
+    >>> runs = [RunData(Path(p), {}, *[pd.DataFrame()] * 3) for p in ("x/a/run", "y/b/run")]
+    >>> run_labels(runs)
+    ['a/run', 'b/run']
+    """
+    paths = [run.root.resolve() for run in runs]
+    twice = sorted({str(p) for p in paths if paths.count(p) > 1})
+    if twice:
+        raise ReportError(f"{', '.join(twice)}: the same run given twice; compare other runs")
+    depth = 1
+    while True:
+        labels = ["/".join(p.parts[-depth:]) for p in paths]
+        if len(set(labels)) == len(labels):
+            return labels
+        depth += 1
+
+
 def compare_runs(runs: Sequence[RunData]) -> pd.DataFrame:
     """One row per run, side by side: rewards start and end, zero spread, pass@k, speed."""
     rows = []
-    for run in runs:
+    for run, name in zip(runs, run_labels(runs), strict=True):
         learning = learning_table(run).set_index("reward")
-        row: dict[str, Any] = {"run": run.name, "scheme": run.scheme, "steps": len(run.steps)}
+        row: dict[str, Any] = {"run": name, "scheme": run.scheme, "steps": len(run.steps)}
         row["reward_start"] = learning.loc["total", "start"]
         row["reward_end"] = learning.loc["total", "end"]
         row["reward_best"] = float(
@@ -404,8 +425,8 @@ def plot_comparison(runs: Sequence[RunData], path: Path) -> list[Path]:
     if plt is None:
         return []
     figure, axes = plt.subplots(1, 3, figsize=(15, 4))
-    for run in runs:
-        label = run.name if run.name == run.scheme else f"{run.name} ({run.scheme})"
+    for run, name in zip(runs, run_labels(runs), strict=True):
+        label = name if name == run.scheme else f"{name} ({run.scheme})"
         smooth = run.steps["total_mean"].rolling(SMOOTH, min_periods=1).mean()
         axes[0].plot(run.steps["step"], smooth, label=label)
         axes[1].plot(run.steps["step"], run.steps["zero_spread"], label=label)
