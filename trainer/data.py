@@ -214,12 +214,13 @@ class _Reader:
         count = 0
         for index, (where, row) in enumerate(rows):
             count += 1
-            # a str row is why its line could not be read as an object
-            reason = row if isinstance(row, str) else _unusable(row)
-            if reason is None:
-                assert not isinstance(row, str)  # for mypy: only an object can be usable
+            if isinstance(row, str):
+                reason = row  # why the line could not be read as an object
+            elif (unusable := _unusable(row)) is None:
                 problems.append(Problem(f"{prefix}-{index}", str(row["question"]), _text(row)))
                 continue
+            else:
+                reason = unusable
             if not self.skip:
                 raise DataError(
                     f"{source}, {where}: {reason} (set on_error=skip to train on the good rows"
