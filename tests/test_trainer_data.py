@@ -141,3 +141,22 @@ def test_fewer_training_problems_than_a_step_takes_is_an_error(tmp_path: Path) -
     with pytest.raises(DataError, match="8 training problems, fewer than prompts_per_step=16"):
         load_problems(config)
     assert len(load_problems(config.replace(prompts_per_step=8)).train) == 8
+
+
+def test_a_json_file_may_hold_one_array_of_problems(tmp_path: Path) -> None:
+    path = tmp_path / "problems.json"
+    items: list[object] = [dict(r) for r in ROWS[:12]]
+    items[2] = ["not", "an", "object"]
+    path.write_text(json.dumps(items, indent=2))
+    config = TrainConfig(dataset=str(path), test_samples=2, prompts_per_step=4)
+    with pytest.raises(DataError, match=r"problems\.json, item 3: the item is a JSON list"):
+        load_problems(config)
+    data = load_problems(config.replace(on_error="skip"))
+    assert [s.where for s in data.skipped] == ["item 3"]
+    assert len(data.train) + len(data.test) == 11
+    path.write_text(json.dumps(items)[:-5])  # cut short
+    with pytest.raises(DataError, match=r"problems\.json: not a readable JSON array"):
+        load_problems(config)
+    lines = tmp_path / "lines.json"  # JSON lines in a .json file read as before
+    lines.write_text("".join(json.dumps(r) + "\n" for r in ROWS[:12]))
+    assert len(load_problems(config.replace(dataset=str(lines))).train) == 10

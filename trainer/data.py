@@ -58,7 +58,7 @@ class Skipped:
     """A row left out with ``on_error: skip``: where it is and why it is not a problem."""
 
     source: str  # the file, or the hub split
-    where: str  # "line 3" in a JSON-lines file, "row 3" in a table
+    where: str  # "line 3" in a JSON-lines file, "item 3" in a JSON array, "row 3" in a table
     reason: str
 
 
@@ -191,7 +191,12 @@ def _rows(path: Path) -> Iterator[Row]:
         )
         return
     if suffix not in (".jsonl", ".json"):
-        raise DataError(f"{path}: use a .jsonl or .parquet file with question and answer fields")
+        raise DataError(
+            f"{path}: use a .jsonl, .json or .parquet file with question and answer fields"
+        )
+    if suffix == ".json" and _starts_with(path, b"["):
+        yield from _json_array(path)
+        return
     from rewardkit.readers import read_objects
     from rewardkit.score import InputError
 
@@ -200,6 +205,29 @@ def _rows(path: Path) -> Iterator[Row]:
             yield f"line {line}", row.message if isinstance(row, InputError) else row
     except InputError as error:  # the file as a whole: missing, a folder, unreadable
         raise DataError(str(error)) from None
+
+
+def _starts_with(path: Path, text: bytes) -> bool:
+    with path.open("rb") as handle:
+        head = handle.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+    return head.startswith(text)
+
+
+def _json_array(path: Path) -> Iterator[Row]:
+    """The items of a .json file holding one array of objects (JSON lines otherwise)."""
+    import json
+
+    try:
+        items = json.loads(path.read_bytes().decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise DataError(f"{path}: not a readable JSON array ({error})") from None
+    for index, item in enumerate(items, 1):
+        yield (
+            f"item {index}",
+            item
+            if isinstance(item, dict)
+            else (f"the item is a JSON {type(item).__name__}, not an object"),
+        )
 
 
 class _Reader:
