@@ -148,12 +148,12 @@ def _local(path: Path, config: TrainConfig, reader: _Reader) -> tuple[list[Probl
     if path.is_dir():
         found = {}
         for split in ("train", "test"):
-            candidates = [path / f"{split}{suffix}" for suffix in (".jsonl", ".parquet")]
+            candidates = [path / f"{split}{suffix}" for suffix in (".jsonl", ".json", ".parquet")]
             file = next((c for c in candidates if c.is_file()), None)
             if file is None:
                 raise DataError(
-                    f"{path}: a data folder holds train.jsonl and test.jsonl (or .parquet);"
-                    f" no {split} file found"
+                    f"{path}: a data folder holds train.jsonl and test.jsonl (or .json,"
+                    f" .parquet); no {split} file found"
                 )
             found[split] = reader.problems(_rows(file), f"{file.stem}", str(file))
         return found["train"], found["test"]
