@@ -79,6 +79,25 @@ def test_asking_for_wandb_without_it_installed_says_what_to_do(
         train(fast_config(wandb=True), tmp_path / "run", display=quiet())
 
 
+def test_wandb_that_cannot_start_says_what_to_do_and_leaves_no_run_folder(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    class UsageError(Exception):
+        pass
+
+    def init(**_: Any) -> None:
+        raise UsageError("No API key configured. Use `wandb login` to log in.")
+
+    module = types.ModuleType("wandb")
+    module.__spec__ = importlib.machinery.ModuleSpec("wandb", None)
+    module.init = init  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "wandb", module)
+    with pytest.raises(ConfigError, match=r"W&B did not start \(UsageError: No API key") as caught:
+        train(fast_config(wandb=True), tmp_path / "run", display=quiet())
+    assert "WANDB_MODE=offline" in str(caught.value)
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_real_offline_wandb_run_holds_the_metrics(tmp_path: Path, monkeypatch: Any) -> None:
     pytest.importorskip("wandb", reason="wandb is not installed (pip install wandb)")
     monkeypatch.setenv("WANDB_MODE", "offline")  # nothing leaves the machine

@@ -24,6 +24,7 @@ import dataclasses
 import gc
 import json
 import random
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -199,7 +200,14 @@ def _start(config: TrainConfig, root: Path, resume: bool, display: Display) -> R
     if config.beta > 0:
         reference = load_policy(config, texts).model.eval().requires_grad_(False)
     engine, why = make_engine(policy, config)
+    made = not root.exists()
     root.mkdir(parents=True, exist_ok=True)
+    try:
+        tracker = Tracker(config, root)  # W&B writes into the run folder
+    except ConfigError:
+        if made:
+            shutil.rmtree(root, ignore_errors=True)
+        raise
     atomic_write_bytes(root / CONFIG_FILE, dump_config(config).encode())
     parameters = sum(p.numel() for p in policy.model.parameters())
     display.message(
@@ -236,7 +244,7 @@ def _start(config: TrainConfig, root: Path, resume: bool, display: Display) -> R
         optimizer,
         RunFiles(root),
         display,
-        Tracker(config, root),
+        tracker,
     )
 
 

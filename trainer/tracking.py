@@ -25,14 +25,22 @@ class Tracker:
             raise ConfigError(
                 "wandb=true, but wandb is not installed: pip install wandb (or set wandb=false)"
             ) from None
-        self.run = wandb.init(
-            project=config.wandb_project,
-            name=root.name,
-            id=root.name,
-            resume="allow",
-            config=config.to_dict(),
-            dir=str(root),
-        )
+        try:
+            self.run = wandb.init(
+                project=config.wandb_project,
+                name=root.name,
+                id=root.name,
+                resume="allow",
+                config=config.to_dict(),
+                dir=str(root),
+            )
+        except Exception as error:  # wandb's own error types (no login, no network, ...)
+            reason = (str(error).strip().splitlines() or [""])[0]
+            raise ConfigError(
+                f"wandb=true, but W&B did not start ({type(error).__name__}: {reason}); run"
+                " `wandb login`, or set WANDB_MODE=offline to log to the run folder only, or"
+                " set wandb=false"
+            ) from None
 
     def log(self, values: Mapping[str, Any], step: int) -> None:
         if self.run is not None:
