@@ -176,10 +176,26 @@ def test_a_custom_reward_that_raises_stops_training_with_its_message(
     config.write_text(TINY)
     out = tmp_path / "reports"
     argv = ["train", str(config), "--set", f"scheme={scheme}", "--output-dir", str(out)]
-    assert main(argv) == 2
+    assert main([*argv, "--name", "run"]) == 2
     err = capsys.readouterr().err.replace("\n", " ")
     assert "reward 'fragile' raised ZeroDivisionError: float division by zero" in err
-    assert "fragile.py:2)" in err and "rewardkit train --resume RUN_DIR" in err
+    assert "fragile.py:2)" in err and f"rewardkit train --resume {out / 'run'}" in err
+
+
+def test_an_interrupted_run_says_how_to_resume_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("torch")
+    import trainer.loop
+
+    def interrupted(*_: Any, **__: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer.loop, "train", interrupted)
+    assert main(["train", "--output-dir", str(tmp_path), "--name", "run"]) == 130
+    err = capsys.readouterr().err.replace("\n", " ")
+    resume = f"rewardkit train --resume {tmp_path / 'run'}"
+    assert f"interrupted; continue from the last checkpoint with `{resume}`" in err
 
 
 def test_a_run_records_absolute_paths_so_it_resumes_from_anywhere(

@@ -104,6 +104,7 @@ def run_train(args: argparse.Namespace) -> int:
     from trainer.engine import EngineError
     from trainer.loop import CONFIG_FILE, train
 
+    root: Path | None = None  # the run in progress, for the messages below
     try:
         if args.resume:
             root = Path(args.resume)
@@ -153,7 +154,7 @@ def run_train(args: argparse.Namespace) -> int:
     except InputError as error:  # a reward of the scheme failed on a completion
         err.print(
             f"[red]error:[/] {escape(str(error))}\nthe run stopped there; fix the reward, then"
-            " continue the run with `rewardkit train --resume RUN_DIR` (or start it again if it"
+            f" continue the run with `{escape(_resume(root))}` (or start it again if it"
             " stopped before its first checkpoint)",
             highlight=False,
             soft_wrap=True,
@@ -161,9 +162,15 @@ def run_train(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         err.print(
-            "interrupted; continue from the last checkpoint with `rewardkit train --resume RUN_DIR`"
+            f"interrupted; continue from the last checkpoint with `{escape(_resume(root))}`",
+            highlight=False,
+            soft_wrap=True,
         )
         return EXIT_INTERRUPTED
+
+
+def _resume(root: Path | None) -> str:
+    return f"rewardkit train --resume {root if root is not None else 'RUN_DIR'}"
 
 
 def run_report(args: argparse.Namespace) -> int:
