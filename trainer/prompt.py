@@ -22,12 +22,17 @@ def render_prompt(tokenizer: Any, question: str, system_prompt: str) -> str:
     'Answer in <answer> </answer>.\\n\\nQuestion: What is 2 + 3?\\nAnswer: '
     """
     if getattr(tokenizer, "chat_template", None):
-        messages = [{"role": "user", "content": question}]
-        if system_prompt:
-            messages.insert(0, {"role": "system", "content": system_prompt})
-        return str(
-            tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        )
+        user = {"role": "user", "content": question}
+        if not system_prompt:
+            return _chat(tokenizer, [user])
+        try:
+            return _chat(tokenizer, [{"role": "system", "content": system_prompt}, user])
+        except Exception as error:  # jinja2's TemplateError, raised by the template itself
+            if "system" not in str(error).lower():
+                raise
+            # Templates without a system role (Gemma's, Mistral's older ones) refuse one;
+            # the system prompt then opens the user's message, as TRL's examples do.
+            return _chat(tokenizer, [{"role": "user", "content": f"{system_prompt}\n\n{question}"}])
     head = f"{system_prompt}\n\n" if system_prompt else ""
     bos = getattr(tokenizer, "bos_token", None) or ""
     return f"{bos}{head}Question: {question}\nAnswer: "
@@ -36,3 +41,7 @@ def render_prompt(tokenizer: Any, question: str, system_prompt: str) -> str:
 def encode_prompt(tokenizer: Any, text: str) -> list[int]:
     """Token ids of a rendered prompt, adding nothing (the text already holds any BOS)."""
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def _chat(tokenizer: Any, messages: list[dict[str, str]]) -> str:
+    return str(tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))

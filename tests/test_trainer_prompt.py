@@ -1,0 +1,45 @@
+"""Prompts: the tokenizer's chat template, with the system prompt where the template takes it."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("transformers")
+
+from trainer.prompt import encode_prompt, render_prompt
+from trainer.tiny import build_tokenizer
+
+SYSTEM = "Answer in <answer> </answer>."
+QUESTION = "What is 2 + 3?"
+NO_SYSTEM_ROLE = (
+    "{% for m in messages %}{% if m['role'] == 'system' %}"
+    "{{ raise_exception('System role not supported') }}{% endif %}"
+    "<|{{ m['role'] }}|>{{ m['content'] }}{% endfor %}<|assistant|>"
+)
+
+
+def tokenizer(template: str | None = None) -> object:
+    built = build_tokenizer([SYSTEM, QUESTION])
+    if template is not None:
+        built.chat_template = template
+    return built
+
+
+def test_the_system_prompt_goes_in_its_own_message_when_the_template_has_one() -> None:
+    text = render_prompt(tokenizer(), QUESTION, SYSTEM)
+    assert text.index(SYSTEM) < text.index(QUESTION)
+    assert encode_prompt(tokenizer(), text)  # the engines' encoding of the same text
+
+
+def test_a_template_without_a_system_role_gets_it_at_the_start_of_the_user_message() -> None:
+    text = render_prompt(tokenizer(NO_SYSTEM_ROLE), QUESTION, SYSTEM)
+    assert text == f"<|user|>{SYSTEM}\n\n{QUESTION}<|assistant|>"
+    assert (
+        render_prompt(tokenizer(NO_SYSTEM_ROLE), QUESTION, "") == f"<|user|>{QUESTION}<|assistant|>"
+    )
+
+
+def test_other_template_errors_are_not_hidden() -> None:
+    broken = "{{ raise_exception('Conversation roles must alternate') }}"
+    with pytest.raises(Exception, match="roles must alternate"):
+        render_prompt(tokenizer(broken), QUESTION, SYSTEM)
