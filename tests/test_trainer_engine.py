@@ -158,3 +158,21 @@ def test_engine_selection(policy: Policy, monkeypatch: Any) -> None:
 def test_vllm_status_says_why() -> None:
     available, why = vllm_status()
     assert isinstance(available, bool) and why
+
+
+def test_a_vllm_that_refuses_the_weight_push_is_an_engine_error_saying_what_to_do() -> None:
+    from trainer.engine import push_weights
+
+    class OldLLM:  # an older vLLM: reload_weights takes no weights
+        def collective_rpc(self, method: str, kwargs: dict[str, Any]) -> None:
+            raise TypeError(
+                "reload_weights() got an unexpected keyword argument 'weights_iterator'"
+            )
+
+        def reset_prefix_cache(self) -> None:
+            raise AssertionError("not reached")
+
+    with pytest.raises(EngineError, match="did not take the policy's weights") as caught:
+        push_weights(OldLLM(), [])
+    assert "unexpected keyword argument 'weights_iterator'" in str(caught.value)
+    assert "set engine=torch" in str(caught.value)

