@@ -19,7 +19,7 @@ from rich.console import Console  # noqa: E402
 from trainer_fixtures import fast_config  # noqa: E402
 
 from rewardkit.schemes import LENIENT  # noqa: E402
-from rewardkit.score import Keys, score_file  # noqa: E402
+from rewardkit.score import Keys, score_file, score_records  # noqa: E402
 from trainer.config import ConfigError, TrainConfig  # noqa: E402
 from trainer.console import Display  # noqa: E402
 from trainer.loop import train  # noqa: E402
@@ -181,6 +181,27 @@ def test_a_scheme_that_gives_no_signal_is_called_out_while_training(tmp_path: Pa
     assert "steps 1-5: 100% of groups had zero reward spread" in text
     assert "Most common reasons at step 5: flat: flat (100%)" in text
     assert text.count("zero reward spread, so their advantages were 0") == 1  # once a stretch
+
+
+def test_eval_samples_hold_every_evaluation_completion_and_rederive_pass_at_k(
+    tmp_path: Path,
+) -> None:
+    from rewardkit.report import pass_at_k_table
+
+    config = fast_config()
+    root = train(config, tmp_path / "run", display=quiet())
+    rows = [json.loads(line) for line in (root / "eval_samples.jsonl").read_text().splitlines()]
+    problems, n = config.test_samples or 0, max(config.pass_k)
+    for epoch in (0, 1):
+        kinds = [r["kind"] for r in rows if r["epoch"] == epoch]
+        assert (kinds.count("greedy"), kinds.count("sample")) == (problems, problems * n)
+    last = [r for r in rows if r["epoch"] == 1 and r["kind"] == "sample"]
+    assert len({r["prompt_id"] for r in last}) == problems  # one group per problem
+    frame = score_records(last, [LENIENT])
+    again = pass_at_k_table(frame, [LENIENT], config.pass_k)
+    evals = pd.read_parquet(root / "eval.parquet")
+    recorded = evals[(evals["epoch"] == 1) & evals["metric"].str.fullmatch(r"pass@\d+")]
+    assert again["pass_at_k"].tolist() == pytest.approx(recorded["value"].tolist())
 
 
 def test_resume_refuses_a_changed_config(tmp_path: Path) -> None:

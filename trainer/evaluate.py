@@ -56,10 +56,7 @@ def evaluate(
         rows.append(_row("pass@1 (greedy)", 1, float((frame["correctness"] > 0).mean())))
     for name in [*scheme.reward_names, "total"]:
         rows.append(_row(f"greedy {name}", None, float(frame[name].mean())))
-    samples = [
-        {**record, "rewards": {n: float(frame[n].iloc[i]) for n in [*scheme.reward_names, "total"]}}
-        for i, record in enumerate(records)
-    ]
+    samples = _with_rewards(records, frame, scheme)
     warnings: list[str] = []
     if not has_correctness:
         warnings.append(f"scheme {scheme.name} has no correctness reward: no pass@k")
@@ -68,11 +65,11 @@ def evaluate(
     sampled = engine.generate(
         list(prompts), n, config.eval_temperature, config.max_new_tokens, config.stop, seed + 1
     )
+    sampled_records = _records(problems, prompts, sampled, "sample")
     sampled_frame = score_records(
-        _records(problems, prompts, sampled, "sample"),
-        [scheme],
-        source="the sampled evaluation completions",
+        sampled_records, [scheme], source="the sampled evaluation completions"
     )
+    samples += _with_rewards(sampled_records, sampled_frame, scheme)
     table = pass_at_k_table(sampled_frame, [scheme], config.pass_k)
     for k, value in zip(table["k"], table["pass_at_k"], strict=True):
         rows.append(_row(f"pass@{int(k)}", int(k), float(value)))
@@ -97,17 +94,28 @@ def _records(
     groups: list[list[Generation]],
     kind: str,
 ) -> list[dict[str, Any]]:
+    """What `rewardkit score` reads; `prompt_id` keeps greedy and sampled apart, so the
+    sampled groups of one evaluation give its pass@k when re-scored."""
     return [
         {
             "completion": generation.text,
             "answer": problem.answer,
-            "prompt_id": f"eval/{problem.id}",
+            "prompt_id": f"eval/{kind}/{problem.id}",
             "prompt": prompt,
-            "id": f"eval/{problem.id}/{kind}{index}",
+            "id": f"eval/{kind}/{problem.id}/{index}",
+            "kind": kind,
         }
         for problem, prompt, group in zip(problems, prompts, groups, strict=True)
         for index, generation in enumerate(group)
     ]
+
+
+def _with_rewards(
+    records: list[dict[str, Any]], frame: Any, scheme: Scheme
+) -> list[dict[str, Any]]:
+    names = [*scheme.reward_names, "total"]
+    values = {n: frame[n].tolist() for n in names}
+    return [{**r, "rewards": {n: values[n][i] for n in names}} for i, r in enumerate(records)]
 
 
 PERFECT = "<think>\n2 + 3 = 5\n</think>\n<answer>\n5\n</answer>\n"  # spec section 4's layout

@@ -422,7 +422,12 @@ def _evaluate(run: Run, epoch: int, step: int) -> None:
         run.engine, run.test_set, prompts, run.scheme, config, step_seed(config.seed, -1 - epoch)
     )
     rows = [{"epoch": epoch, "step": step, **r} for r in result.rows]
-    samples = [{**s, "epoch": epoch, "step": step} for s in result.samples]
+    # One evaluation's groups apart from another's: `rewardkit score eval_samples.jsonl`
+    # then finds each evaluation's pass@k in its own groups.
+    samples = [
+        {**s, "prompt_id": f"epoch{epoch}/{s['prompt_id']}", "epoch": epoch, "step": step}
+        for s in result.samples
+    ]
     run.files.add_eval(rows, samples)
     run.display.evaluation(epoch, rows)
     run.tracker.log({f"eval/{r['metric']}": r["value"] for r in rows}, step)

@@ -8,7 +8,8 @@
     eval.parquet         one row per metric per evaluation (epoch 0 is before training)
     samples.jsonl        every training completion: completion, answer, prompt_id, prompt,
                          id, rewards, reasons, advantage... (`rewardkit score` reads it)
-    eval_samples.jsonl   the greedy completions of every evaluation
+    eval_samples.jsonl   every evaluation's completions, greedy and sampled (`kind`)
+    skipped_rows.jsonl   data rows `on_error: skip` left out, with why (only if any)
     checkpoint/          model, optimizer and position of the last checkpoint
     model/               the final policy (`save_pretrained`) and tokenizer
     summary.md, *.png    written at the end (`trainer.report`)
