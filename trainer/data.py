@@ -176,7 +176,8 @@ def _numbered(rows: Iterable[Mapping[str, Any]]) -> Iterator[Row]:
 
 
 def _rows(path: Path) -> Iterator[Row]:
-    """Each row of a .jsonl or .parquet file with where it is (a line or a row number)."""
+    """Each row of a .jsonl, .json or .parquet file, with where it is: a line, an item of a
+    JSON array, or a table row."""
     suffix = path.suffix.lower()
     if suffix == ".parquet":
         import pandas as pd
@@ -214,7 +215,7 @@ def _starts_with(path: Path, text: bytes) -> bool:
 
 
 def _json_array(path: Path) -> Iterator[Row]:
-    """The items of a .json file holding one array of objects (JSON lines otherwise)."""
+    """The items of a .json file that holds one array of objects."""
     import json
 
     try:
@@ -222,12 +223,8 @@ def _json_array(path: Path) -> Iterator[Row]:
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise DataError(f"{path}: not a readable JSON array ({error})") from None
     for index, item in enumerate(items, 1):
-        yield (
-            f"item {index}",
-            item
-            if isinstance(item, dict)
-            else (f"the item is a JSON {type(item).__name__}, not an object"),
-        )
+        why = f"the item is a JSON {type(item).__name__}, not an object"
+        yield f"item {index}", item if isinstance(item, dict) else why
 
 
 class _Reader:
