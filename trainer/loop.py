@@ -200,15 +200,7 @@ def _start(config: TrainConfig, root: Path, resume: bool, display: Display) -> R
     if config.beta > 0:
         reference = load_policy(config, texts).model.eval().requires_grad_(False)
     engine, why = make_engine(policy, config)
-    made = not root.exists()
-    root.mkdir(parents=True, exist_ok=True)
-    try:
-        tracker = Tracker(config, root)  # W&B writes into the run folder
-    except ConfigError:
-        if made:
-            shutil.rmtree(root, ignore_errors=True)
-        raise
-    atomic_write_bytes(root / CONFIG_FILE, dump_config(config).encode())
+    tracker = _open_folder(config, root)
     parameters = sum(p.numel() for p in policy.model.parameters())
     display.message(
         f"run [bold]{escape(str(root))}[/]: "
@@ -246,6 +238,21 @@ def _start(config: TrainConfig, root: Path, resume: bool, display: Display) -> R
         display,
         tracker,
     )
+
+
+def _open_folder(config: TrainConfig, root: Path) -> Tracker:
+    """Make the run folder, start W&B in it (when asked) and write the config; a folder made
+    here is removed again if W&B cannot start."""
+    made = not root.exists()
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        tracker = Tracker(config, root)  # W&B keeps its files in the run folder
+    except ConfigError:
+        if made:
+            shutil.rmtree(root, ignore_errors=True)
+        raise
+    atomic_write_bytes(root / CONFIG_FILE, dump_config(config).encode())
+    return tracker
 
 
 def _report_skipped(root: Path, skipped: list[Skipped], display: Display) -> None:
