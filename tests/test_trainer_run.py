@@ -148,6 +148,30 @@ def test_a_hard_kill_loses_no_step_a_resume_needs(tmp_path: Path) -> None:
     assert lines[0] == lines[1]
 
 
+def test_a_run_killed_before_its_first_checkpoint_resumes_from_the_start(tmp_path: Path) -> None:
+    config = fast_config(epochs=2, save_every=0)  # checkpoints at epoch ends only
+    whole = train(config, tmp_path / "whole", display=quiet())
+
+    def kill_at_step_2(step: int) -> None:
+        if step == 2:  # in the first epoch: no checkpoint yet
+            raise Killed
+
+    root = tmp_path / "killed"
+    with pytest.raises(Killed):
+        train(config, root, display=quiet(), after_step=kill_at_step_2)
+    assert not (root / "checkpoint").exists()
+    out = io.StringIO()
+    train(config, root, resume=True, display=Display(Console(file=out, width=300)))
+    assert "has no checkpoint yet" in out.getvalue()
+
+    a, b = (pd.read_parquet(r / "steps.parquet").drop(columns=TIMING) for r in (whole, root))
+    pd.testing.assert_frame_equal(a, b)
+    for name in ("samples.jsonl", "eval_samples.jsonl"):
+        assert (whole / name).read_text() == (root / name).read_text(), name
+    x, y = (pd.read_parquet(r / "eval.parquet") for r in (whole, root))
+    pd.testing.assert_frame_equal(x, y)
+
+
 def test_resume_refuses_data_that_changed_since_the_checkpoint(tmp_path: Path) -> None:
     data = tmp_path / "data.jsonl"
     rows = [{"question": f"What is {i} + 1?", "answer": f"#### {i + 1}"} for i in range(16)]

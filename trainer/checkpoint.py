@@ -56,7 +56,7 @@ def load_checkpoint(run_dir: Path, model: Any, optimizer: Any, data: str = "") -
     if not path.exists():
         raise FileNotFoundError(
             f"{path}: no checkpoint to resume from (the run stopped before its first"
-            " checkpoint); start it again"
+            " checkpoint); `rewardkit train --resume` starts such a run again from the beginning"
         )
     state = torch.load(path, map_location=next(model.parameters()).device, weights_only=True)
     position = Position(**state["position"])

@@ -154,8 +154,8 @@ def run_train(args: argparse.Namespace) -> int:
     except InputError as error:  # a reward of the scheme failed on a completion
         err.print(
             f"[red]error:[/] {escape(str(error))}\nthe run stopped there; fix the reward, then"
-            f" continue the run with `{escape(_resume(root))}` (or start it again if it"
-            " stopped before its first checkpoint)",
+            f" continue the run with `{escape(_resume(root))}` (from its last checkpoint, or"
+            " from the start if it had none)",
             highlight=False,
             soft_wrap=True,
         )

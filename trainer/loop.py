@@ -35,7 +35,7 @@ from rich.markup import escape
 
 from rewardkit.schemes import Scheme, get_scheme
 from rewardkit.score import score_records
-from trainer.checkpoint import Position, load_checkpoint, save_checkpoint
+from trainer.checkpoint import CHECKPOINT, Position, load_checkpoint, save_checkpoint
 from trainer.config import ConfigError, TrainConfig, dump_config, load_config
 from trainer.console import Display
 from trainer.data import Data, Problem, Skipped, load_problems
@@ -131,10 +131,16 @@ def train(
 def _train(run: Run, resume: bool, after_step: Callable[[int], None] | None) -> None:
     config, root = run.config, run.root
     position = Position()
-    if resume:
+    if resume and (root / CHECKPOINT).exists():
         position = load_checkpoint(root, run.policy.model, run.optimizer, data=run.data.fingerprint)
         run.files.rollback(position.step, position.epoch, position.sizes)
         run.engine.sync_weights(run.policy.model)  # it was built from the initial weights
+    elif resume:  # stopped before its first checkpoint: the start is the last safe point
+        run.display.warning(
+            f"{root} has no checkpoint yet (the run stopped before its first one): it starts"
+            " again from the beginning, with the same data order and seeds"
+        )
+        run.files.rollback(0, -1, {})  # every step, evaluation and sample written so far
     total = config.epochs * run.steps_per_epoch
     run.display.start(total, position.step)
     if not run.files.has_eval(0):
