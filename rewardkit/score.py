@@ -33,7 +33,7 @@ import pandas as pd
 import pyarrow as pa
 
 from rewardkit.rewards import Reward, batch_scorer, is_builtin
-from rewardkit.schemes import RewardError, Scheme, SchemeReward, call_reward
+from rewardkit.schemes import RewardError, Scheme, call_reward
 
 __all__ = [
     "DEFAULT_MAX_LINE_BYTES",
@@ -312,7 +312,7 @@ class _Columns:
                 batch_fns.append(reward.fn)
             else:
                 self.custom_index[s_index, r_index] = len(self._custom_fns)
-                self._custom_fns.append(_checked(reward))
+                self._custom_fns.append(functools.partial(call_reward, reward))  # RewardError
         self.batch_codes = array("i")
         self.batch_table: dict[tuple[Reward, ...], int] = {}
         self.custom = [(array("i"), dict[Reward, int]()) for _ in self.custom_index]
@@ -397,12 +397,6 @@ class _Columns:
 
 
 _FAILED = Reward(0.0, "reward_error")  # stands in for a failed row's result until it is dropped
-
-
-def _checked(reward: SchemeReward) -> Callable[[str, str], Reward]:
-    """A custom reward's function, its result checked and made a `Reward`
-    (`rewardkit.schemes.call_reward`: any failure is a `RewardError` naming it)."""
-    return functools.partial(call_reward, reward)
 
 
 def _iter_lines(handle: Any, start: int, end: int, max_bytes: int) -> Iterator[bytes]:

@@ -108,10 +108,16 @@ engine: torch
 """
 
 
-def test_train_both_schemes_then_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    pytest.importorskip("torch")
+def tiny_config(tmp_path: Path) -> Path:
+    """The TINY config as a file in `tmp_path`."""
     config = tmp_path / "tiny.yaml"
     config.write_text(TINY)
+    return config
+
+
+def test_train_both_schemes_then_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("torch")
+    config = tiny_config(tmp_path)
     out = tmp_path / "reports"
     argv = ["train", str(config), "--schemes", "strict,lenient", "--output-dir", str(out)]
     assert main([*argv, "--name", "cmp"]) == 0
@@ -147,8 +153,7 @@ def test_a_bad_data_row_stops_before_a_run_folder_exists_and_skip_trains_on_the_
     rows = [f'{{"question": "What is {i} + 1?", "answer": "#### {i + 1}"}}' for i in range(12)]
     rows[4] = '{"question": "What is 4 + 1?", "answer": "five"'  # line 5: cut short
     data.write_text("\n".join(rows) + "\n")
-    config = tmp_path / "tiny.yaml"
-    config.write_text(TINY)
+    config = tiny_config(tmp_path)
     out = tmp_path / "reports"
     argv = ["train", str(config), "--set", f"dataset={data}", "--output-dir", str(out)]
     assert main([*argv, "--name", "run"]) == 2
@@ -172,8 +177,7 @@ def test_a_custom_reward_that_raises_stops_training_with_its_message(
     )
     scheme = tmp_path / "fragile.yaml"
     scheme.write_text("name: fragile\nrewards:\n  - {function: fragile.py:fragile}\n")
-    config = tmp_path / "tiny.yaml"
-    config.write_text(TINY)
+    config = tiny_config(tmp_path)
     out = tmp_path / "reports"
     argv = ["train", str(config), "--set", f"scheme={scheme}", "--output-dir", str(out)]
     assert main([*argv, "--name", "run"]) == 2
@@ -277,8 +281,7 @@ def test_an_output_dir_that_cannot_be_made_is_an_error_naming_it(
 
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    config = tmp_path / "tiny.yaml"
-    config.write_text(TINY)
+    config = tiny_config(tmp_path)
     assert rewardkit_main(["train", str(config), "--output-dir", str(blocker / "runs")]) == 2
     err = capsys.readouterr().err.replace("\n", " ")
     assert f"error: {blocker}" in err and "check that the folder exists" in err

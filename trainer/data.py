@@ -22,6 +22,7 @@ True
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import random
@@ -70,7 +71,7 @@ class Data:
     test: list[Problem]
     skipped: list[Skipped] = field(default_factory=list)
 
-    @property
+    @functools.cached_property
     def fingerprint(self) -> str:
         """A digest of both splits, in order: equal exactly when a run would see the same
         problems in the same order (a resume checks it against the checkpoint's).
