@@ -7,9 +7,12 @@ lenient scheme, through `rewardkit.integrations.trl` on TRL's side); the same st
 treats ``</answer>`` as an end-of-sequence token, which is what our ``stop`` does when the
 tag is one token); one optimizer step per batch of completions on both sides (our
 ``policy_updates=1``, TRL's ``num_iterations=1``); the same loss (TRL's
-``loss_type="grpo"``: our per-completion token mean). TRL runs with ``bf16=False`` and
-``gradient_checkpointing=False`` (its defaults turn both on, which doubles its time on a CPU
-and would flatter us) and ``report_to="none"``.
+``loss_type="grpo"``: our per-completion token mean); the same precision (``--precision``,
+default auto: float32 on a CPU, bfloat16 on a GPU that has it), which TRL gets as its
+``bf16`` flag: both sides then keep float32 weights and autocast their forward passes.
+TRL runs with ``gradient_checkpointing=False`` (its default turns it on, which doubles its
+time on a CPU and would flatter us) and ``report_to="none"``; on a CPU its ``bf16``
+default would be on too, for the same flattering result.
 
 Each side runs in a fresh child process, one after the other, so each has its own peak
 memory and none inherits another's threads or caches:
@@ -81,7 +84,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
-from trainer.config import TrainConfig  # noqa: E402  (after the sys.path line above)
+from trainer.config import PRECISIONS, TrainConfig  # noqa: E402  (after the sys.path line)
 
 DATA = ROOT / "bench" / "_data"
 VLLM_PYTHON = ROOT / ".venv-vllm" / "bin" / "python"
@@ -110,6 +113,7 @@ class Result:
     device: str
     threads: int  # torch threads at the end of the run
     note: str = ""
+    precision: str = ""  # what the forward passes computed in (our `precision`, TRL's bf16)
 
 
 # --- the shared setup -----------------------------------------------------------------------
@@ -133,6 +137,7 @@ def bench_config(args: argparse.Namespace, model_dir: Path, engine: str) -> Trai
         engine=engine,
         device=args.device,
         cpu_threads=args.threads,
+        precision=args.precision,
         seed=args.seed,
         save_every=0,
     )
@@ -233,6 +238,7 @@ def run_ours(args: argparse.Namespace, folder: Path) -> Result:
 
     from trainer.console import Display
     from trainer.loop import train
+    from trainer.model import resolve_precision
 
     config = bench_config(args, folder, args.engine)
     ends: list[float] = []
@@ -264,6 +270,7 @@ def run_ours(args: argparse.Namespace, folder: Path) -> Result:
         memory_kind=kind,
         device=describe_device(args.device),
         threads=torch.get_num_threads(),
+        precision=resolve_precision(config, torch.device(args.device)).describe(),
     )
 
 
@@ -279,9 +286,11 @@ def run_trl(args: argparse.Namespace, folder: Path, engine: str) -> Result:
     from rewardkit.extract import ANSWER_CLOSE
     from rewardkit.integrations.trl import reward_funcs, reward_weights
     from trainer.data import load_problems
+    from trainer.model import resolve_precision
     from trainer.prompt import render_prompt
 
     config = bench_config(args, folder, engine)
+    precision = resolve_precision(config, torch.device(args.device))
     if args.device == "cpu":
         torch.set_num_threads(args.threads)  # as our loop does with cpu_threads
     tokenizer = AutoTokenizer.from_pretrained(folder)
@@ -322,7 +331,7 @@ def run_trl(args: argparse.Namespace, folder: Path, engine: str) -> Result:
             loss_type="grpo",
             reward_weights=reward_weights(SCHEME),
             max_steps=args.warmup + args.steps,
-            bf16=False,
+            bf16=precision.name == "bfloat16",  # accelerate's autocast, float32 weights
             gradient_checkpointing=False,
             report_to="none",
             save_strategy="no",
@@ -365,6 +374,7 @@ def run_trl(args: argparse.Namespace, folder: Path, engine: str) -> Result:
         memory_kind=kind,
         device=describe_device(args.device),
         threads=torch.get_num_threads(),
+        precision=precision.describe(),
     )
 
 
@@ -488,6 +498,7 @@ def forwarded(args: argparse.Namespace) -> list[str]:
         "steps",
         "warmup",
         "threads",
+        "precision",
         "seed",
     )
     out: list[str] = []
@@ -551,7 +562,8 @@ def report(results: list[Result], notes: list[str], args: argparse.Namespace) ->
     console.print(table)
     if results:
         console.print(
-            f"device: {results[0].device}; memory: {results[0].memory_kind}"
+            f"device: {results[0].device}; precision: {results[0].precision}; memory:"
+            f" {results[0].memory_kind}"
             f' of each side\'s own process; target ours/TRL <= {TARGET}. "vs TRL": against'
             ' TRL as it runs by default (model.generate); "same engine": against TRL'
             " generating with the engine ours used"
@@ -602,6 +614,13 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
         type=int,
         default=TrainConfig.cpu_threads or 1,
         help="torch threads on a CPU, for every side (default: our cpu_threads default)",
+    )
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=PRECISIONS,
+        help="forward passes on both sides (default auto: float32 on a CPU, bfloat16 on a GPU"
+        " that has it); weights stay float32",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(

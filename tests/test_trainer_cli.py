@@ -145,6 +145,23 @@ def test_train_both_schemes_then_report(tmp_path: Path, capsys: pytest.CaptureFi
     assert "Rewards: first and last steps" in capsys.readouterr().out
 
 
+def test_a_bfloat16_run_says_so_and_keeps_float32_weights(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    torch = pytest.importorskip("torch")
+    out = tmp_path / "reports"
+    argv = ["train", str(tiny_config(tmp_path)), "--set", "precision=bfloat16"]
+    assert main([*argv, "--output-dir", str(out), "--name", "bf16"]) == 0
+    text = " ".join(capsys.readouterr().out.split())  # rich wraps lines
+    assert "parameters in bfloat16 (autocast, float32 weights)" in text
+    run = out / "bf16"
+    assert "precision: bfloat16" in (run / "config.yaml").read_text()
+    from transformers import AutoModelForCausalLM
+
+    saved = AutoModelForCausalLM.from_pretrained(run / "model", dtype="auto")
+    assert {p.dtype for p in saved.parameters()} == {torch.float32}
+
+
 def test_a_bad_data_row_stops_before_a_run_folder_exists_and_skip_trains_on_the_rest(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

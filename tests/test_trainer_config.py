@@ -82,6 +82,7 @@ def test_an_unknown_key_lists_the_valid_ones(tmp_path: Path) -> None:
         ("pass_k=0", "positive k values"),
         ("engine=jax", "not one of auto, torch, vllm"),
         ("device=tpu", "use auto, cpu, cuda"),
+        ("precision=float16", "not one of auto, float32, bfloat16"),
         ("scheme=relaxed", "unknown scheme 'relaxed'; valid schemes: strict, lenient"),
         ("dataset=nowhere.jsonl", "neither synthetic nor gsm8k"),
         ("stop=['']", "non-empty stop string"),

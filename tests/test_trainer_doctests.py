@@ -17,6 +17,7 @@ MODULES = [
     "trainer.evaluate",
     "trainer.loop",
     "trainer.loss",
+    "trainer.model",
     "trainer.prompt",
     "trainer.report",
     "trainer.rollout",

@@ -12,7 +12,7 @@ from trainer_fixtures import fast_config  # noqa: E402
 
 from trainer.decode import Decoder, matches_model  # noqa: E402
 from trainer.engine import EngineError, TorchEngine, make_engine, vllm_status  # noqa: E402
-from trainer.model import Policy  # noqa: E402
+from trainer.model import Policy, Precision  # noqa: E402
 from trainer.tiny import TAGS, build_model, build_tokenizer  # noqa: E402
 
 PROMPTS = ["Q: Tom has 3 apples\nA: ", "Q: Ann has 12 pens and gets 4 more\nA: "]
@@ -108,16 +108,21 @@ def qwen2_model(tokenizer: Any) -> Any:
     return model
 
 
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
 @pytest.mark.parametrize("family", ["llama", "qwen2"])
 def test_the_fast_decode_step_samples_what_the_model_forward_samples(
-    policy: Policy, family: str
+    policy: Policy, family: str, precision: str
 ) -> None:
-    # trainer.decode mirrors the model's forward: same logits, so the same tokens per seed.
+    # trainer.decode mirrors the model's forward: same logits, so the same tokens per seed;
+    # under bfloat16 autocast too, where both run the same bfloat16 kernels.
     model = policy.model if family == "llama" else qwen2_model(policy.tokenizer)
     decoder = Decoder.build(model)
-    assert decoder is not None and matches_model(decoder)
-    fast = TorchEngine(model, policy.tokenizer)
-    slow = TorchEngine(model, policy.tokenizer, fast_decode=False)
+    with Precision(precision, "cpu").autocast():
+        assert decoder is not None and matches_model(decoder)
+    fast = TorchEngine(model, policy.tokenizer, precision=Precision(precision, "cpu"))
+    slow = TorchEngine(
+        model, policy.tokenizer, fast_decode=False, precision=Precision(precision, "cpu")
+    )
     prompts = [*PROMPTS, "Q: 7"]  # three prompt lengths: left padding in the batch
     for temperature, seed in ((1.0, 0), (1.0, 1), (0.7, 2), (0.0, 0)):
         args = (prompts, 5, temperature, 16, ("</answer>", " has"), seed)
@@ -143,6 +148,21 @@ def test_a_decoder_that_gives_other_logits_is_not_used(policy: Policy) -> None:
     assert decoder is not None
     decoder.rotate_half = lambda x: -x  # a mirror gone wrong: a rotation that is not RoPE's
     assert not matches_model(decoder)
+
+
+def test_bfloat16_sampling_runs_in_bfloat16(policy: Policy) -> None:
+    """The engine samples under the policy's autocast: the first token's logits are those
+    of the model's bfloat16 forward, not of its float32 one."""
+    seen: list[Any] = []
+    hook = policy.model.lm_head.register_forward_hook(lambda _m, _i, out: seen.append(out.dtype))
+    try:
+        for name in ("float32", "bfloat16"):
+            engine = TorchEngine(policy.model, policy.tokenizer, precision=Precision(name, "cpu"))
+            engine.generate(PROMPTS, 2, 1.0, 3, ("</answer>",), seed=0)
+    finally:
+        hook.remove()
+    assert seen[0] == torch.float32 and seen[-1] == torch.bfloat16
+    assert all(p.dtype == torch.float32 for p in policy.model.parameters())
 
 
 def test_engine_selection(policy: Policy, monkeypatch: Any) -> None:

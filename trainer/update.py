@@ -9,6 +9,9 @@ their share of the batch, so the result does not depend on `micro_batch_size`.
 Every pass (the policy's and the reference's) runs each prompt once for the completions
 that share it (`shared_prompt_logprobs`): the same log-probs and gradients as the full
 sequences, without recomputing the prompt, about two thirds of every sequence, per sample.
+
+Both run their forward passes in the policy's `Precision` (bfloat16 autocast or float32);
+the backward pass runs outside it, as ``torch.autocast`` asks.
 """
 
 from __future__ import annotations
@@ -18,12 +21,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from trainer.loss import grpo_loss, shared_prompt_logprobs
+from trainer.model import autocast
 from trainer.rollout import Rollout
 
 if TYPE_CHECKING:
     import torch
 
     from trainer.config import TrainConfig
+    from trainer.model import Precision
 
 __all__ = ["UpdateStats", "policy_update", "reference_logprobs"]
 
@@ -42,7 +47,7 @@ class UpdateStats:
 
 
 def reference_logprobs(
-    reference: Any, rollout: Rollout, config: TrainConfig
+    reference: Any, rollout: Rollout, config: TrainConfig, precision: Precision | None = None
 ) -> torch.Tensor | None:
     """Log-probs (B, C) of the frozen reference model, or None when `beta` is 0."""
     import torch
@@ -50,7 +55,7 @@ def reference_logprobs(
     if reference is None or config.beta == 0:
         return None
     parts = []
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast(precision):
         for start in range(0, len(rollout), config.micro_batch_size):
             part = rollout.rows(start, start + config.micro_batch_size)
             parts.append(
@@ -71,6 +76,7 @@ def policy_update(
     rollout: Rollout,
     ref_logp: torch.Tensor | None,
     config: TrainConfig,
+    precision: Precision | None = None,
 ) -> UpdateStats:
     """Run `config.policy_updates` optimizer steps on `rollout`; return their mean stats."""
     import torch
@@ -84,13 +90,14 @@ def policy_update(
         optimizer.zero_grad(set_to_none=True)
         for index, start in enumerate(range(0, batch, config.micro_batch_size)):
             part = rollout.rows(start, start + config.micro_batch_size)
-            logp = shared_prompt_logprobs(
-                model,
-                part.input_ids,
-                part.attention_mask,
-                part.completion_len,
-                config.temperature,
-            )  # (b, C)
+            with autocast(precision):
+                logp = shared_prompt_logprobs(
+                    model,
+                    part.input_ids,
+                    part.attention_mask,
+                    part.completion_len,
+                    config.temperature,
+                )  # (b, C), float32
             if update == 0:
                 old.append(logp.detach())
             ref = None if ref_logp is None else ref_logp[start : start + len(part)]
