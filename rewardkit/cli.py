@@ -19,6 +19,7 @@ from rich.markup import escape
 from rewardkit import __version__
 
 EXIT_OK, EXIT_CHANGED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_BROKEN_PIPE = 1  # what rich exits with when the reader of its output goes away
 _PROGRESS_MIN_BYTES = 16 * 1024 * 1024
 # rewardkit.readers.FORMATS with "auto" first; not imported here, to keep the parser light.
 _FORMATS = ("auto", "jsonl", "lm-eval", "trl", "verl", "chat")
@@ -148,9 +149,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_train(args) if args.command == "train" else run_report(args)
         handlers = {"score": _score, "golden": _golden, "rewards": _rewards}
         return handlers[args.command](args, out, err)
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as rich does
+        _quiet_stdout()
+        return EXIT_BROKEN_PIPE
     except OSError as error:  # a file or folder the command cannot write or read
         _error(err, _os_error(error))
         return EXIT_BAD_INPUT
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush at exit does not fail
+    on the closed pipe again and print "Exception ignored" (what Python's docs advise)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 def _os_error(error: OSError) -> str:

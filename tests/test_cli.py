@@ -165,6 +165,19 @@ def test_console_script_runs_without_torch(grouped_file: Path) -> None:
     assert done.returncode == 0, done.stderr
 
 
+@pytest.mark.parametrize("json_flag", [[], ["--json"]])
+def test_a_reader_that_stops_early_ends_the_command_quietly(json_flag: list[str]) -> None:
+    """`rewardkit score f | head`: no traceback, no error line, exit 1, as rich's own tables."""
+    code = "import sys; from rewardkit.cli import main; sys.exit(main(sys.argv[1:]))"
+    argv = [sys.executable, "-c", code, "score", "examples/completions.jsonl", *json_flag]
+    reader = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert reader.stdout is not None and reader.stderr is not None
+    reader.stdout.close()  # what `head` does once it has its lines; here before any write
+    stderr = reader.stderr.read().decode()
+    assert reader.wait(timeout=60) == 1
+    assert "Traceback" not in stderr and "error" not in stderr.lower(), stderr
+
+
 def test_golden_check_of_a_users_own_scheme(capsys: Any) -> None:
     """The documented CI job for a user's scheme with a custom module:function reward."""
     args = ["--scheme", "examples/my_scheme.yaml", "--cases", "examples/golden_cases.jsonl"]
