@@ -618,8 +618,11 @@ class VLLMEngine:
         `generate` encodes it, then the generation's ids), so only the weights and the
         kernels can differ; `model` runs in the engine's `precision`, as in training. The
         default tolerance is 1e-3 when both sides compute in float32 (a synced engine is seen
-        at 1e-6 on a CPU) and 0.1 when either is 16-bit, where the kernels round differently
-        (a guess, not yet measured on a GPU; pass `tolerance` to change it).
+        at 1e-6 on a CPU) and 0.1 when either is 16-bit, where the kernels round differently:
+        a synced bfloat16 vLLM on a CPU was seen at up to 0.02 (tiny model) and 0.032
+        (Qwen2-0.5B shape) against the trainer, so in 16-bit the check catches a failed or
+        wrong push, not one step of staleness at a small learning rate (bench/RESULTS.md;
+        not yet measured on a GPU; pass `tolerance` to change it).
         """
         from trainer.prompt import encode_prompt
 
