@@ -185,6 +185,30 @@ def test_a_bad_data_row_stops_before_a_run_folder_exists_and_skip_trains_on_the_
     assert len(listed) == 1 and '"where": "line 5"' in listed[0]
 
 
+def test_a_prompt_too_long_for_the_model_is_a_bad_row_named_before_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The tiny model's context is 512 positions; vLLM refused such a prompt mid-run with a
+    # traceback, and the torch engine sampled past the positions the model knows.
+    pytest.importorskip("torch")
+    data = tmp_path / "data.jsonl"
+    rows = [f'{{"question": "What is {i} + 1?", "answer": "#### {i + 1}"}}' for i in range(12)]
+    rows[6] = '{"question": "%s What is 6 + 1?", "answer": "#### 7"}' % ("Tom has 3 pens. " * 150)
+    data.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "reports"
+    argv = ["train", str(tiny_config(tmp_path)), "--set", f"dataset={data}"]
+    argv += ["--output-dir", str(out)]
+    assert main([*argv, "--name", "run"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"{data}, line 7: the prompt is " in err and "context of 512 tokens" in err
+    assert "lower max_new_tokens, or set on_error=skip" in err
+    assert not out.exists()
+
+    assert main([*argv, "--set", "on_error=skip", "--name", "run"]) == 0
+    listed = (out / "run" / "skipped_rows.jsonl").read_text().splitlines()
+    assert len(listed) == 1 and '"where": "line 7"' in listed[0] and "context" in listed[0]
+
+
 def test_a_custom_reward_that_raises_stops_training_with_its_message(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from trainer.config import ConfigError, TrainConfig
-from trainer.data import DataError, load_problems, synthetic_split
+from trainer.data import Data, DataError, fit_prompts, load_problems, synthetic_split
 
 
 def test_synthetic_problems_are_gsm8k_shaped_and_right() -> None:
@@ -160,3 +160,32 @@ def test_a_json_file_may_hold_one_array_of_problems(tmp_path: Path) -> None:
     lines = tmp_path / "lines.json"  # JSON lines in a .json file read as before
     lines.write_text("".join(json.dumps(r) + "\n" for r in ROWS[:12]))
     assert len(load_problems(config.replace(dataset=str(lines))).train) == 10
+
+
+def test_fit_prompts_names_the_row_or_skips_it_and_keeps_enough_to_train(tmp_path: Path) -> None:
+    data = tmp_path / "data.jsonl"
+    questions = ["short"] * 6 + ["a question far too long"] + ["short"] * 5
+    data.write_text(
+        "".join(
+            json.dumps({"question": q, "answer": f"#### {i}"}) + "\n"
+            for i, q in enumerate(questions)
+        )
+    )
+    config = TrainConfig(dataset=str(data), prompts_per_step=2, test_samples=2, max_new_tokens=10)
+    loaded = load_problems(config)
+    length = len  # one token per character: "short" fits in 20 - 10, the long one does not
+
+    def fit(config: TrainConfig, context: int = 20) -> Data:
+        return fit_prompts(loaded, lambda p: length(p.question), context, config)
+
+    assert fit(config, context=100) is loaded  # everything fits: the same data
+    with pytest.raises(DataError, match=rf"{re.escape(str(data))}, line 7: the prompt is 23"):
+        fit(config)
+    skipping = config.replace(on_error="skip")
+    fitted = fit(skipping)
+    assert [s.where for s in fitted.skipped] == ["line 7"] and "context of 20" in fitted.skipped[
+        0
+    ].reason
+    assert len(fitted.train) + len(fitted.test) == 11
+    with pytest.raises(DataError, match="fewer than prompts_per_step=2"):
+        fit(skipping, context=12)  # nothing fits

@@ -9,8 +9,9 @@ A row that cannot be a problem (a line that is not JSON, no question or answer, 
 question, an answer without a gold) stops the run with an error that names the file, the
 line and the fix; with ``on_error: skip`` the run trains on every good row instead and
 `Data.skipped` lists each bad one with its reason (the run writes them to
-``skipped_rows.jsonl``). JSON lines are read by `rewardkit.readers.read_objects`, the
-reader behind ``rewardkit score``.
+``skipped_rows.jsonl``). Once the model is loaded, `fit_prompts` does the same with the
+problems whose prompt leaves no room for the completion in the model's context. JSON
+lines are read by `rewardkit.readers.read_objects`, the reader behind ``rewardkit score``.
 
 The synthetic set needs no network: one-step word problems on small numbers (sums,
 differences, products), written the way GSM8K writes them.
@@ -26,7 +27,7 @@ import functools
 import hashlib
 import math
 import random
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -34,7 +35,15 @@ from typing import Any, TypeAlias
 from rewardkit.extract import gold
 from trainer.config import TrainConfig
 
-__all__ = ["Data", "DataError", "Problem", "Skipped", "load_problems", "synthetic_split"]
+__all__ = [
+    "Data",
+    "DataError",
+    "Problem",
+    "Skipped",
+    "fit_prompts",
+    "load_problems",
+    "synthetic_split",
+]
 
 
 class DataError(ValueError):
@@ -48,6 +57,8 @@ class Problem:
     id: str
     question: str
     answer: str
+    source: str = field(default="", compare=False)  # the file or hub split it came from
+    where: str = field(default="", compare=False)  # "line 3", "item 3", "row 3" in `source`
 
     @property
     def gold(self) -> str:
@@ -110,14 +121,69 @@ def load_problems(config: TrainConfig) -> Data:
     rng = random.Random(config.seed)
     rng.shuffle(train)
     rng.shuffle(test)
-    train = train[: config.train_samples]
-    if len(train) < config.prompts_per_step:
+    data = Data(train[: config.train_samples], test[: config.test_samples], reader.skipped)
+    _check_steps(data, config)
+    return data
+
+
+def _check_steps(data: Data, config: TrainConfig) -> None:
+    if len(data.train) < config.prompts_per_step:
         raise DataError(
-            f"{config.dataset}: {len(train)} training problems, fewer than"
+            f"{config.dataset}: {len(data.train)} training problems, fewer than"
             f" prompts_per_step={config.prompts_per_step}, so an epoch would have no step;"
             " lower prompts_per_step or give more problems"
         )
-    return Data(train, test[: config.test_samples], reader.skipped)
+
+
+def fit_prompts(
+    data: Data, prompt_tokens: Callable[[Problem], int], context: int, config: TrainConfig
+) -> Data:
+    """`data` without the problems whose prompt leaves no room for `max_new_tokens` within
+    the model's `context` (its ``max_position_embeddings``): past it a model computes
+    positions it never saw and vLLM refuses the request mid-run. `prompt_tokens` counts a
+    problem's prompt as the engines encode it. A problem that does not fit raises
+    `DataError` naming its row, or with ``on_error: skip`` joins `Data.skipped`.
+
+    >>> from trainer.config import TrainConfig
+    >>> data = Data([Problem("a", "2+2?", "#### 4"), Problem("b", "a long one", "#### 1")],
+    ...             [Problem("c", "1+1?", "#### 2")])
+    >>> config = TrainConfig(prompts_per_step=1, max_new_tokens=8, on_error="skip")
+    >>> fitted = fit_prompts(data, lambda p: len(p.question), 16, config)
+    >>> [p.id for p in fitted.train], fitted.skipped[0].reason[:28]
+    (['a'], 'the prompt is 10 tokens; wit')
+    """
+    room = context - config.max_new_tokens
+    skipped = list(data.skipped)
+    splits: list[list[Problem]] = []
+    for split in (data.train, data.test):
+        kept = []
+        for problem in split:
+            tokens = prompt_tokens(problem)
+            if tokens <= room:
+                kept.append(problem)
+                continue
+            reason = (
+                f"the prompt is {tokens} tokens; with max_new_tokens={config.max_new_tokens}"
+                f" it passes the model's context of {context} tokens"
+            )
+            if config.on_error != "skip":
+                where = f"{problem.source}, {problem.where}" if problem.source else problem.id
+                raise DataError(
+                    f"{where}: {reason}. Shorten the question or the system prompt, lower"
+                    " max_new_tokens, or set on_error=skip to train on the problems that fit"
+                )
+            skipped.append(Skipped(problem.source or config.dataset, problem.where, reason))
+        splits.append(kept)
+    if len(skipped) == len(data.skipped):
+        return data
+    fitted = Data(splits[0], splits[1], skipped)
+    _check_steps(fitted, config)
+    if not fitted.test:
+        raise DataError(
+            f"{config.dataset}: no test problem fits the model's context of {context} tokens"
+            f" with max_new_tokens={config.max_new_tokens}; lower max_new_tokens"
+        )
+    return fitted
 
 
 # --- GSM8K and local files -----------------------------------------------------------------
@@ -243,7 +309,8 @@ class _Reader:
             if isinstance(row, str):
                 reason = row  # why the line could not be read as an object
             elif (unusable := _unusable(row)) is None:
-                problems.append(Problem(f"{prefix}-{index}", str(row["question"]), _text(row)))
+                question, answer = str(row["question"]), _text(row)
+                problems.append(Problem(f"{prefix}-{index}", question, answer, source, where))
                 continue
             else:
                 reason = unusable
@@ -348,5 +415,8 @@ def synthetic_split(train: int, test: int, seed: int) -> tuple[list[Problem], li
         if question in seen and attempts < 50 * (train + test):
             continue
         seen.add(question)
-        problems.append(Problem(f"synthetic-{len(problems)}", question, answer))
+        index = len(problems)
+        problems.append(
+            Problem(f"synthetic-{index}", question, answer, "synthetic", f"problem {index}")
+        )
     return problems[:train], problems[train:]

@@ -323,8 +323,11 @@ VLLM_HINT = (
 )
 
 
-def make_engine(policy: Policy, config: TrainConfig) -> tuple[Engine, str]:
-    """The engine `config.engine` asks for, and a line saying which and why."""
+def make_engine(
+    policy: Policy, config: TrainConfig, prompt_tokens: int | None = None
+) -> tuple[Engine, str]:
+    """The engine `config.engine` asks for, and a line saying which and why; the vLLM
+    engine's context holds `prompt_tokens` (the longest prompt) plus `max_new_tokens`."""
     if config.engine == "torch":
         return _build_torch(policy), "torch (engine=torch)"
     available, why = vllm_status()
@@ -332,15 +335,15 @@ def make_engine(policy: Policy, config: TrainConfig) -> tuple[Engine, str]:
         if config.engine == "vllm":
             raise EngineError(f"engine=vllm, but vllm cannot be imported ({why}); {VLLM_HINT}")
         return _build_torch(policy), f"torch (auto: vllm not available: {why})"
-    return _build_vllm(policy, config), f"vllm (engine={config.engine})"
+    return _build_vllm(policy, config, prompt_tokens), f"vllm (engine={config.engine})"
 
 
 def _build_torch(policy: Policy) -> Engine:
     return TorchEngine(policy.model, policy.tokenizer, precision=policy.precision)
 
 
-def _build_vllm(policy: Policy, config: TrainConfig) -> Engine:
-    return VLLMEngine.from_policy(policy, config)
+def _build_vllm(policy: Policy, config: TrainConfig, prompt_tokens: int | None) -> Engine:
+    return VLLMEngine.from_policy(policy, config, prompt_tokens=prompt_tokens)
 
 
 # --- vLLM --------------------------------------------------------------------------------
@@ -473,14 +476,19 @@ class VLLMEngine:
 
     @classmethod
     def from_policy(
-        cls, policy: Policy, config: TrainConfig, folder: str | os.PathLike[str] | None = None
+        cls,
+        policy: Policy,
+        config: TrainConfig,
+        folder: str | os.PathLike[str] | None = None,
+        prompt_tokens: int | None = None,
     ) -> VLLMEngine:
         """The engine for a run: vLLM starts from the policy as it is now.
 
         The policy is saved with ``save_pretrained`` (model and tokenizer, chat template
         included) to `folder`, or to a temporary folder that lives as long as the engine:
         the embedded tiny model exists nowhere else, and a resumed run's policy is not the
-        checkpoint `config.model` names.
+        checkpoint `config.model` names. vLLM's context holds `prompt_tokens` (the run's
+        longest prompt; at least 1024) plus `max_new_tokens`, within the model's positions.
         """
         from trainer.config import TINY_MODEL
 
@@ -495,7 +503,7 @@ class VLLMEngine:
             folder,
             tokenizer=policy.tokenizer,
             dtype=policy.precision.dtype,
-            max_model_len=min(positions, config.max_new_tokens + 1024),
+            max_model_len=min(positions, max(prompt_tokens or 0, 1024) + config.max_new_tokens),
             seed=config.seed,
             # The tiny model needs next to nothing; a real one shares the GPU with training.
             gpu_memory_utilization=0.1 if config.model == TINY_MODEL else 0.3,

@@ -38,7 +38,7 @@ from rewardkit.score import score_records
 from trainer.checkpoint import CHECKPOINT, Position, load_checkpoint, save_checkpoint
 from trainer.config import ConfigError, TrainConfig, dump_config, load_config
 from trainer.console import Display
-from trainer.data import Data, Problem, Skipped, load_problems
+from trainer.data import Data, Problem, Skipped, fit_prompts, load_problems
 from trainer.engine import Engine, Generation, make_engine
 from trainer.evaluate import evaluate, stop_cost
 from trainer.model import Policy, load_policy
@@ -199,13 +199,14 @@ def _start(config: TrainConfig, root: Path, resume: bool, display: Display) -> R
         torch.set_num_threads(config.cpu_threads)
     scheme = get_scheme(config.scheme)
     data = load_problems(config)
-    train_set, test_set = data.train, data.test
-    texts = [p.question for p in train_set + test_set]
+    texts = [p.question for p in data.train + data.test]
     policy = load_policy(config, texts)
+    data, longest = _fit_context(data, policy, config)
+    train_set, test_set = data.train, data.test
     reference = None
     if config.beta > 0:
         reference = load_policy(config, texts).model.eval().requires_grad_(False)
-    engine, why = make_engine(policy, config)
+    engine, why = make_engine(policy, config, longest)
     tracker = _open_folder(config, root)
     parameters = sum(p.numel() for p in policy.model.parameters())
     display.message(
@@ -245,6 +246,24 @@ def _start(config: TrainConfig, root: Path, resume: bool, display: Display) -> R
         display,
         tracker,
     )
+
+
+def _fit_context(data: Data, policy: Policy, config: TrainConfig) -> tuple[Data, int]:
+    """`data` without the problems whose prompt and `max_new_tokens` pass the model's
+    context (`trainer.data.fit_prompts`), and the longest prompt left, in tokens."""
+    tokenizer = policy.tokenizer
+    lengths: dict[str, int] = {}  # by question: the prompt depends on nothing else
+
+    def tokens(problem: Problem) -> int:
+        if problem.question not in lengths:
+            text = render_prompt(tokenizer, problem.question, config.system_prompt)
+            lengths[problem.question] = len(encode_prompt(tokenizer, text))
+        return lengths[problem.question]
+
+    context = getattr(policy.model.config, "max_position_embeddings", None)
+    if isinstance(context, int):
+        data = fit_prompts(data, tokens, context, config)
+    return data, max(tokens(p) for p in data.train + data.test)
 
 
 def _open_folder(config: TrainConfig, root: Path) -> Tracker:
