@@ -22,6 +22,7 @@ __all__ = [
     "ModelError",
     "Policy",
     "Precision",
+    "autocast",
     "load_policy",
     "resolve_device",
     "resolve_precision",
