@@ -73,7 +73,8 @@ def shared_prompt_logprobs(
     the cache is repeated to one copy per row and the completions are run on top of it.
     Gradients flow through the shared prompt (the repeat sums them), so the values and the
     gradients are those of the full sequences, at a fraction of the prompt's cost. Falls
-    back to `token_logprobs` when no two neighbouring rows share a prompt.
+    back to `token_logprobs` when no two neighbouring rows share a prompt, and when the
+    model keeps no cache (gradient checkpointing while training).
     """
     import torch
     from transformers import DynamicCache
@@ -81,7 +82,10 @@ def shared_prompt_logprobs(
 
     batch, width = input_ids.shape
     prompt_width = width - completion_len
-    if prompt_width < 1 or completion_len < 1 or batch < 2:
+    # Gradient checkpointing in training turns the KV cache off (transformers drops it with
+    # a warning), which would leave the completions without their prompt.
+    checkpointing = bool(getattr(model, "is_gradient_checkpointing", False)) and model.training
+    if prompt_width < 1 or completion_len < 1 or batch < 2 or checkpointing:
         return token_logprobs(model, input_ids, attention_mask, completion_len, temperature)
     prompt_ids, prompt_mask = input_ids[:, :prompt_width], attention_mask[:, :prompt_width]
     starts = torch.ones(batch, dtype=torch.bool, device=input_ids.device)  # (B,)
@@ -102,7 +106,7 @@ def shared_prompt_logprobs(
         use_cache=True,
         logits_to_keep=1,
     ).logits[:, -1:, :]  # (G, 1, V): predicts the first completion token
-    if not all(isinstance(layer, DynamicLayer) for layer in cache.layers):
+    if not cache.layers or not all(isinstance(layer, DynamicLayer) for layer in cache.layers):
         return token_logprobs(model, input_ids, attention_mask, completion_len, temperature)
     layers: list[Any] = list(cache.layers)  # DynamicLayer: keys and values tensors
     for layer in layers:  # (G, heads, P, d) -> (B, heads, P, d)
