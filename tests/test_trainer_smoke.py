@@ -17,7 +17,7 @@ from trainer_fixtures import fast_config  # noqa: E402
 
 from trainer.advantage import group_advantages  # noqa: E402
 from trainer.engine import TorchEngine  # noqa: E402
-from trainer.model import Precision  # noqa: E402
+from trainer.model import Precision, enable_checkpointing  # noqa: E402
 from trainer.prompt import encode_prompt, render_prompt  # noqa: E402
 from trainer.rollout import make_rollout  # noqa: E402
 from trainer.tiny import build_model, build_tokenizer  # noqa: E402
@@ -137,4 +137,42 @@ def test_the_update_does_not_depend_on_the_micro_batch_size() -> None:
     # Summation order differs, and Adam divides by sqrt(v): a weight whose gradient is
     # nearly 0 can move by a rounding's worth more. 2e-5 is 0.4% of one step (lr 5e-3).
     for a, b in zip(weights_one, weights_three, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=2e-5)
+
+
+def test_gradient_checkpointing_changes_memory_not_the_update() -> None:
+    """With checkpointing the update runs over full sequences and recomputes activations:
+    the same loss, statistics and new weights; the engine keeps its fast decode step."""
+    tokenizer = build_tokenizer(QUESTIONS)
+    reference = build_model(tokenizer, seed=1).requires_grad_(False)
+    prompts = [render_prompt(tokenizer, q, "") for q in QUESTIONS]
+    prompt_ids = [encode_prompt(tokenizer, p) for p in prompts]
+    groups = TorchEngine(build_model(tokenizer, seed=0), tokenizer).generate(
+        prompts, 4, 1.0, 6, ("</answer>",), seed=3
+    )
+    completions = [g.token_ids for group in groups for g in group]
+    rollout = make_rollout(
+        [ids for ids in prompt_ids for _ in range(4)],
+        completions,
+        group_advantages(torch.tensor([float(len(c)) for c in completions]), 4),
+        tokenizer.pad_token_id,
+        torch.device("cpu"),
+    )
+    config = fast_config(num_generations=4, policy_updates=2)
+    results = []
+    for checkpointing in (False, True):
+        model = build_model(tokenizer, seed=0)
+        if checkpointing:
+            enable_checkpointing(model)
+            engine = TorchEngine(model, tokenizer)
+            engine.generate(prompts, 2, 1.0, 4, ("</answer>",), seed=0)
+            assert model.is_gradient_checkpointing and engine.fast_decode
+        optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
+        ref_logp = reference_logprobs(reference, rollout, config)
+        stats = policy_update(model, optimizer, rollout, ref_logp, config)
+        results.append((stats, [p.detach().clone() for p in model.parameters()]))
+    (plain, weights_plain), (checked, weights_checked) = results
+    for field in ("loss", "kl", "clip_fraction", "ratio", "grad_norm"):
+        assert getattr(plain, field) == pytest.approx(getattr(checked, field), rel=1e-4, abs=1e-6)
+    for a, b in zip(weights_plain, weights_checked, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=2e-5)

@@ -72,6 +72,7 @@ class TrainConfig:
     num_generations: int = 8  # the group size
     policy_updates: int = 4  # optimizer steps on each batch of completions
     micro_batch_size: int = 128  # sequences per forward pass (gradients are accumulated)
+    gradient_checkpointing: bool = False  # recompute activations in backward: less memory
     max_new_tokens: int = 24
     temperature: float = 0.9  # training samples
     eval_temperature: float = 0.8  # pass@k samples

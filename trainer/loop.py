@@ -41,7 +41,7 @@ from trainer.console import Display
 from trainer.data import Data, Problem, Skipped, fit_prompts, load_problems
 from trainer.engine import Engine, Generation, make_engine
 from trainer.evaluate import evaluate, stop_cost
-from trainer.model import Policy, load_policy
+from trainer.model import Policy, enable_checkpointing, load_policy
 from trainer.prompt import encode_prompt, render_prompt
 from trainer.runfiles import RunFiles, atomic_write_bytes
 from trainer.tracking import Tracker
@@ -201,6 +201,8 @@ def _start(config: TrainConfig, root: Path, resume: bool, display: Display) -> R
     data = load_problems(config)
     texts = [p.question for p in data.train + data.test]
     policy = load_policy(config, texts)
+    if config.gradient_checkpointing:
+        enable_checkpointing(policy.model)
     data, longest = _fit_context(data, policy, config)
     train_set, test_set = data.train, data.test
     reference = None

@@ -23,6 +23,7 @@ __all__ = [
     "Policy",
     "Precision",
     "autocast",
+    "enable_checkpointing",
     "load_policy",
     "resolve_device",
     "resolve_precision",
@@ -134,6 +135,18 @@ def load_policy(config: TrainConfig, texts: Iterable[str]) -> Policy:
     device = resolve_device(config)
     model.to(device)
     return Policy(model, tokenizer, resolve_precision(config, device))
+
+
+def enable_checkpointing(model: Any) -> None:
+    """Gradient checkpointing for `model`'s training forwards: each layer's activations are
+    recomputed in the backward pass instead of kept, which bounds memory by one layer's
+    activations at the cost of a second forward. Non-reentrant (torch's advice), so the
+    inputs need not require grad: the hook transformers adds for that is removed again,
+    which keeps the torch engine's fast decode step (`trainer.decode`) usable, since it
+    refuses models with hooks. Under it the update runs over full sequences
+    (`trainer.loss.shared_prompt_logprobs` falls back: transformers drops the KV cache)."""
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.disable_input_require_grads()
 
 
 def _pretrained(name: str) -> tuple[Any, Any]:
