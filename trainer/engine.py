@@ -452,6 +452,7 @@ class VLLMEngine:
         self._stop_split: dict[tuple[str, ...], tuple[set[int], tuple[str, ...]]] = {}
         self.last_sync_gap: float | None = None  # the last check's largest log-prob gap
         self._recent: list[tuple[str, Generation]] = []  # what the next check re-scores
+        self._pushed: torch.Tensor | None = None  # `_fingerprint` of the last push
         self._folder: tempfile.TemporaryDirectory[str] | None = None
         extra: dict[str, Any] = {}
         if self.on_cpu:
@@ -578,15 +579,36 @@ class VLLMEngine:
 
     def sync_weights(self, model: torch.nn.Module) -> None:
         """Copy `model`'s weights into vLLM (`push_weights`), then `check_sync` when due
-        (see the class)."""
-        push_weights(self.llm, list(model.state_dict().items()))
-        if self.tokenizer is None or self.sync_samples == 0 or not self._recent:
-            return
-        if self.last_sync_gap is not None and self._unchecked + 1 < self.check_every:
+        (see the class).
+
+        A due check also makes sure that the push took, in any precision: when `model`'s
+        weights changed since the last push, vLLM scores the check's completions before
+        the push as well, and log-probs that did not move at all mean that vLLM still
+        holds the old weights. In 16-bit the tolerance alone cannot see that for a step
+        or two at a small learning rate (bench/RESULTS.md); the comparison is exact, both
+        scorings running the same batch from an empty prefix cache.
+        """
+        import torch
+
+        fingerprint = _fingerprint(model)
+        changed = self._pushed is not None and not torch.equal(fingerprint, self._pushed)
+        self._pushed = fingerprint
+        due = self.tokenizer is not None and self.sync_samples > 0 and bool(self._recent)
+        if due and self.last_sync_gap is not None and self._unchecked + 1 < self.check_every:
             self._unchecked += 1
+            due = False
+        if not due:
+            push_weights(self.llm, list(model.state_dict().items()))
             return
         samples = self._recent[: self.sync_samples]
-        self.last_sync_gap = self.check_sync(model, self.tokenizer, samples, self.sync_tolerance)
+        before = None
+        if changed:
+            self.llm.reset_prefix_cache()  # computed afresh, as after the push
+            before = self.score(_sequences(self.tokenizer, samples))
+        push_weights(self.llm, list(model.state_dict().items()))
+        self.last_sync_gap = self.check_sync(
+            model, self.tokenizer, samples, self.sync_tolerance, before=before
+        )
         self._unchecked = 0
 
     def score(self, sequences: Sequence[tuple[Sequence[int], Sequence[int]]]) -> list[list[float]]:
@@ -617,9 +639,12 @@ class VLLMEngine:
         tokenizer: Any,
         samples: Sequence[tuple[str, Generation]],
         tolerance: float | None = None,
+        before: Sequence[Sequence[float]] | None = None,
     ) -> float:
         """Compare vLLM's log-probs of `samples` with `model`'s; raise `WeightSyncError` past
-        `tolerance`. Returns the largest absolute difference.
+        `tolerance`, or when they equal `before` (vLLM's scores of the same samples before
+        a push of changed weights: the push did not take). Returns the largest absolute
+        difference.
 
         `samples` are ``(prompt, generation)`` pairs, a few completions of the last batch.
         Both sides score the same token ids (the prompt encoded by `encode_prompt`, as
@@ -632,13 +657,7 @@ class VLLMEngine:
         wrong push, not one step of staleness at a small learning rate (bench/RESULTS.md;
         not yet measured on a GPU; pass `tolerance` to change it).
         """
-        from trainer.prompt import encode_prompt
-
-        sequences = [
-            (encode_prompt(tokenizer, prompt), list(generation.token_ids))
-            for prompt, generation in samples
-            if generation.token_ids
-        ]
+        sequences = _sequences(tokenizer, samples)
         if not sequences:
             return 0.0
         if tolerance is None:
@@ -647,6 +666,17 @@ class VLLMEngine:
             )
             tolerance = 1e-3 if both_float32 else 0.1
         engine_logps = self.score(sequences)
+        if before is not None and [list(s) for s in before] == engine_logps:
+            tokens = sum(len(s) for s in engine_logps)
+            raise WeightSyncError(
+                f"vLLM's log-probs of {tokens} tokens of {len(sequences)} completions are"
+                " exactly what they were before this weight push, although the policy's"
+                " weights changed since the last one: the push did not take, and vLLM would"
+                " keep sampling from the old weights. Fix: check that push_weights reaches"
+                " this vLLM (its version takes reload_weights with a weights iterator) and"
+                " that the model's state_dict names match the checkpoint vLLM loaded, or set"
+                " engine=torch"
+            )
         with autocast(self.precision):
             model_logps = _model_logprobs(model, sequences)
         gaps = [
@@ -668,6 +698,29 @@ class VLLMEngine:
                 " kernel rounding (16-bit weights), raise VLLMEngine's sync_tolerance."
             )
         return gap
+
+
+def _sequences(
+    tokenizer: Any, samples: Sequence[tuple[str, Generation]]
+) -> list[tuple[list[int], list[int]]]:
+    """``(prompt_ids, completion_ids)`` of `samples`, the prompt encoded as `generate`
+    encodes it; empty completions left out."""
+    from trainer.prompt import encode_prompt
+
+    return [
+        (encode_prompt(tokenizer, prompt), list(generation.token_ids))
+        for prompt, generation in samples
+        if generation.token_ids
+    ]
+
+
+def _fingerprint(model: torch.nn.Module) -> torch.Tensor:
+    """The first 64 values of every parameter, copied: any optimizer step that moves
+    weights moves some of them (every linear layer's first row gets a gradient)."""
+    import torch
+
+    with torch.no_grad():
+        return torch.cat([p.detach().reshape(-1)[:64].float() for p in model.parameters()])
 
 
 def _check_cpu_head_size(config: Any) -> None:
