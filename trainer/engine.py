@@ -378,7 +378,8 @@ class VLLMEngine:
     calls `sync_weights`, which pushes the weights and then runs `check_sync` on a few
     completions of the last batch: generating from stale weights is the silent failure of
     colocated GRPO (every update is then off-policy by an unknown amount), so a gap past the
-    tolerance stops the run with `WeightSyncError`. The first sync after a generation is
+    tolerance, or vLLM's log-probs unmoved by a push of changed weights, stops the run with
+    `WeightSyncError`. The first sync after a generation is
     always checked, then every `check_every`-th (default 10, `sync_check_every` in the run's
     config: a check is a vLLM prefill and a few torch forwards, 10-13 ms of a 0.2 s step on
     the tiny model here; 1 checks every step).
