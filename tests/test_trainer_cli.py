@@ -209,6 +209,23 @@ def test_a_prompt_too_long_for_the_model_is_a_bad_row_named_before_training(
     assert len(listed) == 1 and '"where": "line 7"' in listed[0] and "context" in listed[0]
 
 
+def test_out_of_gpu_memory_says_what_to_lower_and_how_to_go_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    torch = pytest.importorskip("torch")
+
+    def no_memory(*_: Any, **__: Any) -> None:
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 18.50 GiB")
+
+    monkeypatch.setattr("trainer.loop.train", no_memory)
+    argv = ["train", "--output-dir", str(tmp_path), "--name", "big"]
+    assert main(argv) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "out of GPU memory (CUDA out of memory. Tried to allocate 18.50 GiB)" in err
+    assert "lower micro_batch_size" in err and "gradient_checkpointing=true" in err
+    assert f"rewardkit train --resume {tmp_path / 'big'} --set micro_batch_size=N" in err
+
+
 def test_a_custom_reward_that_raises_stops_training_with_its_message(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

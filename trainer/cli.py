@@ -56,8 +56,8 @@ def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--resume",
         metavar="RUN_DIR",
-        help="continue a stopped run from its last checkpoint (same data order);"
-        " only --set epochs=N may change",
+        help="continue a stopped run from its last checkpoint (same data order); only"
+        " epochs, micro_batch_size, gradient_checkpointing and sync_check_every may change",
     )
     return parser
 
@@ -97,6 +97,8 @@ def run_train(args: argparse.Namespace) -> int:
             soft_wrap=True,
         )
         return EXIT_BAD_INPUT
+    import torch
+
     from rewardkit.score import InputError
     from trainer.config import ConfigError, load_config
     from trainer.console import Display
@@ -156,6 +158,20 @@ def run_train(args: argparse.Namespace) -> int:
             f"[red]error:[/] {escape(str(error))}\nthe run stopped there; fix the reward, then"
             f" continue the run with `{escape(_resume(root))}` (from its last checkpoint, or"
             " from the start if it had none)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return EXIT_BAD_INPUT
+    except torch.cuda.OutOfMemoryError as error:
+        first = (str(error).strip().splitlines() or [""])[0]
+        err.print(
+            f"[red]error:[/] out of GPU memory ({escape(first)}). One forward pass holds"
+            " micro_batch_size sequences, and their logits alone take micro_batch_size x"
+            " (prompt + max_new_tokens) x vocabulary x 4 bytes, a few times over. Fix: lower"
+            " micro_batch_size (the update does not depend on it), set"
+            " gradient_checkpointing=true, or lower max_new_tokens; then continue with"
+            f" `{escape(_resume(root))} --set micro_batch_size=N` (both keys may change on"
+            " a resume)",
             highlight=False,
             soft_wrap=True,
         )

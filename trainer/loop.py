@@ -52,6 +52,9 @@ __all__ = ["Run", "epoch_order", "step_seed", "train"]
 
 CONFIG_FILE = "config.yaml"
 SKIPPED_FILE = "skipped_rows.jsonl"  # the data rows `on_error: skip` left out
+# What a resume may change: epochs (more or fewer), and what changes memory or checking but
+# not the result (micro-batches and checkpointing only round differently: tested).
+RESUME_MAY_CHANGE = ("epochs", "micro_batch_size", "gradient_checkpointing", "sync_check_every")
 
 
 @dataclass
@@ -183,10 +186,15 @@ def _start(config: TrainConfig, root: Path, resume: bool, display: Display) -> R
 
     if resume:
         saved = load_config(root / CONFIG_FILE)
-        if saved.replace(epochs=config.epochs) != config:
+        free = {key: getattr(config, key) for key in RESUME_MAY_CHANGE}
+        if saved.replace(**free) != config:
+            changed = [
+                key for key, value in config.to_dict().items() if saved.to_dict()[key] != value
+            ]
             raise ConfigError(
-                f"{root}: --resume continues the run with its own config.yaml; only epochs"
-                " may change (drop the other --set values)"
+                f"{root}: --resume continues the run with its own config.yaml; only"
+                f" {', '.join(RESUME_MAY_CHANGE)} may change, and this changes"
+                f" {', '.join(changed)} (drop those --set values)"
             )
     elif root.exists() and any(root.iterdir()):
         raise FileExistsError(f"{root} already holds a run; pick another name or --resume it")
