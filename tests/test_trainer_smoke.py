@@ -8,6 +8,7 @@ parameters, and keep the loss finite.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 
@@ -17,11 +18,11 @@ from trainer_fixtures import fast_config  # noqa: E402
 
 from trainer.advantage import group_advantages  # noqa: E402
 from trainer.engine import TorchEngine  # noqa: E402
-from trainer.model import Precision, enable_checkpointing  # noqa: E402
+from trainer.model import FLOAT32, Precision, enable_checkpointing  # noqa: E402
 from trainer.prompt import encode_prompt, render_prompt  # noqa: E402
-from trainer.rollout import make_rollout  # noqa: E402
+from trainer.rollout import Rollout, make_rollout  # noqa: E402
 from trainer.tiny import build_model, build_tokenizer  # noqa: E402
-from trainer.update import policy_update, reference_logprobs  # noqa: E402
+from trainer.update import UpdateStats, policy_update, reference_logprobs  # noqa: E402
 
 QUESTIONS = ["Tom has 3 apples and gets 4 more.", "Ann has 9 pens and gives 2 away."]
 
@@ -72,14 +73,13 @@ def test_a_reward_for_one_token_raises_its_probability(name: str) -> None:
     assert all(p.dtype == torch.float32 for p in model.parameters())  # the master weights
 
 
-def test_bfloat16_runs_the_forwards_in_bfloat16_and_keeps_policy_and_reference_alike() -> None:
-    """Under bfloat16 the log-probs move by rounding only, and the reference runs in the
-    same precision as the policy: with equal weights their KL is exactly 0, as in float32."""
-    tokenizer = build_tokenizer(QUESTIONS)
+def sampled_rollout(tokenizer: Any) -> tuple[list[str], Rollout]:
+    """The questions' prompts, and 4 completions of each (seed 3) rewarded by their length."""
     prompts = [render_prompt(tokenizer, q, "") for q in QUESTIONS]
     prompt_ids = [encode_prompt(tokenizer, p) for p in prompts]
-    model = build_model(tokenizer, seed=0)
-    groups = TorchEngine(model, tokenizer).generate(prompts, 4, 1.0, 6, ("</answer>",), seed=3)
+    groups = TorchEngine(build_model(tokenizer, seed=0), tokenizer).generate(
+        prompts, 4, 1.0, 6, ("</answer>",), seed=3
+    )
     completions = [g.token_ids for group in groups for g in group]
     rollout = make_rollout(
         [ids for ids in prompt_ids for _ in range(4)],
@@ -88,16 +88,41 @@ def test_bfloat16_runs_the_forwards_in_bfloat16_and_keeps_policy_and_reference_a
         tokenizer.pad_token_id,
         torch.device("cpu"),
     )
+    return prompts, rollout
+
+
+def updated(
+    model: Any, rollout: Rollout, reference: Any, config: Any, precision: Precision = FLOAT32
+) -> tuple[UpdateStats, list[Any]]:
+    """`policy_update` of `model` with a fresh AdamW: its stats and the new weights."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
+    ref_logp = reference_logprobs(reference, rollout, config, precision)
+    stats = policy_update(model, optimizer, rollout, ref_logp, config, precision)
+    return stats, [p.detach().clone() for p in model.parameters()]
+
+
+def assert_same_update(a: tuple[UpdateStats, list[Any]], b: tuple[UpdateStats, list[Any]]) -> None:
+    """The same loss, statistics and weights, up to summation order. Adam divides by
+    sqrt(v): a weight whose gradient is nearly 0 can move by a rounding's worth more; 2e-5
+    is 0.4% of one step (lr 5e-3)."""
+    for field in ("loss", "kl", "clip_fraction", "ratio", "grad_norm"):
+        assert getattr(a[0], field) == pytest.approx(getattr(b[0], field), rel=1e-4, abs=1e-6)
+    for x, y in zip(a[1], b[1], strict=True):
+        torch.testing.assert_close(x, y, rtol=1e-4, atol=2e-5)
+
+
+def test_bfloat16_runs_the_forwards_in_bfloat16_and_keeps_policy_and_reference_alike() -> None:
+    """Under bfloat16 the log-probs move by rounding only, and the reference runs in the
+    same precision as the policy: with equal weights their KL is exactly 0, as in float32."""
+    tokenizer = build_tokenizer(QUESTIONS)
+    _, rollout = sampled_rollout(tokenizer)
     config = fast_config(num_generations=4, policy_updates=1)
     reference = build_model(tokenizer, seed=0).requires_grad_(False)
     logps = {}
     for name in ("float32", "bfloat16"):
         precision = Precision(name, "cpu")
         logps[name] = reference_logprobs(reference, rollout, config, precision)
-        policy = build_model(tokenizer, seed=0)
-        optimizer = torch.optim.AdamW(policy.parameters(), lr=config.learning_rate)
-        ref_logp = logps[name]
-        stats = policy_update(policy, optimizer, rollout, ref_logp, config, precision)
+        stats, _ = updated(build_model(tokenizer, seed=0), rollout, reference, config, precision)
         assert stats.kl == 0.0 and stats.ratio == 1.0, name
     gap = (logps["bfloat16"] - logps["float32"]).abs() * rollout.completion_mask
     assert 0 < float(gap.max()) < 0.1  # bfloat16 rounding: present, and small
@@ -108,36 +133,12 @@ def test_the_update_does_not_depend_on_the_micro_batch_size() -> None:
     the same loss, statistics and new weights, also when a micro-batch splits a group."""
     tokenizer = build_tokenizer(QUESTIONS)
     reference = build_model(tokenizer, seed=1).requires_grad_(False)
-    prompts = [render_prompt(tokenizer, q, "") for q in QUESTIONS]
-    prompt_ids = [encode_prompt(tokenizer, p) for p in prompts]
-    groups = TorchEngine(build_model(tokenizer, seed=0), tokenizer).generate(
-        prompts, 4, 1.0, 6, ("</answer>",), seed=3
-    )
-    completions = [g.token_ids for group in groups for g in group]
-    rewards = torch.tensor([float(len(c)) for c in completions])
-    rollout = make_rollout(
-        [ids for ids in prompt_ids for _ in range(4)],
-        completions,
-        group_advantages(rewards, 4),
-        tokenizer.pad_token_id,
-        torch.device("cpu"),
-    )
+    _, rollout = sampled_rollout(tokenizer)
     results = []
     for micro in (8, 3):  # one batch of 8 rows; then 3 + 3 + 2, splitting both groups
         config = fast_config(num_generations=4, policy_updates=2, micro_batch_size=micro)
-        model = build_model(tokenizer, seed=0)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
-        stats = policy_update(
-            model, optimizer, rollout, reference_logprobs(reference, rollout, config), config
-        )
-        results.append((stats, [p.detach().clone() for p in model.parameters()]))
-    (one, weights_one), (three, weights_three) = results
-    for field in ("loss", "kl", "clip_fraction", "ratio", "grad_norm"):
-        assert getattr(one, field) == pytest.approx(getattr(three, field), rel=1e-4, abs=1e-6)
-    # Summation order differs, and Adam divides by sqrt(v): a weight whose gradient is
-    # nearly 0 can move by a rounding's worth more. 2e-5 is 0.4% of one step (lr 5e-3).
-    for a, b in zip(weights_one, weights_three, strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=2e-5)
+        results.append(updated(build_model(tokenizer, seed=0), rollout, reference, config))
+    assert_same_update(*results)
 
 
 def test_gradient_checkpointing_changes_memory_not_the_update() -> None:
@@ -145,34 +146,14 @@ def test_gradient_checkpointing_changes_memory_not_the_update() -> None:
     the same loss, statistics and new weights; the engine keeps its fast decode step."""
     tokenizer = build_tokenizer(QUESTIONS)
     reference = build_model(tokenizer, seed=1).requires_grad_(False)
-    prompts = [render_prompt(tokenizer, q, "") for q in QUESTIONS]
-    prompt_ids = [encode_prompt(tokenizer, p) for p in prompts]
-    groups = TorchEngine(build_model(tokenizer, seed=0), tokenizer).generate(
-        prompts, 4, 1.0, 6, ("</answer>",), seed=3
-    )
-    completions = [g.token_ids for group in groups for g in group]
-    rollout = make_rollout(
-        [ids for ids in prompt_ids for _ in range(4)],
-        completions,
-        group_advantages(torch.tensor([float(len(c)) for c in completions]), 4),
-        tokenizer.pad_token_id,
-        torch.device("cpu"),
-    )
+    prompts, rollout = sampled_rollout(tokenizer)
     config = fast_config(num_generations=4, policy_updates=2)
-    results = []
-    for checkpointing in (False, True):
-        model = build_model(tokenizer, seed=0)
-        if checkpointing:
-            enable_checkpointing(model)
-            engine = TorchEngine(model, tokenizer)
-            engine.generate(prompts, 2, 1.0, 4, ("</answer>",), seed=0)
-            assert model.is_gradient_checkpointing and engine.fast_decode
-        optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
-        ref_logp = reference_logprobs(reference, rollout, config)
-        stats = policy_update(model, optimizer, rollout, ref_logp, config)
-        results.append((stats, [p.detach().clone() for p in model.parameters()]))
-    (plain, weights_plain), (checked, weights_checked) = results
-    for field in ("loss", "kl", "clip_fraction", "ratio", "grad_norm"):
-        assert getattr(plain, field) == pytest.approx(getattr(checked, field), rel=1e-4, abs=1e-6)
-    for a, b in zip(weights_plain, weights_checked, strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=2e-5)
+    checked = build_model(tokenizer, seed=0)
+    enable_checkpointing(checked)
+    engine = TorchEngine(checked, tokenizer)
+    engine.generate(prompts, 2, 1.0, 4, ("</answer>",), seed=0)
+    assert checked.is_gradient_checkpointing and engine.fast_decode
+    assert_same_update(
+        updated(build_model(tokenizer, seed=0), rollout, reference, config),
+        updated(checked, rollout, reference, config),
+    )

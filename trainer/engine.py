@@ -33,13 +33,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from trainer.decode import Decoder, matches_model, model_forward
-from trainer.model import autocast
+from trainer.model import FLOAT32, Precision
 
 if TYPE_CHECKING:
     import torch
 
     from trainer.config import TrainConfig
-    from trainer.model import Policy, Precision
+    from trainer.model import Policy
 
 __all__ = [
     "Engine",
@@ -101,7 +101,7 @@ class TorchEngine:
     own forward; the one-token steps after it go through `trainer.decode.Decoder` when it
     mirrors the model (Llama, Qwen2) and gives its logits, else through the model's forward
     too (`fast_decode=False` forces that). Both give the same tokens for the same seed.
-    Forwards run in `precision` (the policy's; float32 when None).
+    Forwards run in `precision` (the policy's).
     """
 
     name = "torch"
@@ -112,7 +112,7 @@ class TorchEngine:
         tokenizer: Any,
         *,
         fast_decode: bool = True,
-        precision: Precision | None = None,
+        precision: Precision = FLOAT32,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -152,7 +152,7 @@ class TorchEngine:
         was_training = self.model.training
         self.model.eval()
         try:
-            with torch.inference_mode(), autocast(self.precision):
+            with torch.inference_mode(), self.precision.autocast():
                 tokens, lengths, stopped = self._sample(
                     rows, n, device, temperature, max_new_tokens, stop_ids, stop_texts, seed
                 )
@@ -412,12 +412,12 @@ class VLLMEngine:
         sync_tolerance: float | None = None,
         check_every: int = 10,
         sample_logprobs: bool = False,
-        precision: Precision | None = None,
+        precision: Precision = FLOAT32,
     ) -> None:
         """Start vLLM on `model_path`. With a `tokenizer` and `sync_samples` > 0,
         `sync_weights` ends with `check_sync` on that many completions of the last batch:
         on the first sync after a generation, then on every `check_every`-th (1: every
-        sync); `check_sync` runs the trainer's model in `precision` (float32 when None).
+        sync); `check_sync` runs the trainer's model in `precision`.
         With `sample_logprobs`, generations carry vLLM's log-prob of each token."""
         if check_every < 1:
             raise ValueError(f"check_every={check_every}: 1 checks every sync")
@@ -662,9 +662,7 @@ class VLLMEngine:
         if not sequences:
             return 0.0
         if tolerance is None:
-            both_float32 = self.dtype == "float32" and (
-                self.precision is None or self.precision.name == "float32"
-            )
+            both_float32 = self.dtype == "float32" and self.precision.name == "float32"
             tolerance = 1e-3 if both_float32 else 0.1
         engine_logps = self.score(sequences)
         if before is not None and [list(s) for s in before] == engine_logps:
@@ -678,7 +676,7 @@ class VLLMEngine:
                 " that the model's state_dict names match the checkpoint vLLM loaded, or set"
                 " engine=torch"
             )
-        with autocast(self.precision):
+        with self.precision.autocast():
             model_logps = _model_logprobs(model, sequences)
         gaps = [
             abs(a - b)

@@ -185,12 +185,9 @@ def _start(config: TrainConfig, root: Path, resume: bool, display: Display) -> R
     import torch
 
     if resume:
-        saved = load_config(root / CONFIG_FILE)
-        free = {key: getattr(config, key) for key in RESUME_MAY_CHANGE}
-        if saved.replace(**free) != config:
-            changed = [
-                key for key, value in config.to_dict().items() if saved.to_dict()[key] != value
-            ]
+        saved, values = load_config(root / CONFIG_FILE).to_dict(), config.to_dict()
+        changed = [k for k in values if k not in RESUME_MAY_CHANGE and saved[k] != values[k]]
+        if changed:
             raise ConfigError(
                 f"{root}: --resume continues the run with its own config.yaml; only"
                 f" {', '.join(RESUME_MAY_CHANGE)} may change, and this changes"

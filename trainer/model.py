@@ -19,10 +19,10 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = [
+    "FLOAT32",
     "ModelError",
     "Policy",
     "Precision",
-    "autocast",
     "enable_checkpointing",
     "load_policy",
     "resolve_device",
@@ -74,9 +74,7 @@ class Precision:
         return "float32" if self.name == "float32" else f"{self.name} (autocast, float32 weights)"
 
 
-def autocast(precision: Precision | None) -> contextlib.AbstractContextManager[Any]:
-    """`precision.autocast()`, or nothing to do when there is no precision (float32)."""
-    return contextlib.nullcontext() if precision is None else precision.autocast()
+FLOAT32 = Precision()  # the default: every forward in float32
 
 
 @dataclass

@@ -21,14 +21,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from trainer.loss import grpo_loss, shared_prompt_logprobs
-from trainer.model import autocast
+from trainer.model import FLOAT32, Precision
 from trainer.rollout import Rollout
 
 if TYPE_CHECKING:
     import torch
 
     from trainer.config import TrainConfig
-    from trainer.model import Precision
 
 __all__ = ["UpdateStats", "policy_update", "reference_logprobs"]
 
@@ -47,7 +46,7 @@ class UpdateStats:
 
 
 def reference_logprobs(
-    reference: Any, rollout: Rollout, config: TrainConfig, precision: Precision | None = None
+    reference: Any, rollout: Rollout, config: TrainConfig, precision: Precision = FLOAT32
 ) -> torch.Tensor | None:
     """Log-probs (B, C) of the frozen reference model, or None when `beta` is 0."""
     import torch
@@ -55,7 +54,7 @@ def reference_logprobs(
     if reference is None or config.beta == 0:
         return None
     parts = []
-    with torch.inference_mode(), autocast(precision):
+    with torch.inference_mode(), precision.autocast():
         for start in range(0, len(rollout), config.micro_batch_size):
             part = rollout.rows(start, start + config.micro_batch_size)
             parts.append(
@@ -76,7 +75,7 @@ def policy_update(
     rollout: Rollout,
     ref_logp: torch.Tensor | None,
     config: TrainConfig,
-    precision: Precision | None = None,
+    precision: Precision = FLOAT32,
 ) -> UpdateStats:
     """Run `config.policy_updates` optimizer steps on `rollout`; return their mean stats."""
     import torch
@@ -90,7 +89,7 @@ def policy_update(
         optimizer.zero_grad(set_to_none=True)
         for index, start in enumerate(range(0, batch, config.micro_batch_size)):
             part = rollout.rows(start, start + config.micro_batch_size)
-            with autocast(precision):
+            with precision.autocast():
                 logp = shared_prompt_logprobs(
                     model,
                     part.input_ids,
