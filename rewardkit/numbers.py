@@ -19,10 +19,6 @@ __all__ = ["is_ascii_digits", "numbers_equal", "parse_number", "strict_norm"]
 # Unicode decimal digit), exactly as the spec's pattern reads.
 _DIGIT_COMMA = re.compile(r"(?<=\d),(?=\d)")
 
-# The last number: an optional sign where the character before it is not a letter, digit or
-# `.`, digits with optional commas between groups, an optional fraction; or a bare fraction.
-# No nested quantifier can backtrack: each alternative consumes a fixed class per step.
-_NUMBER = re.compile(r"(?:(?<![^\W_])(?<!\.)-)?(?:[0-9]+(?:,[0-9]+)*(?:\.[0-9]+)?|\.[0-9]+)")
 _NON_DIGITS = re.compile(r"[^0-9]*")
 _NUMBER_CHARS = re.compile(r"[0-9.,]*")
 
@@ -137,9 +133,10 @@ def _last_token(text: str, start: int, end: int) -> str:
 def _signed(text: str, start: int, token: str) -> str:
     """`token`, which starts at `start`, with the sign before it when the spec reads one."""
     if start > 0 and text[start - 1] == "-":
-        # The spec's sign rule: not after a letter, a digit or a dot (`x-3` is 3).
-        before = text[start - 2] if start > 1 else ""
-        if not (before.isalnum() or before == "."):
+        # The spec's sign rule: not after a letter, a digit or a dot (`x-3` is 3). A letter
+        # is any Unicode letter; a digit is ASCII 0-9, as the spec defines digits after
+        # NFKC (`٣-5` is -5: ٣ is neither).
+        if start == 1 or not (text[start - 2].isalpha() or text[start - 2] in "0123456789."):
             return "-" + token
     return token
 

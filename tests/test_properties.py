@@ -129,14 +129,14 @@ def ref_parse_number(s: str) -> Decimal | None:
     """NFKC, U+2212 as ``-``, then every number left to right; the last one's value.
 
     A ``-`` is a sign only when the character before it is not a letter, digit or ``.``
-    (``str.isalnum`` decides letter or digit).
+    (``str.isalpha`` decides letter; digits are ASCII 0-9, as the spec says).
     """
     s = unicodedata.normalize("NFKC", s).replace("\u2212", "-")
     last = None
     for match in _SPEC_NUMBER.finditer(s):
         sign, digits = match.groups()
         before = s[match.start() - 1] if match.start() > 0 else ""
-        if sign and (before.isalnum() or before == "."):
+        if sign and before and (before.isalpha() or before in "0123456789."):
             sign = ""
         last = sign + digits
     return None if last is None else Decimal(last.replace(",", ""))
