@@ -35,6 +35,16 @@ def _ks(text: str) -> list[int]:
     return ks
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
+    return value
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -103,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--max-line-bytes", type=_positive, default=None, metavar="N")
     score.add_argument("--k", type=_ks, default=None, metavar="K,K,...", help="pass@k values")
     score.add_argument(
-        "--examples", type=int, default=10, metavar="N",
+        "--examples", type=_count, default=10, metavar="N",
         help="rows shown where the schemes' totals differ (default 10)",
     )  # fmt: skip
 
@@ -176,9 +186,56 @@ def _os_error(error: OSError) -> str:
 
 
 def _schemes(names: Sequence[str] | None) -> list[Any]:
-    from rewardkit.schemes import get_scheme
+    """The schemes named on the command line; two of one name would share every column."""
+    from rewardkit.schemes import SchemeError, get_scheme
 
-    return [get_scheme(name) for name in (names or ["strict", "lenient"])]
+    schemes = [get_scheme(name) for name in (names or ["strict", "lenient"])]
+    seen: dict[str, Any] = {}
+    for scheme in schemes:
+        if scheme.name in seen:
+            raise SchemeError(
+                f"two schemes are both called {scheme.name!r} ({seen[scheme.name].source} and"
+                f" {scheme.source}); name each scheme once, or give a scheme file its own"
+                " `name:`"
+            )
+        seen[scheme.name] = scheme
+    return schemes
+
+
+def _out_problem(out: str, source: str) -> str | None:
+    """Why `--out` cannot be written, found before any scoring; None when it can be.
+
+    >>> _out_problem("scores.txt", "in.jsonl")
+    '--out scores.txt: use a .jsonl, .csv or .parquet file name'
+    >>> _out_problem("in.jsonl", "in.jsonl")  # doctest: +ELLIPSIS
+    '--out in.jsonl is the input file; ...'
+    """
+    path = Path(out)
+    if path.suffix.lower() not in {".jsonl", ".csv", ".parquet"}:
+        return f"--out {out}: use a .jsonl, .csv or .parquet file name"
+    if _same_file(out, source):
+        return (
+            f"--out {out} is the input file; the scores would replace the completions:"
+            " write them to another file"
+        )
+    if path.is_dir():
+        return f"--out {out} is a folder: name a file, e.g. {path / 'scores.parquet'}"
+    for parent in path.parents:
+        if parent.exists() and not parent.is_dir():
+            return f"--out {out}: {parent} is a file, not a folder; choose another path"
+    return None
+
+
+def _same_file(a: str, b: str) -> bool:
+    """Whether two paths name one file (also through links), without needing either to exist.
+
+    >>> _same_file("x.jsonl", "./x.jsonl"), _same_file("x.jsonl", "y.jsonl")
+    (True, False)
+    """
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return Path(a).resolve() == Path(b).resolve()
 
 
 def _score(args: argparse.Namespace, out: Console, err: Console) -> int:
@@ -187,8 +244,9 @@ def _score(args: argparse.Namespace, out: Console, err: Console) -> int:
     from rewardkit.schemes import SchemeError
     from rewardkit.score import DEFAULT_MAX_LINE_BYTES, InputError, Keys, score_file, score_rows
 
-    if args.out and Path(args.out).suffix.lower() not in {".jsonl", ".csv", ".parquet"}:
-        _error(err, f"--out {args.out}: use a .jsonl, .csv or .parquet file name")
+    problem = _out_problem(args.out, args.file) if args.out else None
+    if problem:
+        _error(err, problem)
         return EXIT_BAD_INPUT
     try:
         schemes = _schemes(args.scheme)
@@ -232,7 +290,13 @@ def _score(args: argparse.Namespace, out: Console, err: Console) -> int:
         if error.line is not None and args.on_error == "raise":
             err.print("(pass --on-error skip to score every good line and list the bad ones)")
         return EXIT_BAD_INPUT
-    summary = summarize(result.frame, schemes, args.k, examples=args.examples)
+    frame = result.frame
+    if args.id_key != "id" and ("id" not in frame.columns or frame["id"].isna().all()):
+        err.print(
+            f"[yellow]warning:[/] no row has a field {escape(repr(args.id_key))} (--id-key):"
+            " rows are shown by line number; check the field's name"
+        )
+    summary = summarize(frame, schemes, args.k, examples=args.examples)
     checked = None
     if args.cross_check:
         from rewardkit.crosscheck import cross_check
@@ -298,17 +362,24 @@ def _with_progress(err: Console, path: str, run: Any) -> Any:
 
 
 def _write_scores(frame: Any, path: Path) -> None:
-    """Write per-row scores atomically: a kill never leaves a half-written file."""
+    """Write per-row scores atomically: a kill never leaves a half-written file.
+
+    A failure names `path` (not the temporary file beside it) and leaves nothing behind.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        frame.to_parquet(tmp, index=False)
-    elif suffix == ".csv":
-        frame.to_csv(tmp, index=False)
-    else:
-        frame.to_json(tmp, orient="records", lines=True, force_ascii=False)
-    os.replace(tmp, path)
+    try:
+        if suffix == ".parquet":
+            frame.to_parquet(tmp, index=False)
+        elif suffix == ".csv":
+            frame.to_csv(tmp, index=False)
+        else:
+            frame.to_json(tmp, orient="records", lines=True, force_ascii=False)
+        os.replace(tmp, path)
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        raise OSError(error.errno, error.strerror, str(path)) from error
 
 
 def _golden(args: argparse.Namespace, out: Console, err: Console) -> int:

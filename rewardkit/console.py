@@ -1,4 +1,9 @@
-"""Summary frames to rich tables. Reads `rewardkit.report.Summary`; computes nothing new."""
+"""Summary frames to rich tables. Reads `rewardkit.report.Summary`; computes nothing new.
+
+Everything that comes from the data or from a user's scheme (paths, ids, scheme and reward
+names, reason codes, messages) goes through `_text` or `escape`: rich reads ``[...]`` as
+markup, so an id like ``gsm8k[test]-0`` would lose its brackets and ``a[/]`` would crash.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +13,22 @@ from typing import Any
 
 import pandas as pd
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from rewardkit.report import Summary, rows_of
 from rewardkit.score import ScoreResult
 
 __all__ = ["render_input", "render_summary"]
+
+
+def _text(value: object) -> str:
+    r"""`value` as table text, shown as it is (no markup read in it).
+
+    >>> print(_text("gsm8k[test]-0"))
+    gsm8k\[test]-0
+    """
+    return escape(str(value))
 
 
 def _num(value: object, digits: int = 3) -> str:
@@ -33,20 +48,20 @@ def render_input(console: Console, result: ScoreResult, max_listed: int = 10) ->
     """What was read: lines, skipped lines and why, blank lines, warnings."""
     schemes = ", ".join(s.name for s in result.schemes)
     console.print(
-        f"[bold]{result.path}[/]: {result.rows_scored:,} rows scored under {schemes}"
-        f" ({result.lines_read:,} lines read)"
+        f"[bold]{_text(result.path)}[/]: {result.rows_scored:,} rows scored under"
+        f" {_text(schemes)} ({result.lines_read:,} lines read)"
     )
     if result.blank_lines:
         console.print(f"[yellow]{result.blank_lines:,} blank line(s) ignored[/]")
     for warning in result.warnings:
-        console.print(f"[yellow]warning:[/] {warning}")
+        console.print(f"[yellow]warning:[/] {_text(warning)}")
     if result.skipped:
         table = Table(title=f"{len(result.skipped):,} line(s) skipped (--on-error skip)")
         table.add_column("line", justify="right")
-        table.add_column("problem")
+        table.add_column("problem", overflow="fold")
         table.add_column("detail")
         for item in result.skipped[:max_listed]:
-            table.add_row(str(item.line), item.code, item.message)
+            table.add_row(str(item.line), _text(item.code), _text(item.message))
         if len(result.skipped) > max_listed:
             table.add_row("...", f"{len(result.skipped) - max_listed:,} more", "")
         console.print(table)
@@ -57,14 +72,14 @@ def render_summary(console: Console, summary: Summary, schemes: Sequence[str]) -
     if summary.notes:
         console.print("[bold]What stands out[/]")
         for note in summary.notes:
-            console.print(f"  [red]•[/] {note}")
+            console.print(f"  [red]•[/] {_text(note)}")
         console.print()
     _stats(console, summary.stats, schemes)
     if summary.compared is not None and summary.differences is not None:
         _comparison(console, summary)
     _reasons(console, summary.reasons)
-    _ties(console, summary.ties)
-    _pass_at_k(console, summary.pass_at_k)
+    _groups(console, summary)
+    _pass_at_k(console, summary.pass_at_k, summary.largest_group)
 
 
 def _stats(console: Console, stats: pd.DataFrame, schemes: Sequence[str]) -> None:
@@ -79,8 +94,8 @@ def _stats(console: Console, stats: pd.DataFrame, schemes: Sequence[str]) -> Non
         for index, row in enumerate(rows_of(part)):
             style = "bold" if row.reward == "total" else None
             table.add_row(
-                scheme if index == 0 else "",
-                str(row.reward),
+                _text(scheme) if index == 0 else "",
+                _text(row.reward),
                 _num(row.mean),
                 _num(row.std),
                 _num(row.min),
@@ -97,14 +112,14 @@ def _comparison(console: Console, summary: Summary) -> None:
     assert summary.compared is not None and summary.differences is not None
     first, second = summary.compared
     table = Table(
-        title=f"{first} against {second}: {summary.rows_differing:,} of {summary.rows:,} rows"
-        " differ in total"
+        title=f"{_text(first)} against {_text(second)}: {summary.rows_differing:,} of"
+        f" {summary.rows:,} rows differ in total"
     )
     for column in ["reward", "rows differing", "share", f"mean {second} - {first}"]:
-        table.add_column(column, justify="left" if column == "reward" else "right")
+        table.add_column(_text(column), justify="left" if column == "reward" else "right")
     for row in rows_of(summary.differences):
         table.add_row(
-            str(row.reward), f"{row.rows_differing:,}", _pct(row.share), _num(row.mean_difference)
+            _text(row.reward), f"{row.rows_differing:,}", _pct(row.share), _num(row.mean_difference)
         )
     console.print(table)
     rows = summary.difference_rows
@@ -112,15 +127,15 @@ def _comparison(console: Console, summary: Summary) -> None:
         detail = Table(title=f"First {len(rows)} rows whose totals differ, and why")
         detail.add_column("line", justify="right")
         if rows["id"].notna().any():
-            detail.add_column("id")
-        detail.add_column(first, justify="right")
-        detail.add_column(second, justify="right")
-        detail.add_column(f"reward {first}→{second} (reason)")
+            detail.add_column("id", overflow="fold")
+        detail.add_column(_text(first), justify="right")
+        detail.add_column(_text(second), justify="right")
+        detail.add_column(_text(f"reward {first}→{second} (reason)"))
         for record in rows.to_dict("records"):
             cells = [str(record["line"])]
             if rows["id"].notna().any():
-                cells.append(str(record["id"]))
-            cells += [_num(record[first]), _num(record[second]), str(record["because"])]
+                cells.append(_text(record["id"]))
+            cells += [_num(record[first]), _num(record[second]), _text(record["because"])]
             detail.add_row(*cells)
         console.print(detail)
 
@@ -130,22 +145,46 @@ def _reasons(console: Console, reasons: pd.DataFrame) -> None:
         return
     for (scheme, reward), part in reasons.groupby(["scheme", "reward"], sort=False):
         below = float(part["share"].sum())
-        table = Table(title=f"Why {scheme} {reward} is below its maximum on {below:.1%} of rows")
-        table.add_column("reason")
+        table = Table(
+            title=f"Why {_text(scheme)} {_text(reward)} is below its maximum on {below:.1%} of rows"
+        )
+        table.add_column("reason", overflow="fold")  # a code cut short reads as another code
         table.add_column("rows", justify="right")
         table.add_column("share", justify="right")
         table.add_column("value", justify="right")
         table.add_column("meaning")
         for row in rows_of(part):
             table.add_row(
-                str(row.reason), f"{row.rows:,}", _pct(row.share), _num(row.value), row.meaning
+                _text(row.reason),
+                f"{row.rows:,}",
+                _pct(row.share),
+                _num(row.value),
+                _text(row.meaning),
             )
         console.print(table)
 
 
+def _groups(console: Console, summary: Summary) -> None:
+    """The zero-spread table, or why there is none, and the rows it leaves out."""
+    if summary.groups == 0:
+        console.print("[dim]No groups (no prompt_id or prompt field): group statistics skipped.[/]")
+        return
+    if summary.ungrouped_rows:
+        console.print(
+            f"[yellow]{summary.ungrouped_rows:,} of {summary.rows:,} rows have no prompt_id or"
+            " prompt: they are left out of the group statistics and pass@k[/]"
+        )
+    if summary.largest_group < 2:
+        console.print(
+            f"[dim]Every group has one sample ({summary.groups:,} groups): zero spread and pass@k"
+            " need several samples per prompt.[/]"
+        )
+        return
+    _ties(console, summary.ties)
+
+
 def _ties(console: Console, ties: pd.DataFrame) -> None:
     if ties.empty:
-        console.print("[dim]No groups (no prompt_id or prompt field): group statistics skipped.[/]")
         return
     groups = int(ties["groups"].iloc[0])
     table = Table(
@@ -156,8 +195,8 @@ def _ties(console: Console, ties: pd.DataFrame) -> None:
     previous = None
     for row in rows_of(ties):
         table.add_row(
-            str(row.scheme) if row.scheme != previous else "",
-            str(row.reward),
+            _text(row.scheme) if row.scheme != previous else "",
+            _text(row.reward),
             _pct(row.tied),
             _pct(row.all_zero),
             _pct(row.all_max),
@@ -169,8 +208,8 @@ def _ties(console: Console, ties: pd.DataFrame) -> None:
     console.print(table)
 
 
-def _pass_at_k(console: Console, table_data: pd.DataFrame) -> None:
-    if table_data.empty:
+def _pass_at_k(console: Console, table_data: pd.DataFrame, largest_group: int) -> None:
+    if table_data.empty or largest_group < 2:
         return
     table = Table(title="pass@k from group correctness (unbiased estimator)")
     table.add_column("scheme")
@@ -183,5 +222,12 @@ def _pass_at_k(console: Console, table_data: pd.DataFrame) -> None:
         table.add_column(label, justify="right")
     for scheme, part in table_data.groupby("scheme", sort=False):
         values = dict(zip(part["k"], part["pass_at_k"], strict=True))
-        table.add_row(str(scheme), *[_pct(float(values.get(k, math.nan))) for k in ks])
+        table.add_row(_text(scheme), *[_pct(float(values.get(k, math.nan))) for k in ks])
     console.print(table)
+    missing = [k for k in ks if groups[k] == 0]
+    if missing:
+        shown = ", ".join(f"pass@{k}" for k in missing)
+        console.print(
+            f"[yellow]{shown}: no group has that many samples (the largest has"
+            f" {largest_group}); pass@k needs k <= the samples per prompt[/]"
+        )

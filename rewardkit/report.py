@@ -279,6 +279,9 @@ class Summary:
     rows_differing: int = 0
     compared: tuple[str, str] | None = None
     notes: list[str] = field(default_factory=list)
+    groups: int = 0  # groups of any size (rows with the same prompt_id, else prompt)
+    largest_group: int = 0
+    ungrouped_rows: int = 0  # rows in no group: left out of group ties and pass@k
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (NaN becomes None)."""
@@ -291,6 +294,9 @@ class Summary:
 
         return {
             "rows": self.rows,
+            "groups": self.groups,
+            "largest_group": self.largest_group,
+            "ungrouped_rows": self.ungrouped_rows,
             "stats": records(self.stats),
             "reasons": records(self.reasons),
             "group_ties": records(self.ties),
@@ -313,14 +319,30 @@ def summarize(
     ks: Sequence[int] | None = None,
     examples: int = 20,
 ) -> Summary:
-    """All the summary frames, plus a strict/lenient comparison when both are present."""
-    rows = int(frame["line"].nunique())
+    """All the summary frames, plus a strict/lenient comparison when both are present.
+
+    Rows are counted per scheme, not per input line: an lm-eval line holds several.
+
+    >>> from rewardkit.schemes import STRICT
+    >>> from rewardkit.score import score_records
+    >>> f = score_records([{"completion": "<answer>1</answer>", "answer": "1", "prompt_id": "a"},
+    ...                    {"completion": "2", "answer": "1", "prompt_id": "a"},
+    ...                    {"completion": "2", "answer": "1"}], [STRICT])
+    >>> s = summarize(f, [STRICT])
+    >>> s.rows, s.groups, s.largest_group, s.ungrouped_rows
+    (3, 1, 2, 1)
+    """
+    one = frame[frame["scheme"] == schemes[0].name] if schemes else frame.iloc[:0]
+    sizes = one["group"].value_counts() if "group" in one.columns else pd.Series(dtype=int)
     summary = Summary(
-        rows=rows,
+        rows=len(one),
         stats=reward_stats(frame, schemes),
         reasons=reason_breakdown(frame, schemes),
         ties=group_ties(frame, schemes),
         pass_at_k=pass_at_k_table(frame, schemes, ks),
+        groups=len(sizes),
+        largest_group=int(sizes.max()) if len(sizes) else 0,
+        ungrouped_rows=len(one) - int(sizes.sum()),
     )
     if len(schemes) >= 2:
         first, second = schemes[0], schemes[1]
@@ -328,7 +350,9 @@ def summarize(
         if "strict" in names and "lenient" in names:
             first = schemes[names.index("strict")]
             second = schemes[names.index("lenient")]
-        per_reward, examples_frame, differing = scheme_differences(frame, first, second, examples)
+        per_reward, examples_frame, differing = scheme_differences(
+            frame, first, second, max(examples, 0)
+        )
         summary.differences = per_reward
         summary.difference_rows = examples_frame
         summary.rows_differing = differing

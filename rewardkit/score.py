@@ -162,7 +162,16 @@ def _last_assistant(messages: list[dict[str, Any]], key: str) -> int:
 def _completion_text(value: Any, key: str) -> str:
     """A completion is text or a chat-message list (TRL's conversational form)."""
     if _is_messages(value):
-        value = _content_text(value[_last_assistant(value, key)].get("content"))
+        index = _last_assistant(value, key)
+        content = _content_text(value[index].get("content"))
+        if isinstance(content, str):
+            return content
+        raise _BadLine(
+            "completion_not_text",
+            f"{key!r} is a list of chat messages whose last assistant message (message"
+            f" {index + 1}) has no text content ({_preview(value[index])}), as with a tool"
+            " call; score rows whose last assistant message is text, or fix the generator",
+        )
     if isinstance(value, str):
         return value
     raise _BadLine(
@@ -189,18 +198,26 @@ def _answer_text(value: Any, key: str) -> str:
 
 
 def _group_of(record: Mapping[str, Any], keys: Keys) -> str | None:
+    """The row's group: `keys.group`, else ``prompt_id``, else a digest of ``prompt``.
+
+    A null value is no value: a row whose ``prompt_id`` is null falls back to its prompt,
+    and one with neither is in no group (never in a group named "null" with every other
+    such row).
+    """
     if keys.group is not None:
         if keys.group not in record:
             raise _BadLine("missing_group", _suggest(record, keys.group, "--group-key"))
         value = record[keys.group]
-    elif "prompt_id" in record:
-        value = record["prompt_id"]
-    elif "prompt" in record:
-        prompt = record["prompt"]
-        text = prompt if isinstance(prompt, str) else json.dumps(prompt, sort_keys=True)
-        # Identical prompts form a group; a digest keeps the frame small.
-        return "prompt:" + hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
     else:
+        value = record.get("prompt_id")
+        if value is None:
+            prompt = record.get("prompt")
+            if prompt is None:
+                return None
+            text = prompt if isinstance(prompt, str) else json.dumps(prompt, sort_keys=True)
+            # Identical prompts form a group; a digest keeps the frame small.
+            return "prompt:" + hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+    if value is None:
         return None
     return value if isinstance(value, str) else json.dumps(value)
 
@@ -268,8 +285,9 @@ def _parse_line(raw: bytes, keys: Keys) -> _Fields:
     except json.JSONDecodeError as error:
         raise _BadLine(
             "invalid_json",
-            f"not valid JSON ({error.msg} at column {error.colno}); each line must be one"
-            " complete JSON object",
+            # json's msg for a control character already ends in "at".
+            f"not valid JSON ({error.msg.removesuffix(' at')} at column {error.colno}); each"
+            " line must be one complete JSON object",
         ) from None
     return _read_record(record, keys)
 

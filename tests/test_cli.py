@@ -209,8 +209,9 @@ def test_a_place_that_cannot_be_written_is_an_error_naming_it(tmp_path: Path, ca
     root = Path(__file__).resolve().parent.parent
     example = str(root / "examples" / "completions.jsonl")
     runs = root / "reports" / "example-strict-vs-lenient"
+    code, _, err = run(capsys, "score", example, "--out", str(blocker / "out.csv"))
+    assert code == 2 and f"{blocker} is a file, not a folder" in err, err
     for argv in (
-        ["score", example, "--out", str(blocker / "out.csv")],
         ["golden", "update", "--expected", str(blocker / "expected")],
         ["report", str(runs / "strict"), str(runs / "lenient"), "--out", str(blocker / "cmp")],
     ):
@@ -218,3 +219,71 @@ def test_a_place_that_cannot_be_written_is_an_error_naming_it(tmp_path: Path, ca
         assert code == 2, argv
         assert f"error: {blocker}" in err and "check that the folder exists" in err, err
         assert "Traceback" not in err
+
+
+def test_out_refuses_the_input_file_and_a_folder(capsys: Any, grouped_file: Path) -> None:
+    before = grouped_file.read_bytes()
+    same = grouped_file.parent / "." / grouped_file.name
+    code, _, err = run(capsys, "score", str(grouped_file), "--out", str(same))
+    assert code == 2 and "is the input file" in err
+    assert grouped_file.read_bytes() == before
+    folder = grouped_file.parent / "scores.csv"
+    folder.mkdir()
+    code, _, err = run(capsys, "score", str(grouped_file), "--out", str(folder))
+    assert code == 2 and "is a folder" in err
+    assert not list(grouped_file.parent.glob(".*.tmp"))
+
+
+def test_a_scheme_named_twice_is_an_error(capsys: Any, grouped_file: Path) -> None:
+    code, _, err = run(
+        capsys, "score", str(grouped_file), "--scheme", "strict", "--scheme", "strict"
+    )
+    assert code == 2 and "two schemes are both called 'strict'" in err
+    assert "Traceback" not in err
+
+
+def test_text_from_the_data_is_shown_as_written(capsys: Any, tmp_path: Path) -> None:
+    rows = [
+        {"id": f"gsm8k[test]-{i}", "prompt_id": "p[/]", "answer": "5",
+         "completion": "<answer>5</answer>" if i else "<think>\nx\n</think>\n<answer>\n5\n</answer>\n"}
+        for i in range(4)
+    ] + [{"completion": "x", "[/]": "5"}]  # fmt: skip
+    path = tmp_path / "a[bold]b.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    code, out, err = run(capsys, "score", str(path), "--on-error", "skip")
+    assert code == 0, err
+    assert "gsm8k[test]-1" in out and "a[bold]b.jsonl" in out and "[/]" in out
+
+
+def test_null_group_fields_are_no_group(capsys: Any, tmp_path: Path) -> None:
+    rows = [
+        {"prompt_id": None, "prompt": f"q{i}", "completion": "<answer>5</answer>", "answer": "5"}
+        for i in range(3)
+    ] + [{"prompt_id": None, "prompt": None, "completion": "<answer>5</answer>", "answer": "5"}]
+    path = tmp_path / "null.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    code, out, _ = run(capsys, "score", str(path), "--json")
+    doc = json.loads(out)
+    assert code == 0 and doc["groups"] == 3 and doc["largest_group"] == 1
+    assert doc["ungrouped_rows"] == 1
+    code, out, _ = run(capsys, "score", str(path))
+    assert "Every group has one sample (3 groups)" in out
+    assert "1 of 4 rows have no prompt_id or prompt" in out
+    assert "pass@k from group" not in out
+
+
+def test_a_k_no_group_reaches_says_so(capsys: Any, grouped_file: Path) -> None:
+    code, out, _ = run(capsys, "score", str(grouped_file), "--k", "1,16")
+    assert code == 0
+    assert "pass@16: no group has that many samples (the largest has 4)" in out
+
+
+def test_an_id_key_no_row_has_is_a_warning(capsys: Any, grouped_file: Path) -> None:
+    code, _, err = run(capsys, "score", str(grouped_file), "--id-key", "uid")
+    assert code == 0 and "no row has a field 'uid' (--id-key)" in err
+
+
+def test_examples_must_not_be_negative(capsys: Any, grouped_file: Path) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(["score", str(grouped_file), "--examples", "-1"])
+    assert stop.value.code == 2
