@@ -30,6 +30,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from rewardkit.extract import fallback_text, gold, lenient_answer
@@ -505,11 +506,11 @@ def render_cross_check(console: Console, result: CrossCheck, max_listed: int = 1
         mv = row.status if row.math_verify is None else "right" if row.math_verify else "wrong"
         cells = [str(row.line)]
         if show_id:
-            cells.append(str(row.id))
-        cells += [
-            row.gold,
-            f"{'right' if row.rewardkit else 'wrong'}: {row.rewardkit_answer}",
-            f"{mv}: {row.math_verify_answer}",
+            cells.append(escape(str(row.id)))
+        cells += [  # answers and ids are the data's text: brackets in them are not markup
+            escape(row.gold),
+            escape(f"{'right' if row.rewardkit else 'wrong'}: {row.rewardkit_answer}"),
+            escape(f"{mv}: {row.math_verify_answer}"),
         ]
         detail.add_row(*cells)
     console.print(detail)

@@ -115,6 +115,16 @@ def test_render_shows_agreement_speed_and_disagreements() -> None:
         assert expected in text
 
 
+def test_render_shows_ids_and_answers_as_written() -> None:
+    """Brackets in the data are text, not rich markup (`[b]` was swallowed, `[/]` crashed)."""
+    completion, answer, _, _ = CASES[4]  # only rewardkit right: a listed disagreement
+    rows = [(1, {"completion": completion, "answer": answer + " [b][/]", "id": "gsm8k[test]-1"})]
+    console = Console(record=True, width=160)
+    render_cross_check(console, cross_check(rows, workers=1))
+    text = console.export_text()
+    assert "gsm8k[test]-1" in text and "[b][/]" in text
+
+
 def _hangs_on_marker(
     gold_text: str, completion: str, parsing_timeout: int = 5, verify_timeout: int = 5
 ) -> tuple[bool | None, str]:
