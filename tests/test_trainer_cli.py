@@ -363,3 +363,18 @@ def test_report_tells_runs_of_the_same_name_apart_and_refuses_one_run_twice(
     assert pd.read_csv(tmp_path / "cmp" / "comparison.csv")["run"].tolist() == ["a/run", "b/run"]
     assert main(["report", runs[0], runs[0], "--out", str(tmp_path / "cmp2")]) == 2
     assert "the same run given twice" in capsys.readouterr().err
+
+
+def test_report_tables_show_names_as_written() -> None:
+    """Run folders and scheme names are text: `[b]` stays, `[/]` does not crash rich."""
+    import pandas as pd
+    from rich.console import Console
+
+    from trainer.console import frame_table, render_comparison
+
+    frame = pd.DataFrame({"run": ["runs[b]/strict", "x[/]"], "scheme": ["my[/]scheme", "s"]})
+    console = Console(record=True, width=200)
+    console.print(frame_table(frame, "t"))
+    render_comparison(console, frame[["run"]].assign(final=[0.5, 1.0]))
+    text = console.export_text()
+    assert "runs[b]/strict" in text and "my[/]scheme" in text and "x[/]" in text

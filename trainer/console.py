@@ -89,7 +89,7 @@ class Display:
     def finish(self, root: Path) -> None:
         self.close()
         self.console.print(
-            f"[bold green]done[/]: {root} (summary.md, steps/epochs/eval .parquet,"
+            f"[bold green]done[/]: {escape(str(root))} (summary.md, steps/epochs/eval .parquet,"
             " samples.jsonl, plots, model/)"
         )
 
@@ -153,7 +153,7 @@ class Display:
         names = [k.removesuffix("_mean") for k in row if k.endswith("_mean")]
         for name in names:
             table.add_row(
-                name,
+                escape(name),  # a scheme file's reward name: its brackets are not markup
                 *[fmt(row[f"{name}_{s}"]) for s in ("mean", "std", "min", "max")],
                 style="bold" if name == "total" else None,
             )
@@ -168,9 +168,11 @@ def _pairs(
     table.add_column("measure")
     table.add_column("value", justify="right")
     for index, row in enumerate(rows):
-        table.add_row(str(row["metric"]), fmt(row["value"]), end_section=index == len(rows) - 1)
+        table.add_row(
+            escape(str(row["metric"])), fmt(row["value"]), end_section=index == len(rows) - 1
+        )
     for row in more:
-        table.add_row(str(row["metric"]), fmt(row["value"]))
+        table.add_row(escape(str(row["metric"])), fmt(row["value"]))
     return table
 
 
@@ -182,9 +184,9 @@ def frame_table(frame: Any, title: str, digits: int = 3) -> Table:
     table = Table(title=title)
     for column in frame.columns:
         numeric = str(frame[column].dtype) != "object"
-        table.add_column(str(column), justify="right" if numeric else "left")
+        table.add_column(escape(str(column)), justify="right" if numeric else "left")
     for row in frame.itertuples(index=False):
-        table.add_row(*[fmt(v, digits) if not isinstance(v, str) else v for v in row])
+        table.add_row(*[fmt(v, digits) if not isinstance(v, str) else escape(v) for v in row])
     return table
 
 
@@ -192,7 +194,10 @@ def render_run(console: Console, run: Any) -> None:
     """One run: rewards at the start and end, zero spread, evaluations."""
     from trainer.report import eval_table, learning_table
 
-    console.print(f"[bold]{run.root}[/]: scheme {run.scheme}, {len(run.steps)} steps")
+    console.print(
+        f"[bold]{escape(str(run.root))}[/]: scheme {escape(str(run.scheme))},"
+        f" {len(run.steps)} steps"
+    )
     console.print(
         frame_table(learning_table(run), "Rewards: first and last steps (tied: zero-spread groups)")
     )
@@ -207,8 +212,10 @@ def render_comparison(console: Console, frame: Any) -> None:
     table = Table(title="Runs side by side")
     table.add_column("measure")
     for run in frame["run"]:
-        table.add_column(str(run), justify="right")
+        table.add_column(escape(str(run)), justify="right")
     for row in sideways.itertuples(index=False):
         measure, *values = row
-        table.add_row(str(measure), *[v if isinstance(v, str) else fmt(v) for v in values])
+        table.add_row(
+            escape(str(measure)), *[escape(v) if isinstance(v, str) else fmt(v) for v in values]
+        )
     console.print(table)
