@@ -132,12 +132,13 @@ def _last_token(text: str, start: int, end: int) -> str:
 
 def _signed(text: str, start: int, token: str) -> str:
     """`token`, which starts at `start`, with the sign before it when the spec reads one."""
-    if start > 0 and text[start - 1] == "-":
-        # The spec's sign rule: not after a letter, a digit or a dot (`x-3` is 3). A letter
-        # is any Unicode letter; a digit is ASCII 0-9, as the spec defines digits after
-        # NFKC (`٣-5` is -5: ٣ is neither).
-        if start == 1 or not (text[start - 2].isalpha() or text[start - 2] in "0123456789."):
-            return "-" + token
+    if start == 0 or text[start - 1] != "-":
+        return token
+    # The spec's sign rule: not after a letter, a digit or a dot (`x-3` is 3). A letter is
+    # any Unicode letter; a digit is ASCII 0-9, as the spec defines digits after NFKC
+    # (`٣-5` is -5: ٣ is neither).
+    if start == 1 or not (text[start - 2].isalpha() or text[start - 2] in "0123456789."):
+        return "-" + token
     return token
 
 

@@ -243,9 +243,10 @@ def test_a_scheme_named_twice_is_an_error(capsys: Any, grouped_file: Path) -> No
 
 
 def test_text_from_the_data_is_shown_as_written(capsys: Any, tmp_path: Path) -> None:
+    tagged = "<think>\nx\n</think>\n<answer>\n5\n</answer>\n"
     rows = [
         {"id": f"gsm8k[test]-{i}", "prompt_id": "p[/]", "answer": "5",
-         "completion": "<answer>5</answer>" if i else "<think>\nx\n</think>\n<answer>\n5\n</answer>\n"}
+         "completion": "<answer>5</answer>" if i else tagged}
         for i in range(4)
     ] + [{"completion": "x", "[/]": "5"}]  # fmt: skip
     path = tmp_path / "a[bold]b.jsonl"
