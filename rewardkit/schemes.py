@@ -22,6 +22,7 @@ import importlib
 import importlib.util
 import math
 import numbers
+import os
 import sys
 import traceback
 from collections.abc import Mapping
@@ -139,7 +140,7 @@ RESERVED_NAMES = frozenset({"line", "id", "group", "scheme", "total"})
 def call_reward(reward: SchemeReward, completion: str, answer: str) -> Reward:
     """`reward` on one completion. A custom reward's result is checked and made a `Reward`;
     whatever goes wrong in it raises `RewardError`, naming the reward and, when it raised,
-    the exception and the line of the function that raised it.
+    the exception and the line of the user's code that raised it (see `_where`).
 
     >>> shout = SchemeReward("shout", lambda completion, answer: completion.upper())
     >>> call_reward(shout, "<answer>7</answer>", "7")
@@ -147,23 +148,67 @@ def call_reward(reward: SchemeReward, completion: str, answer: str) -> Reward:
     ...
     rewardkit.schemes.RewardError: reward 'shout' returned '<ANSWER>7</ANSWER>' (str); \
 return a float, a (float, reason) pair or a rewardkit.rewards.Reward
+    >>> import json
+    >>> parse = SchemeReward("parse", lambda completion, answer: json.loads(completion))
+    >>> call_reward(parse, "no JSON", "")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    rewardkit.schemes.RewardError: reward 'parse' raised JSONDecodeError: Expecting value: \
+line 1 column 1 (char 0) (at <doctest ...>:1, raised in .../json/decoder.py:...); a reward \
+must give a value for every completion: fix the function
     """
     if reward.builtin:  # no checks on the hot path
         return reward.fn(completion, answer)
     try:
         result: Any = reward.fn(completion, answer)
     except Exception as error:  # a user's function: whatever it raises, name it
-        where = traceback.extract_tb(error.__traceback__)[-1]
         raise RewardError(
-            f"reward {reward.name!r} raised {type(error).__name__}: {error} (at"
-            f" {where.filename}:{where.lineno}); a reward must give a value for every"
-            " completion: fix the function"
+            f"reward {reward.name!r} raised {type(error).__name__}: {error}{_where(error)};"
+            " a reward must give a value for every completion: fix the function"
         ) from error
     return _coerce(reward, result)
 
 
+def _where(error: BaseException) -> str:
+    """Where a user's code raised `error`: `` (at file:line)``, or ``""`` when unknown.
+
+    The line named is the deepest one in the user's own file (the file of the first frame
+    past rewardkit and importlib), not in the library it called: a reward that fails in
+    ``json.loads(c)`` is reported at its own ``json.loads`` line, and the library line that
+    raised follows as ``raised in``. A `SyntaxError` in a module being imported has no
+    frame of its own: its file and line are the ones it names. (`call_reward` shows one.)
+    """
+    frames = [
+        frame
+        for frame in traceback.extract_tb(error.__traceback__)
+        if not _is_machinery(frame.filename)
+    ]
+    innermost = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else None
+    if isinstance(error, SyntaxError) and error.lineno and Path(error.filename or "<").is_file():
+        innermost = f"{error.filename}:{error.lineno}"
+    if not frames:
+        return f" (at {innermost})" if innermost else ""
+    own = [frame for frame in frames if frame.filename == frames[0].filename][-1]
+    at = f"{own.filename}:{own.lineno}"
+    return f" (at {at})" if innermost == at else f" (at {at}, raised in {innermost})"
+
+
+_IMPORTLIB = os.path.join(os.path.dirname(importlib.__file__), "")  # ends in a separator
+
+
+def _is_machinery(filename: str) -> bool:
+    """Frames of this module and of the import system: never where a user's bug is."""
+    return filename == __file__ or filename.startswith(("<frozen ", _IMPORTLIB))
+
+
 def _coerce(reward: SchemeReward, result: Any) -> Reward:
-    """Turn a custom reward's return value into a `Reward`, or say what was wrong with it."""
+    """Turn a custom reward's return value into a `Reward`, or say what was wrong with it.
+
+    Any finite real number is a value: a float or an int, a `fractions.Fraction`, numpy's
+    float and int scalars (all `numbers.Real`). A bool is refused (a reward that returns
+    ``x == y`` is easy to write by mistake), and so is a `decimal.Decimal`, which Python
+    does not count as a real number because it does not mix with floats.
+    """
     name = reward.name
     reason = "ok"
     if isinstance(result, tuple) and len(result) == 2:
@@ -175,7 +220,10 @@ def _coerce(reward: SchemeReward, result: Any) -> Reward:
             f"reward {name!r} returned {result!r} ({type(result).__name__}); return a float,"
             " a (float, reason) pair or a rewardkit.rewards.Reward"
         )
-    value = float(result)
+    try:
+        value = float(result)
+    except OverflowError:  # an int or a Fraction beyond the float range
+        value = math.inf
     if not math.isfinite(value):
         raise RewardError(f"reward {name!r} returned {value}; rewards must be finite numbers")
     if reward.max is not None and value > reward.max:
@@ -256,7 +304,7 @@ def load_scheme_file(path: str | Path) -> Scheme:
         raise SchemeError(
             f"{path}: unknown key(s) {', '.join(unknown)}; valid: name, rewards, default_variant"
         )
-    name = str(data.get("name") or path.stem)
+    name = _name(str(path), data, path.stem)
     default_variant = str(data.get("default_variant", "strict"))
     if default_variant not in {"strict", "lenient"}:
         raise SchemeError(
@@ -281,13 +329,7 @@ def _entry(path: Path, index: int, entry: Any, default_variant: str) -> SchemeRe
         raise SchemeError(
             f"{where}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(_ENTRY_KEYS))}"
         )
-    weight = entry.get("weight", 1.0)
-    if (
-        isinstance(weight, bool)
-        or not isinstance(weight, (int, float))
-        or not math.isfinite(weight)
-    ):
-        raise SchemeError(f"{where}: weight {weight!r} is not a finite number")
+    weight = _number(where, "weight", entry.get("weight", 1.0))
     if ("reward" in entry) == ("function" in entry):
         raise SchemeError(
             f"{where}: give either `reward` (a built-in: {', '.join(REWARDS)})"
@@ -309,29 +351,84 @@ def _entry(path: Path, index: int, entry: Any, default_variant: str) -> SchemeRe
                 f"{where}: a built-in reward's max is fixed by the spec; remove `max`"
             )
         return SchemeReward(
-            str(entry.get("name", definition.name)),
+            _name(where, entry, definition.name),
             definition.variants[variant],
-            float(weight),
+            weight,
             definition.max,
             variant,
             builtin=True,
         )
     spec = str(entry["function"])
-    try:
+    if "variant" in entry:
+        raise SchemeError(f"{where}: `variant` is for built-in rewards; remove it")
+    maximum = None
+    if entry.get("max") is not None:
+        maximum = _number(where, "max", entry["max"])
+        if maximum < 0:
+            raise SchemeError(
+                f"{where}: max {entry['max']!r} is negative; `max` is the largest value the"
+                " function returns, 0 or more (0 for a penalty that is never positive)"
+            )
+    name = _name(where, entry, spec.rsplit(":", 1)[-1])
+    try:  # last: it runs the user's module
         fn = resolve_function(spec, base=path.parent)
     except (ImportError, AttributeError, ValueError) as error:
         raise SchemeError(f"{where}: {error}") from None
-    maximum = entry.get("max")
-    if maximum is not None and (isinstance(maximum, bool) or not isinstance(maximum, (int, float))):
-        raise SchemeError(f"{where}: max {maximum!r} is not a number")
-    name = str(entry.get("name") or spec.rsplit(":", 1)[-1])
-    if "variant" in entry:
-        raise SchemeError(f"{where}: `variant` is for built-in rewards; remove it")
-    return SchemeReward(name, fn, float(weight), None if maximum is None else float(maximum))
+    return SchemeReward(name, fn, weight, maximum)
+
+
+def _number(where: str, key: str, value: Any) -> float:
+    """`value` as a float, or a `SchemeError` unless it is a finite number.
+
+    >>> _number("s.yaml: reward #1", "max", 10**400)
+    Traceback (most recent call last):
+    ...
+    rewardkit.schemes.SchemeError: s.yaml: reward #1: max 1000...000 is not a finite number
+    """
+    if not isinstance(value, bool) and isinstance(value, (int, float)):
+        try:
+            number = float(value)
+        except OverflowError:  # an int beyond the float range
+            number = math.inf
+        if math.isfinite(number):
+            return number
+    shown = repr(value)
+    if len(shown) > 20:
+        shown = f"{shown[:4]}...{shown[-3:]}"
+    raise SchemeError(f"{where}: {key} {shown} is not a finite number")
+
+
+def _name(where: str, mapping: Mapping[str, Any], default: str) -> str:
+    """The `name` in `mapping`, or `default` when there is none; a given name must be text.
+
+    YAML reads ``name:`` with nothing after it as null and ``name: no`` as False: refuse
+    them rather than name a column "None" or "False".
+
+    >>> _name("s.yaml: reward #1", {"name": None}, "brevity")
+    Traceback (most recent call last):
+    ...
+    rewardkit.schemes.SchemeError: s.yaml: reward #1: name None is not a name; write a \
+non-empty string (quoted, in YAML, if it looks like a number or a yes/no), or remove `name` \
+for the default, brevity
+    """
+    if "name" not in mapping:
+        return default
+    name = mapping["name"]
+    if not isinstance(name, str) or not name.strip():
+        raise SchemeError(
+            f"{where}: name {name!r} is not a name; write a non-empty string (quoted, in YAML,"
+            f" if it looks like a number or a yes/no), or remove `name` for the default,"
+            f" {default}"
+        )
+    return name
 
 
 def resolve_function(spec: str, base: Path | None = None) -> RewardFn:
     """Import ``module:function`` or ``file.py:function`` (relative to `base`, then the cwd).
+
+    A module that cannot be found, or that raises while it is imported (a `SyntaxError`, an
+    exception at its top level, a missing dependency), raises `ImportError` naming the file
+    and line that failed and the exception.
 
     >>> resolve_function("rewardkit.rewards:digit_lenient").__name__
     'digit_lenient'
@@ -349,15 +446,9 @@ def resolve_function(spec: str, base: Path | None = None) -> RewardFn:
         file = next((c for c in candidates if c.is_file()), None)
         if file is None:
             raise ImportError(f"custom reward {spec!r}: file {module_name} not found")
-        module_id = "rewardkit_user_" + file.stem
-        loader = importlib.util.spec_from_file_location(module_id, file)
-        if loader is None or loader.loader is None:
-            raise ImportError(f"custom reward {spec!r}: cannot import {file}")
-        module = importlib.util.module_from_spec(loader)
-        sys.modules[module_id] = module
-        loader.loader.exec_module(module)
+        module = _import_file(spec, file)
     else:
-        module = _import_near(module_name, base)
+        module = _import_near(spec, module_name, base)
     fn = getattr(module, attr, None)
     if fn is None:
         raise AttributeError(f"custom reward {spec!r}: module {module_name} has no {attr!r}")
@@ -366,25 +457,69 @@ def resolve_function(spec: str, base: Path | None = None) -> RewardFn:
     return cast(RewardFn, fn)
 
 
-def _import_near(module_name: str, base: Path | None) -> Any:
+def _import_file(spec: str, file: Path) -> Any:
+    """Load `file` as a module of its own, so nothing on `sys.path` can shadow it."""
+    module_id = "rewardkit_user_" + file.stem
+    loader = importlib.util.spec_from_file_location(module_id, file)
+    if loader is None or loader.loader is None:
+        raise ImportError(f"custom reward {spec!r}: cannot import {file}")
+    module = importlib.util.module_from_spec(loader)
+    sys.modules[module_id] = module
+    try:
+        loader.loader.exec_module(module)
+    except (Exception, SystemExit) as error:  # a user's module: whatever it raises, name it
+        del sys.modules[module_id]  # as the import system does: no half-run module left
+        raise _import_failed(spec, str(file), error) from error
+    return module
+
+
+def _import_near(spec: str, module_name: str, base: Path | None) -> Any:
     """Import a module, looking also beside the scheme file and in the working directory."""
     try:
         return importlib.import_module(module_name)
     except ModuleNotFoundError as error:
-        if error.name is None or not module_name.startswith(error.name):
-            raise  # the module exists but one of its own imports is missing
+        if not _is_missing(module_name, error):
+            raise _import_failed(spec, module_name, error) from error
+    except (Exception, SystemExit) as error:  # a user's module: whatever it raises, name it
+        raise _import_failed(spec, module_name, error) from error
     for folder in (base, Path.cwd()):
         if folder is not None and str(folder.resolve()) not in sys.path:
             sys.path.append(str(folder.resolve()))
     try:
         return importlib.import_module(module_name)
     except ModuleNotFoundError as error:
-        if error.name is not None and not module_name.startswith(error.name):
-            raise ImportError(
-                f"module {module_name!r} was found, but its own import of {error.name!r} failed:"
-                f" install {error.name!r}"
-            ) from None
+        if not _is_missing(module_name, error):
+            raise _import_failed(spec, module_name, error) from error
         raise ImportError(
             f"cannot import module {module_name!r}: install it, or put it beside the scheme file"
             " or in the working directory"
         ) from None
+    except (Exception, SystemExit) as error:
+        raise _import_failed(spec, module_name, error) from error
+
+
+def _is_missing(module_name: str, error: ModuleNotFoundError) -> bool:
+    """Whether `error` says `module_name` (or a package above it) does not exist, rather
+    than that one of its own imports failed.
+
+    >>> _is_missing("pkg.rewards", ModuleNotFoundError(name="pkg"))
+    True
+    >>> _is_missing("pkg_rewards", ModuleNotFoundError(name="pkg"))
+    False
+    """
+    return error.name is not None and (module_name + ".").startswith(error.name + ".")
+
+
+def _import_failed(spec: str, module: str, error: BaseException) -> ImportError:
+    """The error for a module that was found but raised while it was imported."""
+    what = f"{type(error).__name__}: {error}"
+    if isinstance(error, SyntaxError):
+        what = f"SyntaxError: {error.msg}"  # its str() repeats the file and line
+    if isinstance(error, ModuleNotFoundError) and error.name is not None:
+        return ImportError(
+            f"custom reward {spec!r}: module {module} was found, but its own import of"
+            f" {error.name!r} failed{_where(error)}: install {error.name!r}"
+        )
+    return ImportError(
+        f"custom reward {spec!r}: importing {module} raised {what}{_where(error)}; fix the module"
+    )

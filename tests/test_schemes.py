@@ -9,9 +9,11 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import FrozenInstanceError
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from rewardkit.cli import main
 from rewardkit.rewards import REWARDS, Reward
 from rewardkit.schemes import (
     LENIENT,
@@ -50,8 +52,11 @@ def _write(path: Path, text: str) -> Path:
 
 
 USER_REWARDS = """
+import json
 from decimal import Decimal
 from fractions import Fraction
+
+import numpy as np
 
 from rewardkit.rewards import Reward
 
@@ -85,6 +90,24 @@ def reason_not_text(completion, answer):
 def as_fraction(completion, answer):
     return Fraction(1, 4)
 
+def as_float32(completion, answer):
+    return np.float32(0.25)
+
+def as_float64(completion, answer):
+    return np.float64(0.25)
+
+def as_int64(completion, answer):
+    return np.int64(1)
+
+def as_numpy_bool(completion, answer):
+    return np.bool_(True)
+
+def as_huge_int(completion, answer):
+    return 10**400
+
+def as_huge_fraction(completion, answer):
+    return Fraction(10**400, 3)
+
 def as_decimal(completion, answer):
     return Decimal("0.25")
 
@@ -102,6 +125,15 @@ def not_a_number(completion, answer):
 
 def raises(completion, answer):
     raise RuntimeError("bug in the reward")
+
+def parses(completion, answer):
+    return json.loads(completion)  # the line a JSONDecodeError is reported at
+
+def _helper(completion):
+    raise KeyError(completion)  # the line a KeyError is reported at
+
+def calls_a_helper(completion, answer):
+    return _helper(completion)
 
 NOT_CALLABLE = 3
 """
@@ -363,6 +395,28 @@ def test_resolve_function_importable_module(spec: str, name: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("function", "value"),
+    [
+        # any finite real number is a value, read as a float
+        ("as_int", 1.0),
+        ("as_fraction", 0.25),
+        ("as_float64", 0.25),
+        ("as_float32", 0.25),
+        ("as_int64", 1.0),
+    ],
+)
+def test_custom_reward_returning_any_real_number(
+    tmp_path: Path, function: str, value: float
+) -> None:
+    module = _module_name()
+    _write(tmp_path / f"{module}.py", USER_REWARDS)
+    path = _write(tmp_path / "s.yaml", f'rewards:\n  - {{function: "{module}:{function}"}}\n')
+    reward = load_scheme_file(path).score("", "")[function]
+    assert reward == Reward(value, "ok")
+    assert type(reward.value) is float
+
+
+@pytest.mark.parametrize(
     ("function", "error"),
     [
         # what a custom reward may not return: the error names the reward and the value
@@ -370,7 +424,8 @@ def test_resolve_function_importable_module(spec: str, name: str) -> None:
         ("as_none", r"returned None \(NoneType\)"),
         ("as_bool", r"returned True \(bool\)"),
         ("as_list", r"returned \[1.0\] \(list\)"),
-        ("as_decimal", r"returned Decimal\('0.25'\) \(Decimal\)"),
+        ("as_decimal", r"returned Decimal\('0.25'\) \(Decimal\)"),  # not a numbers.Real
+        ("as_numpy_bool", r"returned (np\.)?True_? \(bool_?\)"),
         ("reason_not_text", r"returned reason 7; a reason must be a str"),
     ],
 )
@@ -392,6 +447,8 @@ def test_custom_reward_returning_a_non_number_raises_type_error(
         ("infinite", r"returned inf; rewards must be finite numbers"),
         ("not_a_number", r"returned nan; rewards must be finite numbers"),
         ("infinite_reward", r"returned inf; rewards must be finite numbers"),
+        ("as_huge_int", r"returned inf; rewards must be finite numbers"),  # beyond a float
+        ("as_huge_fraction", r"returned inf; rewards must be finite numbers"),
         # a custom reward declared with a max may not exceed it
         ("too_big", r"returned 1.5, above its declared max 1.0; fix the reward or its `max`"),
     ],
@@ -418,6 +475,99 @@ def test_a_bug_in_a_custom_reward_is_not_hidden(tmp_path: Path) -> None:
         load_scheme_file(path).score("", "")
     assert f"{module}.py:" in str(caught.value)  # where in the user's file it raised
     assert isinstance(caught.value.__cause__, RuntimeError)  # the original, for a debugger
+
+
+def _line_of(text: str, marker: str) -> int:
+    """The number of the line of `text` (as `_write` writes it) that holds `marker`."""
+    lines = textwrap.dedent(text).lstrip().splitlines()
+    return next(number for number, line in enumerate(lines, 1) if marker in line)
+
+
+@pytest.mark.parametrize(
+    ("function", "marker", "library"),
+    [
+        # raised inside a library the reward called: the reward's line, then the library's
+        ("parses", "return json.loads(completion)", "decoder.py:"),
+        # raised in a helper of the same file: the helper's line, the deepest in the file
+        ("calls_a_helper", "raise KeyError(completion)", None),
+    ],
+)
+def test_a_failing_reward_is_reported_at_the_users_line(
+    tmp_path: Path, function: str, marker: str, library: str | None
+) -> None:
+    module = _module_name()
+    _write(tmp_path / f"{module}.py", USER_REWARDS)
+    path = _write(tmp_path / "s.yaml", f'rewards:\n  - {{function: "{module}:{function}"}}\n')
+    with pytest.raises(RewardError) as caught:
+        load_scheme_file(path).score("no JSON", "")
+    message = str(caught.value)
+    at = f"{module}.py:{_line_of(USER_REWARDS, marker)}"
+    if library is None:
+        assert f"{at}); a reward must give a value" in message
+    else:
+        assert f"{at}, raised in " in message
+        assert library in message.split("raised in ")[-1]
+
+
+# --- custom modules that fail on import ---------------------------------------------------
+
+BROKEN_MODULES = [
+    # (the module's text, the line that fails, what was raised)
+    ("def f(c, a)\n    return 0.5\n", 1, "SyntaxError: expected ':'"),
+    ("import os\n\nraise RuntimeError('boom at import')\n", 3, "RuntimeError: boom at import"),
+    # raised in a library the module called: the module's own line
+    ("import json\n\nCONFIG = json.loads('{')\n", 3, "JSONDecodeError: Expecting property"),
+    ("import sys\nsys.exit(3)\n", 2, "SystemExit: 3"),
+    ("from json import no_such_name\n", 1, "ImportError: cannot import name 'no_such_name'"),
+]
+
+
+@pytest.mark.parametrize("form", ["{module}.py:f", "{module}:f"])
+@pytest.mark.parametrize(("text", "line", "raised"), BROKEN_MODULES)
+def test_a_module_that_fails_on_import_names_its_file_and_line(
+    tmp_path: Path, form: str, text: str, line: int, raised: str
+) -> None:
+    module = _module_name()
+    (tmp_path / f"{module}.py").write_text(text, encoding="utf-8")
+    spec = form.format(module=module)
+    path = _write(tmp_path / "s.yaml", f'rewards:\n  - {{function: "{spec}"}}\n')
+    with pytest.raises(SchemeError) as caught:
+        load_scheme_file(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: reward #1: custom reward {spec!r}: importing ")
+    assert f" raised {raised}" in message
+    assert f"{module}.py:{line}" in message
+    assert message.endswith("; fix the module")
+    # no half-run module is left behind to be found by the next import
+    assert module not in sys.modules
+    assert f"rewardkit_user_{module}" not in sys.modules
+
+
+@pytest.mark.parametrize("command", [["score", "examples/completions.jsonl"], ["golden", "check"]])
+def test_cli_reports_a_module_that_fails_on_import(
+    capsys: Any, tmp_path: Path, command: list[str]
+) -> None:
+    module = _module_name()
+    (tmp_path / f"{module}.py").write_text("def f(c, a)\n    return 0.5\n", encoding="utf-8")
+    path = _write(tmp_path / "s.yaml", f'rewards:\n  - {{function: "{module}.py:f"}}\n')
+    code = main([*command, "--scheme", str(path)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "Traceback" not in err
+    assert f"error: {path}: reward #1: custom reward '{module}.py:f': importing" in err
+    assert f"{module}.py:1); fix the module" in err
+
+
+def test_a_module_named_like_its_missing_dependency(tmp_path: Path) -> None:
+    # `user_rewards_x_more` imports the missing `user_rewards_x`: that is a missing
+    # dependency, not a missing module (a prefix of the name is not a parent package)
+    dependency = _module_name()
+    module = f"{dependency}_more"
+    (tmp_path / f"{module}.py").write_text(f"import {dependency}\n", encoding="utf-8")
+    path = _write(tmp_path / "s.yaml", f'rewards:\n  - {{function: "{module}:f"}}\n')
+    with pytest.raises(SchemeError, match=f"its own import of '{dependency}' failed") as caught:
+        load_scheme_file(path)
+    assert f"{module}.py:1" in str(caught.value)
 
 
 # --- every SchemeError ---------------------------------------------------------------------
@@ -473,6 +623,11 @@ SCHEME_ERRORS = [
     ("s.yaml", "rewards: [{reward: digit, weight: null}]\n", r"weight None is not a finite"),
     ("s.toml", '[[rewards]]\nreward = "digit"\nweight = "2"\n', r"weight '2' is not a finite"),
     ("s.toml", '[[rewards]]\nreward = "digit"\nweight = inf\n', r"weight inf is not a finite"),
+    (
+        "s.yaml",
+        f"rewards: [{{reward: digit, weight: {10**400}}}]\n",  # an int beyond a float
+        r"weight 1000\.\.\.000 is not a finite number",
+    ),
     # reward XOR function
     (
         "s.yaml",
@@ -522,11 +677,44 @@ SCHEME_ERRORS = [
         "rewards: [{function: 'rewardkit.rewards:OK'}]\n",
         r"'rewardkit.rewards:OK' is not callable",
     ),
+    # a custom reward's max: a finite number, 0 or more
+    *[
+        (
+            "s.yaml",
+            f"rewards: [{{function: 'rewardkit.rewards:digit_strict', max: {text}}}]\n",
+            rf"max {shown} is not a finite number",
+        )
+        for text, shown in [
+            ("high", "'high'"),
+            ("true", "True"),
+            (".inf", "inf"),
+            ("-.inf", "-inf"),
+            (".nan", "nan"),
+            (str(10**400), r"1000\.\.\.000"),
+        ]
+    ],
+    (
+        "s.toml",
+        '[[rewards]]\nfunction = "rewardkit.rewards:digit_strict"\nmax = nan\n',
+        r"max nan is not a finite number",
+    ),
     (
         "s.yaml",
-        "rewards: [{function: 'rewardkit.rewards:digit_strict', max: high}]\n",
-        r"max 'high' is not a number",
+        "rewards: [{function: 'rewardkit.rewards:digit_strict', max: -0.5}]\n",
+        r"max -0.5 is negative; `max` is the largest value the function returns, 0 or more",
     ),
+    # a name, where given, is a non-empty string: YAML reads `name:` as null, `no` as False
+    *[
+        (
+            "s.yaml",
+            f"rewards: [{{{entry}, name: {text}}}]\n",
+            rf"reward #1: name {shown} is not a name; write a non-empty string",
+        )
+        for entry in ("reward: digit", "function: 'rewardkit.rewards:digit_strict'")
+        for text, shown in [("null", "None"), ("''", "''"), ("no", "False"), ("2024", "2024")]
+    ],
+    ("s.yaml", "rewards:\n  - reward: digit\n    name:\n", r"name None is not a name"),
+    ("s.yaml", "name:\nrewards: [{reward: digit}]\n", r"s.yaml: name None is not a name"),
     (
         "s.yaml",
         "rewards: [{function: 'rewardkit.rewards:digit_strict', variant: strict}]\n",
@@ -544,6 +732,21 @@ def test_scheme_errors_name_the_file_and_the_fix(
     with pytest.raises(SchemeError, match=error) as raised:
         load_scheme_file(path)
     assert str(raised.value).startswith(str(path))
+
+
+def test_a_penalty_may_declare_max_zero(tmp_path: Path) -> None:
+    # a reward that is never positive declares 0 and adds at best 0 to the total
+    path = _write(
+        tmp_path / "s.yaml",
+        """
+        rewards:
+          - {reward: correctness}
+          - {name: penalty, function: "rewardkit.rewards:digit_strict", max: 0, weight: -1}
+        """,
+    )
+    scheme = load_scheme_file(path)
+    assert scheme.rewards[1].max == 0.0
+    assert scheme.max_total == 2.0
 
 
 def test_missing_scheme_file(tmp_path: Path) -> None:
