@@ -239,10 +239,16 @@ def _same_file(a: str, b: str) -> bool:
 
 
 def _score(args: argparse.Namespace, out: Console, err: Console) -> int:
-    from rewardkit.readers import detect_format, read_rows
+    from rewardkit.readers import (
+        detect_format,
+        read_rows,
+        readable_file,
+        score_format,
+        skipping_helps,
+    )
     from rewardkit.report import summarize
     from rewardkit.schemes import SchemeError
-    from rewardkit.score import DEFAULT_MAX_LINE_BYTES, InputError, Keys, score_file, score_rows
+    from rewardkit.score import DEFAULT_MAX_LINE_BYTES, InputError, Keys, score_file
 
     problem = _out_problem(args.out, args.file) if args.out else None
     if problem:
@@ -265,15 +271,17 @@ def _score(args: argparse.Namespace, out: Console, err: Console) -> int:
     max_line_bytes = args.max_line_bytes or DEFAULT_MAX_LINE_BYTES
     fmt = args.format
     try:
+        # A pipe (/dev/stdin, <(zcat f.gz)) comes as a temporary copy: it is read twice.
+        path = readable_file(args.file)
         if fmt == "auto":
-            fmt, why = detect_format(args.file, keys)
+            fmt, why = detect_format(path, keys, max_line_bytes=max_line_bytes)
             err.print(f"read {args.file} as {fmt} ({why})", highlight=False, markup=False)
         if fmt == "jsonl":
             result = _with_progress(
                 err,
-                args.file,
+                path,
                 lambda progress: score_file(
-                    args.file,
+                    path,
                     schemes,
                     keys,
                     workers=args.workers,
@@ -283,11 +291,15 @@ def _score(args: argparse.Namespace, out: Console, err: Console) -> int:
                 ),
             )
         else:  # the reader yields normalised records: completion, answer, id, prompt_id
-            rows = read_rows(args.file, fmt, keys, max_line_bytes=max_line_bytes)
-            result = score_rows(rows, schemes, source=args.file, on_error=args.on_error)
+            result = score_format(
+                path, fmt, schemes, keys, on_error=args.on_error, max_line_bytes=max_line_bytes
+            )
+        result.path = args.file
     except InputError as error:
-        _error(err, error)
-        if error.line is not None and args.on_error == "raise":
+        # Named as the user named it, not by the temporary copy of a pipe.
+        named = InputError(args.file, error.line, error.code, error.message)
+        _error(err, named)
+        if args.on_error == "raise" and skipping_helps(named):
             err.print("(pass --on-error skip to score every good line and list the bad ones)")
         return EXIT_BAD_INPUT
     frame = result.frame
@@ -301,7 +313,7 @@ def _score(args: argparse.Namespace, out: Console, err: Console) -> int:
     if args.cross_check:
         from rewardkit.crosscheck import cross_check
 
-        readable = read_rows(args.file, fmt, keys, max_line_bytes=max_line_bytes)
+        readable = read_rows(path, fmt, keys, on_error=args.on_error, max_line_bytes=max_line_bytes)
         good = ((line, row) for line, row in readable if not isinstance(row, InputError))
         checked = cross_check(good, workers=args.workers)
     if args.out:

@@ -26,6 +26,10 @@ reward function, ``log_extra`` columns and ``advantage``), so the answer must be
 with ``log_extra`` or named with ``--answer-key``. A ``Keys`` field left at its default
 means the format's own field; any other value names the field to read instead.
 
+A file's lines are not its rows (6 lines of lm-eval samples may hold 9 responses), so
+`read_rows` counts the lines itself (`Reading`) and `score_format` reports both:
+"9 rows scored (6 lines read)".
+
 Traps, each met in the real files:
 
 - lm-eval writes one line per doc *per filter* (GSM8K: ``strict-match`` and
@@ -37,32 +41,57 @@ Traps, each met in the real files:
   (``[{'role': 'user', ...}]``); they are read back as message lists.
 - A row number of a parquet table is its position in the table (1-based); a CSV row's is
   the line its record starts on.
+- A CSV field may hold newlines inside its quotes, so one stray quote would take the rest
+  of the file into one field: a quoted field that runs to the end of the file is an error
+  on the line it opens on, and the lines after that one are read again as records.
+- ``/dev/stdin`` and ``<(zcat f.gz)`` are pipes: detecting the format and scoring each read
+  the file, so `readable_file` first copies a pipe into a temporary file.
 """
 
 from __future__ import annotations
 
 import ast
+import atexit
+import contextlib
 import csv
 import hashlib
 import json
+import os
 import re
-from collections.abc import Callable, Iterator, Mapping
+import shlex
+import shutil
+import stat
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any, NamedTuple, TextIO, TypeAlias
 
+from rewardkit.schemes import Scheme
 from rewardkit.score import (
     DEFAULT_MAX_LINE_BYTES,
     InputError,
     Keys,
+    ScoreResult,
     _answer_text,
     _completion_text,
     _is_messages,
     _last_assistant,
     _preview,
+    score_rows,
 )
 from rewardkit.score import _BadLine as _RowError
 
-__all__ = ["FORMATS", "Row", "detect_format", "read_objects", "read_rows"]
+__all__ = [
+    "FORMATS",
+    "Reading",
+    "Row",
+    "detect_format",
+    "read_objects",
+    "read_rows",
+    "readable_file",
+    "score_format",
+    "skipping_helps",
+]
 
 FORMATS = ("jsonl", "lm-eval", "trl", "verl", "chat")
 
@@ -70,25 +99,149 @@ Row: TypeAlias = "tuple[int, dict[str, Any] | InputError]"
 
 _DEFAULT = Keys()
 _BOM = b"\xef\xbb\xbf"
+_BOM_WARNING = "the file starts with a UTF-8 byte-order mark; it was read past"  # as score.py
 _TABLE_SUFFIXES = {".parquet": "parquet", ".csv": "CSV"}
 _LM_EVAL_NAME = re.compile(r"samples_.+\.jsonl$")
 _CSV_FIELD_LIMIT = 2**31 - 1
+_DETECT_LINES = 100  # non-blank lines looked at for the first JSON object
+# (how the file starts, the kind, the command that decompresses it, the one that streams it)
+_COMPRESSED = (
+    (re.compile(rb"\x1f\x8b"), "gzip", "gunzip -k", "gunzip -c"),
+    (re.compile(rb"BZh[1-9]"), "bzip2", "bunzip2 -k", "bunzip2 -c"),
+    (re.compile(rb"\xfd7zXZ\x00"), "xz", "unxz -k", "unxz -c"),
+    (re.compile(rb"\x28\xb5\x2f\xfd"), "zstd", "unzstd", "unzstd -c"),
+    (re.compile(rb"PK\x03\x04"), "zip", "unzip", "unzip -p"),
+)
+# Codes of errors about the file as a whole: --on-error skip does not get past them.
+_FILE_ERRORS = frozenset(
+    {
+        "not_found",
+        "is_directory",
+        "unreadable",
+        "not_a_file",
+        "compressed",
+        "empty",
+        "unknown_format",
+        "wrong_format",
+        "nothing_scored",
+    }
+)
+
+
+def skipping_helps(error: InputError) -> bool:
+    """Whether ``--on-error skip`` gets past `error`: a bad line, not an unreadable file.
+
+    >>> skipping_helps(InputError("c.jsonl", 3, "invalid_json", "not valid JSON"))
+    True
+    >>> skipping_helps(InputError("c.jsonl", 1, "unknown_format", "no format fits"))
+    False
+    """
+    return error.line is not None and error.code not in _FILE_ERRORS
+
+
+# --- the file ------------------------------------------------------------------------------
+
+
+def readable_file(path: str | Path) -> str:
+    """The path to read `path` from: itself when it is a file, else a copy of the stream.
+
+    Detecting the format and scoring each read the file, and scoring in parallel reads it
+    in byte ranges, so a pipe or device (``/dev/stdin``, bash's ``<(zcat f.gz)``) is first
+    copied into a temporary file, which is removed when the process exits. Errors name the
+    copy; the caller names `path` instead.
+
+    Raises `InputError` when `path` is missing, a folder, unreadable or compressed.
+    """
+    name = str(path)
+    try:
+        mode = os.stat(name).st_mode
+    except OSError:
+        mode = 0  # _check_file says what is wrong
+    if not mode or stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        _check_file(name)
+        return name
+    descriptor, copy = tempfile.mkstemp(prefix="rewardkit-", suffix=Path(name).suffix)
+    atexit.register(_remove, copy)
+    try:
+        with open(name, "rb") as stream, os.fdopen(descriptor, "wb") as target:
+            shutil.copyfileobj(stream, target, 1 << 20)
+    except OSError as error:
+        raise InputError(
+            name, None, "unreadable", f"cannot read the stream ({error.strerror})"
+        ) from None
+    _check_file(copy)
+    return copy
+
+
+def _remove(path: str) -> None:
+    with contextlib.suppress(OSError):  # already gone
+        os.remove(path)
+
+
+def _check_file(path: str) -> None:
+    """Raise `InputError` unless `path` can be read as text: found, a file, not compressed.
+
+    A pipe passes unread (peeking would take its first bytes).
+    """
+    file = Path(path)
+    if not file.exists():
+        raise InputError(path, None, "not_found", "no such file; check the path")
+    if file.is_dir():
+        raise InputError(path, None, "is_directory", "is a directory; pass a file")
+    if not file.is_file():
+        return
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+    except OSError as error:
+        raise InputError(
+            path, None, "unreadable", f"cannot read the file ({error.strerror})"
+        ) from None
+    for magic, kind, keep, stream in _COMPRESSED:
+        if magic.match(head):
+            quoted = shlex.quote(path)
+            raise InputError(
+                path,
+                None,
+                "compressed",
+                f"the file is {kind}-compressed, not text; decompress it first"
+                f" (`{keep} {quoted}`) and pass the result, or pass the stream:"
+                f" <({stream} {quoted})",
+            )
+
+
+def _require_file(path: str, why: str) -> None:
+    """Refuse a pipe where the file is read more than once."""
+    if not Path(path).is_file():
+        raise InputError(
+            path,
+            None,
+            "not_a_file",
+            f"is a pipe or a device, not a file, and {why} reads it twice; save it to a file"
+            " first (`... > completions.jsonl`) and pass that",
+        )
 
 
 # --- detection -----------------------------------------------------------------------------
 
 
-def detect_format(path: str | Path, keys: Keys = _DEFAULT) -> tuple[str, str]:
-    """The format of `path` and why, from its extension and its first record.
+def detect_format(
+    path: str | Path, keys: Keys = _DEFAULT, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+) -> tuple[str, str]:
+    """The format of `path` and why, from its extension and its first JSON object.
 
     The reason reads after the format's name: ``("lm-eval", "samples_*.jsonl with
-    doc_id/doc/resps/filtered_resps/filter (--log_samples output)")``.
+    doc_id/doc/resps/filtered_resps/filter (--log_samples output)")``. Lines that are not
+    a JSON object (broken, over `max_line_bytes`) are passed over, up to the first
+    100 non-blank lines, and the reason says so: reading them then reports each one, or
+    skips it with ``--on-error skip``.
 
     Raises `InputError` when the file cannot be read or no format fits; the message names
     every format tried and why each one did not fit.
     """
     name = str(path)
     _check_file(name)
+    _require_file(name, "detecting its format and scoring it")
     suffix = Path(name).suffix.lower()
     if suffix in _TABLE_SUFFIXES:
         kind = _TABLE_SUFFIXES[suffix]
@@ -104,19 +257,24 @@ def detect_format(path: str | Path, keys: Keys = _DEFAULT) -> tuple[str, str]:
             **{fmt: f"a {kind} file is not JSON lines" for fmt in FORMATS if fmt != "trl"},
         }
         raise _no_format(name, 1, tried)
-    line, first = _first_record(name)
+    found = _first_object(name, max_line_bytes)
+    line, first = found.line, found.value
     not_table = "not a .parquet or .csv table"
-    if isinstance(first, str):  # why the first non-blank line is not a JSON object
-        tried = {fmt: first for fmt in FORMATS if fmt != "trl"} | {"trl": not_table}
+    if first is None:
+        tried = {fmt: found.passed for fmt in FORMATS if fmt != "trl"} | {"trl": not_table}
         hint = ""
+        if found.looked > 1:
+            hint = f" (nor is any other of the first {found.looked:,} non-blank lines)"
         if Path(name).name.startswith("results_") and suffix == ".json":
-            hint = (
+            hint += (
                 " (lm-eval's results_*.json holds only the aggregate scores; pass the"
                 " samples_<task>_<date>.jsonl it writes with --log_samples)"
             )
         raise _no_format(name, line, tried, hint)
     fields = set(first)
     file_name = Path(name).name
+    # When lines before it were passed over, say which object decided and why.
+    later = f"; from line {line}, as {found.passed}" if found.passed else ""
     tried = {}
 
     def present(*names: str) -> str:
@@ -124,18 +282,18 @@ def detect_format(path: str | Path, keys: Keys = _DEFAULT) -> tuple[str, str]:
 
     if {"doc_id", "resps"} <= fields:
         shape = "samples_*.jsonl" if _LM_EVAL_NAME.search(file_name) else "JSON lines"
-        found = present("doc_id", "doc", "resps", "filtered_resps", "filter")
-        return "lm-eval", f"{shape} with {found} (--log_samples output)"
+        found_fields = present("doc_id", "doc", "resps", "filtered_resps", "filter")
+        return "lm-eval", f"{shape} with {found_fields} (--log_samples output){later}"
     tried["lm-eval"] = "no 'doc_id' and 'resps' fields"
     if {"input", "output"} <= fields:
-        found = present("input", "output", "gts", "score", "step")
-        return "verl", f"JSON lines with {found} (verl's _dump_generations)"
+        found_fields = present("input", "output", "gts", "score", "step")
+        return "verl", f"JSON lines with {found_fields} (verl's _dump_generations){later}"
     tried["verl"] = "no 'input' and 'output' fields"
     if keys.completion in fields:
-        return "jsonl", f"JSON lines with a {keys.completion!r} field"
+        return "jsonl", f"JSON lines with a {keys.completion!r} field{later}"
     tried["jsonl"] = f"no {keys.completion!r} field"
     if _is_messages(first.get("messages")):
-        return "chat", "JSON lines with an OpenAI-style 'messages' list"
+        return "chat", f"JSON lines with an OpenAI-style 'messages' list{later}"
     tried["chat"] = "no 'messages' list of {role, content} objects"
     tried["trl"] = not_table
     listed = ", ".join(sorted(fields)[:12]) + (" ..." if len(fields) > 12 else "")
@@ -153,37 +311,80 @@ def _no_format(path: str, line: int, tried: Mapping[str, str], hint: str = "") -
     )
 
 
-def _check_file(path: str) -> None:
-    file = Path(path)
-    if not file.exists():
-        raise InputError(path, None, "not_found", "no such file; check the path")
-    if file.is_dir():
-        raise InputError(path, None, "is_directory", "is a directory; pass a file")
-    try:
-        with open(path, "rb") as handle:
-            handle.read(1)
-    except OSError as error:
-        raise InputError(
-            path, None, "unreadable", f"cannot read the file ({error.strerror})"
-        ) from None
+class _Found(NamedTuple):
+    """What detection reads: the first JSON object and its line, or None and the first
+    non-blank line; why the first line passed over is not an object ("" for none); and
+    how many non-blank lines were looked at."""
+
+    line: int
+    value: dict[str, Any] | None
+    passed: str
+    looked: int
 
 
-def _first_record(path: str) -> tuple[int, dict[str, Any] | str]:
-    """The first non-blank line as an object, or a sentence saying why it is not one."""
-    for line, raw in _raw_lines(path, DEFAULT_MAX_LINE_BYTES):
+def _first_object(path: str, max_bytes: int) -> _Found:
+    passed, passed_line, looked, lines = "", 0, 0, 0
+    for line, raw in _raw_lines(path, max_bytes):
+        lines = line
+        if raw is not None:
+            raw = raw.removeprefix(_BOM) if line == 1 else raw
+            if not raw.strip():
+                continue
+        looked += 1
         if raw is None:
-            return line, f"line {line} is over {DEFAULT_MAX_LINE_BYTES:,} bytes"
-        try:
-            value = _decode(raw)
-        except _RowError as error:
-            return line, f"line {line} is {error.message.split(';')[0]}"
-        if not isinstance(value, dict):
-            return line, f"line {line} is a JSON {type(value).__name__}, not an object"
-        return line, value
-    raise InputError(path, None, "empty", "the file is empty; there is nothing to score")
+            why = f"is over {max_bytes:,} bytes (--max-line-bytes)"
+        else:
+            try:
+                value = _decode(raw)
+            except _RowError as error:
+                why = "is " + error.message.split(";")[0]
+            else:
+                if isinstance(value, dict):
+                    return _Found(line, value, passed, looked)
+                why = f"is a JSON {type(value).__name__}, not an object"
+        if not passed:
+            passed, passed_line = f"line {line} {why}", line
+        if looked == _DETECT_LINES:
+            break
+    if looked:
+        return _Found(passed_line, None, passed, looked)
+    what = "empty" if lines == 0 else "only blank lines"
+    raise InputError(path, None, "empty", f"the file is {what}; there is nothing to score")
 
 
 # --- reading -------------------------------------------------------------------------------
+
+
+class Reading(Iterator[Row]):
+    """The rows `read_rows` yields, and what reading the file saw besides them.
+
+    A file's lines are not its rows: an lm-eval line holds a row per response, or none when
+    it repeats a doc under another filter; a CSV record may span several lines; a blank
+    line holds none. So the reading counts, as the rows are read (whole once they run out):
+
+    - ``lines_read``: the file's lines (a parquet table's rows);
+    - ``blank_lines``: lines that hold nothing, counted and not scored;
+    - ``warnings``: what a person must know, such as a byte-order mark read past.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        read: Callable[[Reading], Iterator[Row]],
+        *,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        skip: bool = False,
+    ) -> None:
+        self.path = path
+        self.max_line_bytes = max_line_bytes
+        self.skip = skip  # on_error="skip": a byte-order mark is read past, with a warning
+        self.lines_read = 0
+        self.blank_lines = 0
+        self.warnings: list[str] = []
+        self._rows = read(self)
+
+    def __next__(self) -> Row:
+        return next(self._rows)
 
 
 def read_rows(
@@ -191,12 +392,17 @@ def read_rows(
     fmt: str,
     keys: Keys = _DEFAULT,
     *,
+    on_error: str = "raise",
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
-) -> Iterator[Row]:
+) -> Reading:
     """Numbered records of `path` read as `fmt`, for `rewardkit.score.score_rows`.
 
     A row that cannot be read comes as ``(line, InputError)``, so the caller decides to
     stop or skip; a file that cannot be opened at all raises `InputError` at once.
+    `on_error` is the caller's choice, as in `score_file`: a byte-order mark at the start of
+    a JSON-lines file comes as the error ``bom`` with "raise", and is read past, with a
+    warning, with "skip". The lines read, blank lines and warnings are counted on the
+    returned `Reading`.
 
     >>> import json, tempfile
     >>> sample = {"doc_id": 7, "doc": {"question": "2+3?", "answer": "2+3=5\\n#### 5"},
@@ -209,9 +415,17 @@ def read_rows(
     """
     if fmt not in _READERS:
         raise ValueError(f"unknown format {fmt!r}; formats: {', '.join(FORMATS)}")
+    if on_error not in {"raise", "skip"}:
+        raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
     name = str(path)
     _check_file(name)
-    return _READERS[fmt](name, keys, max_line_bytes)
+    reader = _READERS[fmt]
+    return Reading(
+        name,
+        lambda reading: reader(reading, keys),
+        max_line_bytes=max_line_bytes,
+        skip=on_error == "skip",
+    )
 
 
 def read_objects(
@@ -232,11 +446,53 @@ def read_objects(
     """
     name = str(path)
     _check_file(name)
-    return _json_rows(name, max_line_bytes, lambda value: iter((value,)))
+    return Reading(
+        name,
+        lambda reading: _json_rows(reading, lambda value: iter((value,))),
+        max_line_bytes=max_line_bytes,
+        skip=True,
+    )
+
+
+def score_format(
+    path: str | Path,
+    fmt: str,
+    schemes: Sequence[Scheme],
+    keys: Keys = _DEFAULT,
+    *,
+    on_error: str = "raise",
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+) -> ScoreResult:
+    """Score `path` read as `fmt`: `score_rows` over `read_rows`, counted in the file's lines.
+
+    `score_rows` counts the rows it is given as lines; the result takes the lines read,
+    the blank lines and the warnings from the `Reading` instead, and counts the rows scored
+    in its frame.
+    """
+    reading = read_rows(path, fmt, keys, on_error=on_error, max_line_bytes=max_line_bytes)
+    try:
+        result = score_rows(reading, schemes, source=reading.path, on_error=on_error)
+    except InputError as error:
+        if error.code != "empty" or not reading.lines_read:
+            raise
+        what = "only blank lines" if reading.blank_lines == reading.lines_read else "no rows"
+        raise InputError(
+            reading.path, None, "empty", f"the file holds {what}; there is nothing to score"
+        ) from None
+    return ScoreResult(
+        result.frame,
+        result.schemes,
+        result.path,
+        reading.lines_read,
+        result.skipped,
+        reading.blank_lines,
+        [*reading.warnings, *result.warnings],
+    )
 
 
 def _raw_lines(path: str, max_bytes: int) -> Iterator[tuple[int, bytes | None]]:
-    """Non-blank lines as ``(number, bytes)``; an over-long line comes as ``(number, None)``."""
+    """Every line as ``(number, bytes)``, blank ones and a byte-order mark included; an
+    over-long line comes as ``(number, None)``, never held in memory whole."""
     with open(path, "rb") as handle:
         number = 0
         while True:
@@ -249,10 +505,7 @@ def _raw_lines(path: str, max_bytes: int) -> Iterator[tuple[int, bytes | None]]:
                     raw = handle.readline(1 << 20)
                 yield number, None
                 continue
-            if number == 1 and raw.startswith(_BOM):
-                raw = raw[len(_BOM) :]
-            if raw.strip():
-                yield number, raw
+            yield number, raw
 
 
 def _decode(raw: bytes) -> Any:
@@ -264,20 +517,25 @@ def _decode(raw: bytes) -> Any:
             f"not valid UTF-8 (bytes {error.start}-{error.end}); re-encode the file as UTF-8",
         ) from None
     except json.JSONDecodeError as error:
+        # "Invalid control character at": json's message ends where the position goes.
+        message = error.msg.removesuffix(" at")
         raise _RowError(
             "invalid_json",
-            f"not valid JSON ({error.msg} at column {error.colno}); each line must be one"
+            f"not valid JSON ({message} at column {error.colno}); each line must be one"
             " complete JSON object",
         ) from None
 
 
 def _json_rows(
-    path: str,
-    max_bytes: int,
-    record: Callable[[dict[str, Any]], Iterator[dict[str, Any]]],
+    reading: Reading, record: Callable[[dict[str, Any]], Iterator[dict[str, Any]]]
 ) -> Iterator[Row]:
-    """Rows of a JSON-lines format: `record` maps one line's object to zero or more rows."""
+    """Rows of a JSON-lines format: `record` maps one line's object to zero or more rows.
+
+    Lines, blank lines and a byte-order mark are handled as `score_file` handles them.
+    """
+    path, max_bytes = reading.path, reading.max_line_bytes
     for line, raw in _raw_lines(path, max_bytes):
+        reading.lines_read = line
         try:
             if raw is None:
                 raise _RowError(
@@ -285,6 +543,18 @@ def _json_rows(
                     f"the line is over {max_bytes:,} bytes (--max-line-bytes); this is usually"
                     " a runaway generation: raise --max-line-bytes to score it",
                 )
+            if line == 1 and raw.startswith(_BOM):
+                if not reading.skip:
+                    raise _RowError(
+                        "bom",
+                        "the file starts with a UTF-8 byte-order mark (BOM); re-save it as"
+                        " UTF-8 without BOM, or pass --on-error skip to read past it",
+                    )
+                raw = raw[len(_BOM) :]
+                reading.warnings.append(_BOM_WARNING)
+            if not raw.strip():
+                reading.blank_lines += 1
+                continue
             value = _decode(raw)
             if not isinstance(value, dict):
                 raise _RowError(
@@ -358,7 +628,7 @@ def _row(
 # --- the formats ---------------------------------------------------------------------------
 
 
-def _read_jsonl(path: str, keys: Keys, max_bytes: int) -> Iterator[Row]:
+def _read_jsonl(reading: Reading, keys: Keys) -> Iterator[Row]:
     """rewardkit's own lines; `score_file` scores them faster, this serves other callers."""
 
     def record(value: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -379,7 +649,7 @@ def _read_jsonl(path: str, keys: Keys, max_bytes: int) -> Iterator[Row]:
             prompt,
         )
 
-    return _json_rows(path, max_bytes, record)
+    return _json_rows(reading, record)
 
 
 def _lm_eval_prompt(arguments: Any) -> Any:
@@ -392,7 +662,7 @@ def _lm_eval_prompt(arguments: Any) -> Any:
     return None
 
 
-def _read_lm_eval(path: str, keys: Keys, max_bytes: int) -> Iterator[Row]:
+def _read_lm_eval(reading: Reading, keys: Keys) -> Iterator[Row]:
     """One row per response; the filter lines that repeat a doc's responses are read once."""
     seen: dict[str, str] = {}  # doc_id -> digest of its resps
 
@@ -448,10 +718,10 @@ def _read_lm_eval(path: str, keys: Keys, max_bytes: int) -> Iterator[Row]:
             row_id = doc_id if len(texts) == 1 else f"{doc_id}#{index}"
             yield _row(text, answer_text, row_id, group, prompt)
 
-    return _json_rows(path, max_bytes, record)
+    return _json_rows(reading, record)
 
 
-def _read_verl(path: str, keys: Keys, max_bytes: int) -> Iterator[Row]:
+def _read_verl(reading: Reading, keys: Keys) -> Iterator[Row]:
     def record(value: dict[str, Any]) -> Iterator[dict[str, Any]]:
         output_key = _field(keys.completion, _DEFAULT.completion, "output")
         answer_key = _field(keys.answer, _DEFAULT.answer, "gts")
@@ -469,10 +739,10 @@ def _read_verl(path: str, keys: Keys, max_bytes: int) -> Iterator[Row]:
             prompt,
         )
 
-    return _json_rows(path, max_bytes, record)
+    return _json_rows(reading, record)
 
 
-def _read_chat(path: str, keys: Keys, max_bytes: int) -> Iterator[Row]:
+def _read_chat(reading: Reading, keys: Keys) -> Iterator[Row]:
     def record(value: dict[str, Any]) -> Iterator[dict[str, Any]]:
         messages_key = _field(keys.completion, _DEFAULT.completion, "messages")
         messages = _need(value, messages_key, "missing_completion", "--completion-key")
@@ -498,7 +768,7 @@ def _read_chat(path: str, keys: Keys, max_bytes: int) -> Iterator[Row]:
             prompt,
         )
 
-    return _json_rows(path, max_bytes, record)
+    return _json_rows(reading, record)
 
 
 def _trl_row(row: Mapping[str, Any], keys: Keys, parse_reprs: bool) -> dict[str, Any]:
@@ -536,33 +806,43 @@ def _messages_from_text(value: Any) -> Any:
     return parsed if _is_messages(parsed) else value
 
 
-def _read_trl(path: str, keys: Keys, max_bytes: int) -> Iterator[Row]:
-    if Path(path).suffix.lower() == ".parquet":
-        return _read_parquet(path, keys)
-    return _read_csv(path, keys)
+def _read_trl(reading: Reading, keys: Keys) -> Iterator[Row]:
+    path = reading.path
+    if Path(path).suffix.lower() == ".parquet" or _starts_with(path, b"PAR1"):
+        return _read_parquet(reading, keys)
+    return _read_csv(reading, keys)
 
 
-def _read_parquet(path: str, keys: Keys) -> Iterator[Row]:
+def _starts_with(path: str, magic: bytes) -> bool:
+    if not Path(path).is_file():
+        return False  # a pipe: peeking would take its first bytes
+    with open(path, "rb") as handle:
+        return handle.read(len(magic)) == magic
+
+
+def _read_parquet(reading: Reading, keys: Keys) -> Iterator[Row]:
     import pyarrow.parquet as pq  # a dependency, but only this reader needs it
 
+    path = reading.path
     try:
         table = pq.ParquetFile(path)
     except Exception as error:  # pyarrow raises several types for a file that is not parquet
         raise InputError(
             path, None, "unreadable", f"not a readable parquet file ({error}); pass --format"
         ) from None
-    return _parquet_rows(path, keys, table)
+    return _parquet_rows(reading, keys, table)
 
 
-def _parquet_rows(path: str, keys: Keys, table: Any) -> Iterator[Row]:
+def _parquet_rows(reading: Reading, keys: Keys, table: Any) -> Iterator[Row]:
     line = 0
     for batch in table.iter_batches(batch_size=1024):
         for row in batch.to_pylist():
             line += 1
+            reading.lines_read = line  # a table's lines are its rows
             try:
                 yield line, _trl_row(row, keys, parse_reprs=False)
             except _RowError as error:
-                yield line, InputError(path, line, error.code, error.message)
+                yield line, InputError(reading.path, line, error.code, error.message)
 
 
 def _parquet_columns(path: str) -> list[str]:
@@ -576,51 +856,140 @@ def _parquet_columns(path: str) -> list[str]:
         ) from None
 
 
+# Invalid bytes, read with errors="surrogateescape", become these code points.
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
+_QUOTE_FIX = 'close it, or write a quote inside a field as ""'
+
+
+def _open_csv(path: str) -> TextIO:
+    # newline="": the csv module sees the newlines inside quoted fields as they are.
+    return open(path, newline="", encoding="utf-8-sig", errors="surrogateescape")
+
+
+class _CsvLines:
+    """A CSV file's lines for `csv.reader`, numbered, and kept for the record being read.
+
+    Each line is checked for invalid UTF-8 alone, so the error names its line and the
+    record still ends where it ends. The lines of the record being read are kept, so that
+    a record that an unclosed quote ran to the end of the file can be read again from the
+    line after the quote's.
+    """
+
+    def __init__(self, handle: TextIO) -> None:
+        self._handle = handle
+        self._again: list[tuple[int, str]] = []  # lines to read again, the next one last
+        self.record: list[tuple[int, str]] = []  # the record's lines so far
+        self.lines_read = 0  # the file's lines, each counted once
+        self.bad_bytes = ""  # where the record first holds bytes that are not UTF-8
+        self.at_end = False  # the last line asked for was past the end of the file
+
+    def __iter__(self) -> _CsvLines:
+        return self
+
+    def __next__(self) -> str:
+        if self._again:
+            number, text = self._again.pop()
+        else:
+            text = self._handle.readline()
+            if not text:
+                self.at_end = True
+                raise StopIteration
+            self.lines_read += 1
+            number = self.lines_read
+        self.at_end = False
+        if not self.bad_bytes and (bad := _ESCAPED_BYTE.search(text)):
+            self.bad_bytes = f"line {number}, column {bad.start() + 1}"
+        self.record.append((number, text))
+        return text
+
+    def start_record(self) -> None:
+        self.record, self.bad_bytes = [], ""
+
+    def read_again_after_first(self) -> None:
+        """Read the record's lines again from its second: its first opened the quote."""
+        self._again.extend(reversed(self.record[1:]))
+
+
 def _csv_header(path: str) -> list[str]:
     csv.field_size_limit(_CSV_FIELD_LIMIT)
+    with _open_csv(path) as handle:
+        lines = _CsvLines(handle)
+        return _header(path, lines, csv.reader(lines, strict=True))
+
+
+def _header(path: str, lines: _CsvLines, reader: Any) -> list[str]:
+    """The first record; `InputError` when the file is empty or not a CSV table."""
     try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            return next(csv.reader(handle), [])
-    except (UnicodeDecodeError, csv.Error) as error:
+        header: list[str] = next(reader)
+    except StopIteration:
+        raise InputError(
+            path, None, "empty", "the file is empty; there is nothing to score"
+        ) from None
+    except csv.Error as error:
         raise InputError(path, 1, "unreadable", f"not a readable CSV header ({error})") from None
+    first = lines.record[0][1].lstrip()
+    if first.startswith(("{", "[")):
+        raise InputError(
+            path,
+            1,
+            "wrong_format",
+            f"line 1 starts with {first[0]!r}: the file holds JSON, not the CSV table that"
+            " --format trl reads; pass --format auto, or name the JSON format:"
+            " --format jsonl|lm-eval|verl|chat",
+        )
+    if lines.bad_bytes:
+        raise InputError(
+            path,
+            1,
+            "unreadable",
+            f"the CSV header is not valid UTF-8 (at {lines.bad_bytes}); re-encode the file"
+            " as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)",
+        )
+    return header
 
 
-def _read_csv(path: str, keys: Keys) -> Iterator[Row]:
+def _read_csv(reading: Reading, keys: Keys) -> Iterator[Row]:
     csv.field_size_limit(_CSV_FIELD_LIMIT)
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
+    path = reading.path
+    with _open_csv(path) as handle:
+        lines = _CsvLines(handle)
+        # strict: a quote that does not end its field is an error, not text run together
+        reader = csv.reader(lines, strict=True)
         try:
-            header = next(reader)
-        except StopIteration:
-            raise InputError(
-                path, None, "empty", "the file is empty; there is nothing to score"
-            ) from None
-        except (UnicodeDecodeError, csv.Error) as error:
-            raise InputError(
-                path, 1, "unreadable", f"not a readable CSV header ({error})"
-            ) from None
+            header = _header(path, lines, reader)
+        finally:
+            reading.lines_read = lines.lines_read
         while True:
-            line = reader.line_num + 1  # where the next record starts
+            lines.start_record()
             try:
                 cells = next(reader)
             except StopIteration:
                 return
-            except (UnicodeDecodeError, csv.Error) as error:
-                yield line, InputError(path, line, "invalid_csv", f"not readable CSV ({error})")
-                return  # the reader cannot resynchronise after a broken record
-            if not any(cells):
+            except csv.Error as error:
+                yield _csv_error(path, lines, error)
+                continue
+            finally:
+                reading.lines_read = lines.lines_read
+            line, last = lines.record[0][0], lines.record[-1][0]
+            if not any(cell.strip() for cell in cells):  # a blank line, or only empty fields
+                reading.blank_lines += last - line + 1
+                continue
+            if lines.bad_bytes:
+                message = (
+                    f"not valid UTF-8 (at {lines.bad_bytes}); re-encode the file as UTF-8"
+                    " (e.g. `iconv -f latin1 -t utf-8`)"
+                )
+                yield line, InputError(path, line, "invalid_utf8", message)
                 continue
             if len(cells) != len(header):
-                yield (
-                    line,
-                    InputError(
-                        path,
-                        line,
-                        "invalid_csv",
-                        f"the row has {len(cells)} fields and the header {len(header)};"
-                        " quote fields that hold commas or newlines",
-                    ),
+                fix = (
+                    f"; the record runs from line {line} to line {last}: if a quote on line"
+                    f" {line} is unclosed, {_QUOTE_FIX}"
+                    if last > line
+                    else "; quote fields that hold commas or newlines"
                 )
+                message = f"the row has {len(cells)} fields and the header {len(header)}{fix}"
+                yield line, InputError(path, line, "invalid_csv", message)
                 continue
             try:
                 yield line, _trl_row(dict(zip(header, cells, strict=True)), keys, parse_reprs=True)
@@ -628,7 +997,33 @@ def _read_csv(path: str, keys: Keys) -> Iterator[Row]:
                 yield line, InputError(path, line, error.code, error.message)
 
 
-_READERS: dict[str, Callable[[str, Keys, int], Iterator[Row]]] = {
+def _csv_error(path: str, lines: _CsvLines, error: csv.Error) -> Row:
+    """The error of a record the csv module could not read, and where reading goes on.
+
+    A quoted field that runs to the end of the file was opened by a quote that nothing
+    closes: the lines after the one it opens on are read again as records. Any other
+    error stops the record where it is met, and reading goes on after that line: there the
+    opening quote was closed by some later quote, and which of the two is the stray one
+    cannot be told, so no line inside is read again (it could read prose as a row).
+    """
+    line, last = lines.record[0][0], lines.record[-1][0]
+    if lines.at_end:
+        lines.read_again_after_first()
+        message = (
+            "an unclosed quote: a quoted field opens on this line and runs to the end of the"
+            f" file; {_QUOTE_FIX}"
+        )
+    elif last > line:
+        message = (
+            f"not valid CSV ({error} on line {last}); the record runs from line {line}: if"
+            f" a quote on line {line} is unclosed, {_QUOTE_FIX}"
+        )
+    else:
+        message = f"not valid CSV ({error}); a quoted field must end at its quote: {_QUOTE_FIX}"
+    return line, InputError(path, line, "invalid_csv", message)
+
+
+_READERS: dict[str, Callable[[Reading, Keys], Iterator[Row]]] = {
     "jsonl": _read_jsonl,
     "lm-eval": _read_lm_eval,
     "trl": _read_trl,

@@ -101,7 +101,9 @@ class ScoreResult:
 
     @property
     def rows_scored(self) -> int:
-        return self.lines_read - len(self.skipped) - self.blank_lines
+        """Rows in the frame (one per scheme each): a line of some formats holds several
+        rows (lm-eval's responses) or none, so this is not worked out from the lines."""
+        return len(self.frame) // max(len(self.schemes), 1)
 
 
 def default_workers() -> int:

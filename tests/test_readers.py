@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +13,7 @@ import pandas as pd
 import pytest
 
 from rewardkit import cli
-from rewardkit.readers import FORMATS, detect_format, read_rows
+from rewardkit.readers import FORMATS, detect_format, read_rows, score_format
 from rewardkit.schemes import LENIENT, STRICT
 from rewardkit.score import InputError, Keys, score_rows
 
@@ -398,3 +401,257 @@ def test_cli_unknown_file_lists_the_formats(
     assert "no format fits" in err
     for fmt in FORMATS:
         assert f"{fmt}:" in err
+
+
+# --- what a reading counts: the file's lines, not its rows ---------------------------------
+
+
+def lm_eval_line(doc_id: int, filter_name: str) -> dict[str, Any]:
+    return {
+        "doc_id": doc_id,
+        "doc": {"question": "q", "answer": "x\n#### 5"},
+        "target": "x\n#### 5",
+        "resps": [["The answer is 5.", "The answer is 3.", "#### 5"]],
+        "filtered_resps": ["5"],
+        "filter": filter_name,
+    }
+
+
+def test_lm_eval_counts_lines_of_the_file_and_rows_of_the_frame(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # 2 docs x 2 filters, 3 responses each: 4 lines, 6 rows (the repeats are read once).
+    lines = [lm_eval_line(doc, f) for doc in (0, 1) for f in ("strict-match", "flexible")]
+    path = write_lines(tmp_path / "samples_gsm8k_2024.jsonl", lines)
+    result = score_format(path, "lm-eval", [STRICT, LENIENT])
+    assert (result.lines_read, result.rows_scored, result.blank_lines) == (4, 6, 0)
+    assert cli.main(["score", str(path)]) == 0
+    assert "6 rows scored under strict, lenient (4 lines read)" in capsys.readouterr().out
+    assert cli.main(["score", str(path), "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)["input"]
+    assert (document["lines_read"], document["rows_scored"]) == (4, 6)
+
+
+def test_the_fixtures_count_their_lines() -> None:
+    for path, fmt, lines, rows in [
+        (LM_EVAL, "lm-eval", 6, 9),  # 3 docs x 2 filters; 3 responses each
+        (TRL_CSV, "trl", len(TRL_CSV.read_text().splitlines()), 8),  # the header, and records
+        (TRL_PARQUET, "trl", 8, 8),  # a table's lines are its rows
+    ]:
+        result = score_format(path, fmt, [STRICT])
+        assert (result.lines_read, result.rows_scored) == (lines, rows), path
+
+
+def test_verl_counts_blank_lines(tmp_path: Path) -> None:
+    record = {"input": "q", "output": "<answer>5</answer>", "gts": "5", "step": 1}
+    text = json.dumps(record) + "\n"
+    path = tmp_path / "1.jsonl"
+    path.write_text(text * 2 + "\n   \n" + text * 2)
+    result = score_format(path, "verl", [STRICT])
+    assert (result.lines_read, result.blank_lines, result.rows_scored) == (6, 2, 4)
+    assert sorted(set(result.frame["line"])) == [1, 2, 5, 6]
+
+
+@pytest.mark.parametrize("fmt", ["verl", "chat", "lm-eval"])
+def test_a_byte_order_mark_is_an_error_unless_skipping(tmp_path: Path, fmt: str) -> None:
+    """As `score_file` does: the error ``bom``; with skip, read past with a warning."""
+    source = {"verl": VERL, "chat": CHAT, "lm-eval": LM_EVAL}[fmt]
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + source.read_bytes())
+    (first, *_) = errors_of(path, fmt)
+    assert (first.line, first.code) == (1, "bom")
+    assert "--on-error skip" in first.message
+    with pytest.raises(InputError, match="byte-order mark"):
+        score_format(path, fmt, [STRICT])
+    result = score_format(path, fmt, [STRICT], on_error="skip")
+    assert result.skipped == [] and result.frame["line"].min() == 1
+    assert result.warnings == ["the file starts with a UTF-8 byte-order mark; it was read past"]
+
+
+def test_a_file_of_blank_lines_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "1.jsonl"
+    path.write_text("\n \n")
+    with pytest.raises(InputError, match="only blank lines"):
+        score_format(path, "verl", [STRICT])
+
+
+# --- a CSV with a stray quote --------------------------------------------------------------
+
+GOOD = "p,<answer>5</answer>,5\n"
+
+
+def test_csv_unclosed_quote_is_one_bad_line_and_the_rows_after_it_are_read(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "badquote.csv"
+    path.write_text(
+        "prompt,completion,answer\n" + GOOD + 'p,"oops <answer>5</answer>,5\n' + GOOD * 3
+    )
+    rows = list(read_rows(path, "trl"))
+    (error,) = [r for _, r in rows if isinstance(r, InputError)]
+    assert (error.line, error.code) == (3, "invalid_csv")
+    assert (
+        "unclosed quote" in error.message and 'write a quote inside a field as ""' in error.message
+    )
+    assert [line for line, r in rows if not isinstance(r, InputError)] == [2, 4, 5, 6]
+    result = score_format(path, "trl", [STRICT], on_error="skip")
+    assert (result.lines_read, result.rows_scored, len(result.skipped)) == (6, 4, 1)
+
+
+def test_csv_quote_closed_by_a_later_quote_names_the_lines_it_took(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text(
+        "prompt,completion,answer\n"
+        + 'p,"oops <answer>5</answer>,5\n'
+        + GOOD
+        + 'p,"x, y <answer>5</answer>",5\n'
+        + GOOD
+    )
+    (error,) = errors_of(path, "trl")
+    assert (error.line, error.code) == (2, "invalid_csv")
+    assert "on line 4" in error.message and "a quote on line 2 is unclosed" in error.message
+    assert [line for line, _ in rows_of_good(path)] == [5]
+
+
+def rows_of_good(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    return [(line, r) for line, r in read_rows(path, "trl") if not isinstance(r, InputError)]
+
+
+def test_csv_text_after_a_closing_quote_is_an_error_not_run_together(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text('prompt,completion,answer\np,"<answer>5</answer>"x,5\n' + GOOD)
+    (error,) = errors_of(path, "trl")
+    assert (error.line, error.code) == (2, "invalid_csv")
+    assert [line for line, _ in rows_of_good(path)] == [3]
+
+
+def test_csv_quoted_newlines_blank_lines_and_crlf_are_kept(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_bytes(
+        b'prompt,completion,answer\r\np,"two\r\nlines <answer>5</answer>",5\r\n\r\n,,\r\n'
+        + GOOD.encode()
+    )
+    result = score_format(path, "trl", [STRICT])
+    assert list(result.frame["line"]) == [2, 6]
+    assert (result.lines_read, result.blank_lines, result.rows_scored) == (6, 2, 2)
+    first = next(r for _, r in read_rows(path, "trl") if not isinstance(r, InputError))
+    assert first["completion"] == "two\r\nlines <answer>5</answer>"
+
+
+def test_csv_invalid_utf8_names_its_line_and_the_rest_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_bytes(b"prompt,completion,answer\n" + b"p,caf\xe9,5\n" + GOOD.encode())
+    (error,) = errors_of(path, "trl")
+    assert (error.line, error.code) == (2, "invalid_utf8")
+    assert "line 2, column 6" in error.message and "iconv" in error.message
+    assert [line for line, _ in rows_of_good(path)] == [3]
+
+
+def test_trl_on_json_lines_says_it_is_not_csv(tmp_path: Path) -> None:
+    with pytest.raises(InputError) as caught:
+        list(read_rows(CHAT, "trl"))
+    assert caught.value.code == "wrong_format"
+    assert "not the CSV table" in caught.value.message
+    assert "--format auto" in caught.value.message
+
+
+# --- detection reads past bad lines, within --max-line-bytes -------------------------------
+
+
+def test_detection_honours_max_line_bytes(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "c.jsonl", [{"completion": "x" * 500, "answer": "5"}])
+    with pytest.raises(InputError, match=r"line 1 is over 100 bytes \(--max-line-bytes\)"):
+        detect_format(path, max_line_bytes=100)
+    assert detect_format(path, max_line_bytes=1000)[0] == "jsonl"
+
+
+def test_detection_decides_from_the_first_json_object(tmp_path: Path) -> None:
+    path = tmp_path / "c.jsonl"
+    path.write_text("{broken\n\n" + json.dumps({"completion": "5", "answer": "5"}) + "\n")
+    fmt, why = detect_format(path)
+    assert fmt == "jsonl"
+    assert why.endswith(
+        "; from line 3, as line 1 is not valid JSON (Expecting property name"
+        " enclosed in double quotes at column 2)"
+    )
+
+
+def test_detection_reason_reads_once_at(tmp_path: Path) -> None:
+    path = tmp_path / "c.jsonl"
+    path.write_text('{"completion": "a\nb"}\n')
+    with pytest.raises(InputError) as caught:
+        detect_format(path)
+    assert "Invalid control character at column 18" in caught.value.message
+    assert "at at" not in caught.value.message
+
+
+@pytest.mark.parametrize("fmt", ["auto", "jsonl", "verl"])
+def test_compressed_files_say_to_decompress(tmp_path: Path, fmt: str) -> None:
+    path = tmp_path / "c.jsonl.gz"
+    path.write_bytes(gzip.compress(VERL.read_bytes()))
+    with pytest.raises(InputError) as caught:
+        detect_format(path) if fmt == "auto" else list(read_rows(path, fmt))
+    assert caught.value.code == "compressed"
+    assert f"gunzip -k {path}" in caught.value.message
+
+
+# --- the CLI: detection, hints, pipes ------------------------------------------------------
+
+
+def test_cli_bad_first_line_is_skipped_or_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = VERL.read_text().splitlines()
+    path = tmp_path / "40.jsonl"
+    path.write_text("\n".join(["{broken", *lines[:3]]) + "\n")
+    assert cli.main(["score", str(path), "--on-error", "skip", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "as verl (" in captured.err
+    document = json.loads(captured.out)["input"]
+    assert (document["lines_read"], document["rows_scored"]) == (4, 3)
+    assert [(s["line"], s["code"]) for s in document["skipped"]] == [(1, "invalid_json")]
+    assert cli.main(["score", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}, line 1: not valid JSON" in err
+    assert "(pass --on-error skip" in err  # it would get past the line
+
+
+def test_cli_over_long_first_line_with_max_line_bytes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_lines(tmp_path / "huge.jsonl", [{"completion": "x" * 9_000_000, "answer": "5"}])
+    assert cli.main(["score", str(path), "--max-line-bytes", "20000000", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["input"]["rows_scored"] == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "code"),
+    [(["--format", "trl"], "not the CSV table"), (["--on-error", "raise"], "no format fits")],
+)
+def test_cli_no_skip_hint_where_skipping_would_not_help(
+    tmp_path: Path, argv: list[str], code: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_lines(tmp_path / "odd.jsonl", [{"question": "q"}])
+    assert cli.main(["score", str(path), *argv]) == 2
+    err = capsys.readouterr().err
+    assert code in err and "--on-error skip" not in err
+
+
+@pytest.mark.parametrize("fmt", ["auto", "jsonl"])
+def test_cli_reads_a_pipe(fmt: str) -> None:
+    """`cat f | rewardkit score /dev/stdin`: read twice, from a copy, and named as given."""
+    code = "import sys; from rewardkit.cli import main; sys.exit(main(sys.argv[1:]))"
+    argv = [sys.executable, "-c", code, "score", "/dev/stdin", "--format", fmt, "--json"]
+    good = json.dumps({"completion": "<answer>5</answer>", "answer": "5"}) + "\n"
+    done = subprocess.run(argv, input=(good * 3).encode(), capture_output=True, check=False)
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)["input"]
+    assert (document["file"], document["lines_read"], document["rows_scored"]) == (
+        "/dev/stdin",
+        3,
+        3,
+    )
+    bad = good + json.dumps({"completion": "5"}) + "\n"
+    done = subprocess.run(argv, input=bad.encode(), capture_output=True, check=False)
+    assert done.returncode == 2
+    assert b"error: /dev/stdin, line 2: no 'answer' field" in done.stderr
