@@ -637,7 +637,7 @@ def _read_jsonl(reading: Reading, keys: Keys) -> Iterator[Row]:
         prompt = value.get("prompt")
         if keys.group is not None:
             group = _text_id(_need(value, keys.group, "missing_group", "--group-key"))
-        elif "prompt_id" in value:
+        elif value.get("prompt_id") is not None:  # null is no value, as in score_file
             group = _text_id(value["prompt_id"])
         else:
             group = _prompt_id(value, keys, prompt)
@@ -756,7 +756,7 @@ def _read_chat(reading: Reading, keys: Keys) -> Iterator[Row]:
         completion = _completion_text([messages[last]], messages_key)
         answer = _need(value, keys.answer, "missing_answer", "--answer-key")
         prompt = messages[:last]
-        if keys.group is None and "prompt_id" in value:
+        if keys.group is None and value.get("prompt_id") is not None:
             group = _text_id(value["prompt_id"])
         else:
             group = _prompt_id(value, keys, prompt)

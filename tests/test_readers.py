@@ -655,3 +655,11 @@ def test_cli_reads_a_pipe(fmt: str) -> None:
     done = subprocess.run(argv, input=bad.encode(), capture_output=True, check=False)
     assert done.returncode == 2
     assert b"error: /dev/stdin, line 2: no 'answer' field" in done.stderr
+
+
+def test_a_null_prompt_id_falls_back_to_the_prompt_as_score_file_does(tmp_path: Path) -> None:
+    rows = [{"prompt_id": None, "prompt": "q", "completion": "<answer>5</answer>", "answer": "5"}]
+    path = tmp_path / "null.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows * 2))
+    read = [row for _, row in read_rows(path, "jsonl")]
+    assert isinstance(read[0], dict) and read[0]["prompt_id"] == read[1]["prompt_id"] != "null"
