@@ -1,6 +1,7 @@
 """The `rewardkit` command: argument parsing and wiring only.
 
-Exit status: 0 on success, 1 when ``golden check`` finds changes, 2 on bad usage or input.
+Exit status: 0 on success, 1 when ``golden check`` finds changes, 2 on bad usage or input,
+130 when interrupted.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from rewardkit import __version__
 
 EXIT_OK, EXIT_CHANGED, EXIT_BAD_INPUT = 0, 1, 2
 EXIT_BROKEN_PIPE = 1  # what rich exits with when the reader of its output goes away
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 _PROGRESS_MIN_BYTES = 16 * 1024 * 1024
 # rewardkit.readers.FORMATS with "auto" first; not imported here, to keep the parser light.
 _FORMATS = ("auto", "jsonl", "lm-eval", "trl", "verl", "chat")
@@ -162,6 +164,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as rich does
         _quiet_stdout()
         return EXIT_BROKEN_PIPE
+    except KeyboardInterrupt:  # Ctrl-C before a command's own handler (`train` has one)
+        err.print("interrupted", highlight=False)
+        return EXIT_INTERRUPTED
     except OSError as error:  # a file or folder the command cannot write or read
         _error(err, _os_error(error))
         return EXIT_BAD_INPUT

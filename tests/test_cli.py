@@ -209,16 +209,16 @@ def test_a_place_that_cannot_be_written_is_an_error_naming_it(tmp_path: Path, ca
     root = Path(__file__).resolve().parent.parent
     example = str(root / "examples" / "completions.jsonl")
     runs = root / "reports" / "example-strict-vs-lenient"
-    code, _, err = run(capsys, "score", example, "--out", str(blocker / "out.csv"))
-    assert code == 2 and f"{blocker} is a file, not a folder" in err, err
     for argv in (
-        ["golden", "update", "--expected", str(blocker / "expected")],
+        ["score", example, "--out", str(blocker / "out.csv")],
         ["report", str(runs / "strict"), str(runs / "lenient"), "--out", str(blocker / "cmp")],
     ):
         code, _, err = run(capsys, *argv)
-        assert code == 2, argv
-        assert f"error: {blocker}" in err and "check that the folder exists" in err, err
-        assert "Traceback" not in err
+        assert code == 2 and f"{blocker} is a file, not a folder" in err, err
+    code, _, err = run(capsys, "golden", "update", "--expected", str(blocker / "expected"))
+    assert code == 2
+    assert f"error: {blocker}" in err and "check that the folder exists" in err, err
+    assert "Traceback" not in err
 
 
 def test_out_refuses_the_input_file_and_a_folder(capsys: Any, grouped_file: Path) -> None:

@@ -258,10 +258,65 @@ def test_an_interrupted_run_says_how_to_resume_it(
         raise KeyboardInterrupt
 
     monkeypatch.setattr(trainer.loop, "train", interrupted)
+    # Before the run folder exists (setup: loading the model, the data): nothing to resume.
+    assert main(["train", "--output-dir", str(tmp_path), "--name", "run"]) == 130
+    err = capsys.readouterr().err.replace("\n", " ")
+    assert "interrupted before the run folder was written; nothing to resume" in err
+
+    def interrupted_after_setup(config: Any, root: Path, **__: Any) -> None:
+        root.mkdir(parents=True)
+        (root / "config.yaml").write_text("{}")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer.loop, "train", interrupted_after_setup)
     assert main(["train", "--output-dir", str(tmp_path), "--name", "run"]) == 130
     err = capsys.readouterr().err.replace("\n", " ")
     resume = f"rewardkit train --resume {tmp_path / 'run'}"
     assert f"interrupted; continue from the last checkpoint with `{resume}`" in err
+
+
+def test_schemes_checks_every_folder_and_scheme_before_the_first_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("torch")
+    out = tmp_path / "reports"
+    (out / "cmp" / "lenient").mkdir(parents=True)
+    (out / "cmp" / "lenient" / "x").write_text("taken")
+    argv = ["train", "--output-dir", str(out), "--name", "cmp"]
+    assert main([*argv, "--schemes", "strict,lenient"]) == 2
+    assert "lenient already holds a run" in capsys.readouterr().err
+    assert not (out / "cmp" / "strict").exists()  # strict did not train first
+    assert main([*argv, "--schemes", ","]) == 2
+    assert "names no scheme" in capsys.readouterr().err
+    (tmp_path / "boom.py").write_text("def boom(completion, answer):\n    raise ValueError('x')\n")
+    scheme = tmp_path / "boom.yaml"
+    scheme.write_text("rewards:\n  - {function: boom.py:boom, max: 1}\n")
+    assert main(["train", "--output-dir", str(out), "--schemes", f"strict,{scheme}"]) == 2
+    err = capsys.readouterr().err.replace("\n", " ")
+    assert "reward 'boom' raised ValueError" in err and "well-formed completion" in err
+    assert sorted(p.name for p in out.iterdir()) == ["cmp"]  # no run folder left behind
+
+
+def test_a_reward_that_fails_on_a_well_formed_completion_leaves_no_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("torch")
+    (tmp_path / "boom.py").write_text("def boom(completion, answer):\n    raise ValueError('x')\n")
+    scheme = tmp_path / "boom.yaml"
+    scheme.write_text("rewards:\n  - {function: boom.py:boom, max: 1}\n")
+    out = tmp_path / "reports"
+    argv = ["train", "--set", f"scheme={scheme}", "--output-dir", str(out), "--name", "run"]
+    assert main(argv) == 2
+    assert "well-formed completion" in capsys.readouterr().err.replace("\n", " ")
+    assert not out.exists()
+
+
+def test_resume_refuses_the_flags_of_a_new_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for extra in (["--name", "x"], ["--output-dir", "elsewhere"], ["--schemes", "strict"]):
+        assert main(["train", "--resume", str(tmp_path), *extra]) == 2
+        assert f"drop {extra[0]}" in capsys.readouterr().err
 
 
 def test_a_run_records_absolute_paths_so_it_resumes_from_anywhere(
@@ -378,3 +433,19 @@ def test_report_tables_show_names_as_written() -> None:
     render_comparison(console, frame[["run"]].assign(final=[0.5, 1.0]))
     text = console.export_text()
     assert "runs[b]/strict" in text and "my[/]scheme" in text and "x[/]" in text
+
+
+def test_report_tables_into_a_pipe_keep_every_number_whole() -> None:
+    """Rich fits a table to 80 columns outside a terminal and cut 0.250 to "0.2…"."""
+    import io
+
+    import pandas as pd
+    from rich.console import Console
+
+    from trainer.console import frame_table, show
+
+    frame = pd.DataFrame({f"greedy correctness {i}": [0.25] for i in range(12)})
+    console = Console(file=io.StringIO(), width=80)
+    show(console, frame_table(frame, "wide"))
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    assert text.count("0.250") == 12 and "…" not in text and console.width == 80

@@ -228,6 +228,21 @@ def test_eval_samples_hold_every_evaluation_completion_and_rederive_pass_at_k(
     assert again["pass_at_k"].tolist() == pytest.approx(recorded["value"].tolist())
 
 
+def test_a_refused_resume_leaves_the_runs_config_as_it_was(tmp_path: Path) -> None:
+    config = fast_config(epochs=2)
+    root = train(config, tmp_path / "run", display=quiet())
+    before = (root / "config.yaml").read_text()
+    # Fewer epochs than done: the tables already hold epoch 2.
+    with pytest.raises(ConfigError, match="has done 2 epochs, and epochs=1"):
+        train(config.replace(epochs=1), root, resume=True, display=quiet())
+    assert (root / "config.yaml").read_text() == before
+    # A damaged checkpoint: named, with the way on, and nothing rewritten.
+    (root / "checkpoint" / "state.pt").write_bytes(b"garbage")
+    with pytest.raises(ConfigError, match=r"state\.pt: the checkpoint cannot be read"):
+        train(config.replace(epochs=3), root, resume=True, display=quiet())
+    assert (root / "config.yaml").read_text() == before
+
+
 def test_resume_refuses_a_changed_config(tmp_path: Path) -> None:
     config = fast_config()
     root = train(config, tmp_path / "run", display=quiet())

@@ -58,8 +58,17 @@ def load_checkpoint(run_dir: Path, model: Any, optimizer: Any, data: str = "") -
             f"{path}: no checkpoint to resume from (the run stopped before its first"
             " checkpoint); `rewardkit train --resume` starts such a run again from the beginning"
         )
-    state = torch.load(path, map_location=next(model.parameters()).device, weights_only=True)
-    position = Position(**state["position"])
+    try:
+        state = torch.load(path, map_location=next(model.parameters()).device, weights_only=True)
+        position = Position(**state["position"])
+    except Exception as error:  # torch raises several types for a damaged file
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ConfigError(
+            f"{path}: the checkpoint cannot be read ({first}); it is damaged or not a"
+            " checkpoint (checkpoints are replaced atomically, so something else wrote it)."
+            f" Restore it, or delete {path.parent} and --resume again to start the run over"
+            " from the beginning with the same data order and seeds"
+        ) from None
     if data and position.data and position.data != data:
         raise ConfigError(
             f"{run_dir}: the data set is not the one the run was trained on (its problems,"

@@ -104,15 +104,26 @@ def run_train(args: argparse.Namespace) -> int:
     from trainer.console import Display
     from trainer.data import DataError
     from trainer.engine import EngineError
-    from trainer.loop import CONFIG_FILE, train
+    from trainer.loop import CONFIG_FILE, load_scheme, train
 
     root: Path | None = None  # the run in progress, for the messages below
     try:
         if args.resume:
             root = Path(args.resume)
-            if args.config or args.schemes:
+            given = [
+                flag
+                for flag, value in (
+                    ("CONFIG", args.config),
+                    ("--schemes", args.schemes),
+                    ("--name", args.name),
+                    ("--output-dir", args.output_dir != "reports"),
+                )
+                if value
+            ]
+            if given:
                 raise ConfigError(
-                    "--resume takes the run's own config.yaml; drop CONFIG and --schemes"
+                    f"--resume continues the run in its own folder with its own config.yaml;"
+                    f" drop {', '.join(given)}"
                 )
             if not (root / CONFIG_FILE).is_file():
                 raise ConfigError(
@@ -128,12 +139,17 @@ def run_train(args: argparse.Namespace) -> int:
             root = Path(args.output_dir) / (args.name or f"{stamp}-{Path(config.scheme).stem}")
             train(config, root, display=Display(out))
             return EXIT_OK
-        # Every scheme is checked before the first run starts.
+        # Every scheme and run folder is checked before the first run starts.
         configs = [
             config.replace(scheme=s.strip()).with_absolute_paths()
             for s in args.schemes.split(",")
             if s.strip()
         ]
+        if not configs:
+            raise ConfigError(
+                f"--schemes {args.schemes!r} names no scheme; list one or more, e.g."
+                " --schemes strict,lenient"
+            )
         names = [Path(each.scheme).stem for each in configs]
         if len(set(names)) < len(names):
             raise ConfigError(
@@ -142,6 +158,11 @@ def run_train(args: argparse.Namespace) -> int:
                 " whose name another one shares)"
             )
         parent = Path(args.output_dir) / (args.name or f"{stamp}-compare")
+        for each, name in zip(configs, names, strict=True):
+            folder = parent / name
+            if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+                raise FileExistsError(f"{folder} already holds a run; pick another --name")
+            load_scheme(each)  # a custom reward that fails stops here, not after a run
         roots = []
         for each in configs:
             root = parent / Path(each.scheme).stem
@@ -177,6 +198,9 @@ def run_train(args: argparse.Namespace) -> int:
         )
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
+        if root is None or not (root / CONFIG_FILE).is_file():
+            err.print("interrupted before the run folder was written; nothing to resume")
+            return EXIT_INTERRUPTED
         err.print(
             f"interrupted; continue from the last checkpoint with `{escape(_resume(root))}`",
             highlight=False,

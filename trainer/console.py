@@ -190,6 +190,22 @@ def frame_table(frame: Any, title: str, digits: int = 3) -> Table:
     return table
 
 
+def show(console: Console, table: Table) -> None:
+    """Print `table`; into a pipe or a file at its natural width. Rich fits a table to 80
+    columns there and cuts numbers to "0.2…", which reads as another number; a terminal
+    keeps its own width."""
+    if console.is_terminal:
+        console.print(table)
+        return
+    width = console.width
+    wide = console.options.update(max_width=10_000)
+    console.width = max(width, console.measure(table, options=wide).maximum)
+    try:
+        console.print(table)
+    finally:
+        console.width = width
+
+
 def render_run(console: Console, run: Any) -> None:
     """One run: rewards at the start and end, zero spread, evaluations."""
     from trainer.report import eval_table, learning_table
@@ -198,12 +214,11 @@ def render_run(console: Console, run: Any) -> None:
         f"[bold]{escape(str(run.root))}[/]: scheme {escape(str(run.scheme))},"
         f" {len(run.steps)} steps"
     )
-    console.print(
-        frame_table(learning_table(run), "Rewards: first and last steps (tied: zero-spread groups)")
-    )
+    title = "Rewards: first and last steps (tied: zero-spread groups)"
+    show(console, frame_table(learning_table(run), title))
     evals = eval_table(run)
     if not evals.empty:
-        console.print(frame_table(evals, "Evaluation (epoch 0 is before training)"))
+        show(console, frame_table(evals, "Evaluation (epoch 0 is before training)"))
 
 
 def render_comparison(console: Console, frame: Any) -> None:
@@ -218,4 +233,4 @@ def render_comparison(console: Console, frame: Any) -> None:
         table.add_row(
             escape(str(measure)), *[escape(v) if isinstance(v, str) else fmt(v) for v in values]
         )
-    console.print(table)
+    show(console, table)

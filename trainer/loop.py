@@ -33,7 +33,7 @@ from typing import Any
 
 from rich.markup import escape
 
-from rewardkit.schemes import Scheme, get_scheme
+from rewardkit.schemes import RewardError, Scheme, get_scheme
 from rewardkit.score import score_records
 from trainer.checkpoint import CHECKPOINT, Position, load_checkpoint, save_checkpoint
 from trainer.config import ConfigError, TrainConfig, dump_config, load_config
@@ -52,7 +52,7 @@ __all__ = ["Run", "epoch_order", "step_seed", "train"]
 
 CONFIG_FILE = "config.yaml"
 SKIPPED_FILE = "skipped_rows.jsonl"  # the data rows `on_error: skip` left out
-# What a resume may change: epochs (more or fewer), and what changes memory or checking but
+# What a resume may change: epochs (not below the epochs done), and what changes memory or checking but
 # not the result (micro-batches and checkpointing only round differently: tested).
 RESUME_MAY_CHANGE = ("epochs", "micro_batch_size", "gradient_checkpointing", "sync_check_every")
 
@@ -136,6 +136,11 @@ def _train(run: Run, resume: bool, after_step: Callable[[int], None] | None) -> 
     position = Position()
     if resume and (root / CHECKPOINT).exists():
         position = load_checkpoint(root, run.policy.model, run.optimizer, data=run.data.fingerprint)
+        if config.epochs < position.epoch:
+            raise ConfigError(
+                f"{root}: the run has done {position.epoch} epochs, and epochs={config.epochs}"
+                f" would leave their rows in its tables; set epochs to {position.epoch} or more"
+            )
         run.files.rollback(position.step, position.epoch, position.sizes)
         run.engine.sync_weights(run.policy.model)  # it was built from the initial weights
     elif resume:  # stopped before its first checkpoint: the start is the last safe point
@@ -144,6 +149,8 @@ def _train(run: Run, resume: bool, after_step: Callable[[int], None] | None) -> 
             " again from the beginning, with the same data order and seeds"
         )
         run.files.rollback(0, -1, {})  # every step, evaluation and sample written so far
+    if resume:  # only now: a resume refused above leaves the run's config as it was
+        atomic_write_bytes(root / CONFIG_FILE, dump_config(config).encode())
     total = config.epochs * run.steps_per_epoch
     run.display.start(total, position.step)
     if not run.files.has_eval(0):
@@ -202,7 +209,7 @@ def _start(config: TrainConfig, root: Path, resume: bool, display: Display) -> R
         # Tiny matrices: more threads only add synchronisation (1 thread was 1.4x faster
         # than 2 on the default run, and far faster on a busy machine).
         torch.set_num_threads(config.cpu_threads)
-    scheme = get_scheme(config.scheme)
+    scheme, cost = load_scheme(config)
     data = load_problems(config)
     texts = [p.question for p in data.train + data.test]
     policy = load_policy(config, texts)
@@ -214,7 +221,7 @@ def _start(config: TrainConfig, root: Path, resume: bool, display: Display) -> R
     if config.beta > 0:
         reference = load_policy(config, texts).model.eval().requires_grad_(False)
     engine, why = make_engine(policy, config, longest)
-    tracker = _open_folder(config, root)
+    tracker = _open_folder(config, root, write_config=not resume)
     parameters = sum(p.numel() for p in policy.model.parameters())
     display.message(
         f"run [bold]{escape(str(root))}[/]: "
@@ -226,7 +233,6 @@ def _start(config: TrainConfig, root: Path, resume: bool, display: Display) -> R
     )
     if data.skipped:
         _report_skipped(root, data.skipped, display)
-    cost = stop_cost(scheme, config.stop)
     if cost is not None:
         display.warning(cost)
     # Fused: one kernel per parameter instead of torch's per-op lists of temporaries. On a
@@ -255,6 +261,21 @@ def _start(config: TrainConfig, root: Path, resume: bool, display: Display) -> R
     )
 
 
+def load_scheme(config: TrainConfig) -> tuple[Scheme, str | None]:
+    """The run's scheme, and why a perfect completion cut at the stop string loses reward
+    (`trainer.evaluate.stop_cost`) or None. Scoring that completion runs every reward once:
+    one that raises stops the run here, before its folder exists (`--schemes` checks every
+    scheme so before the first run)."""
+    scheme = get_scheme(config.scheme)
+    try:
+        return scheme, stop_cost(scheme, config.stop)
+    except RewardError as error:
+        raise ConfigError(
+            f"scheme {config.scheme}: {error} (it failed on a well-formed completion, scored"
+            " before the run starts)"
+        ) from None
+
+
 def _fit_context(data: Data, policy: Policy, config: TrainConfig) -> tuple[Data, int]:
     """`data` without the problems whose prompt and `max_new_tokens` pass the model's
     context (`trainer.data.fit_prompts`), and the longest prompt left, in tokens."""
@@ -273,9 +294,10 @@ def _fit_context(data: Data, policy: Policy, config: TrainConfig) -> tuple[Data,
     return data, max(tokens(p) for p in data.train + data.test)
 
 
-def _open_folder(config: TrainConfig, root: Path) -> Tracker:
-    """Make the run folder, start W&B in it (when asked) and write the config; a folder made
-    here is removed again if W&B cannot start."""
+def _open_folder(config: TrainConfig, root: Path, write_config: bool = True) -> Tracker:
+    """Make the run folder, start W&B in it (when asked) and write the config (a resume
+    writes it once its checkpoint is restored); a folder made here is removed again if W&B
+    cannot start."""
     made = not root.exists()
     root.mkdir(parents=True, exist_ok=True)
     try:
@@ -284,7 +306,8 @@ def _open_folder(config: TrainConfig, root: Path) -> Tracker:
         if made:
             shutil.rmtree(root, ignore_errors=True)
         raise
-    atomic_write_bytes(root / CONFIG_FILE, dump_config(config).encode())
+    if write_config:
+        atomic_write_bytes(root / CONFIG_FILE, dump_config(config).encode())
     return tracker
 
 

@@ -340,6 +340,9 @@ def write_report(root: str | Path) -> list[Path]:
 def write_comparison(runs: Sequence[RunData], out: Path) -> tuple[pd.DataFrame, list[Path]]:
     """``comparison.csv`` and ``comparison.png`` in `out`; the comparison frame."""
     frame = compare_runs(runs)
+    blocker = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise ReportError(f"{out}: {blocker} is a file, not a folder; pass another --out")
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "comparison.csv"]
     atomic_write_frame(written[0], frame)
