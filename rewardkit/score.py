@@ -19,11 +19,14 @@ import functools
 import hashlib
 import itertools
 import json
+import math
+import numbers
 import os
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from decimal import Decimal
 from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 from typing import Any
@@ -184,10 +187,29 @@ def _completion_text(value: Any, key: str) -> str:
 
 
 def _answer_text(value: Any, key: str) -> str:
+    """A gold answer as text: a string as it is, a number in plain decimal notation.
+
+    Any real number counts (numpy's too, as a data frame hands them out); a float is
+    written without an exponent, so the last number of the text is the value itself.
+
+    >>> _answer_text(18, "answer"), _answer_text(18.0, "answer"), _answer_text(5e-05, "answer")
+    ('18', '18.0', '0.00005')
+    >>> _answer_text(1e21, "answer")
+    '1000000000000000000000.0'
+    """
     if isinstance(value, str):
         return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
+    if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
+        if isinstance(value, numbers.Integral):
+            return str(int(value))
+        number = float(value)
+        if not math.isfinite(number):
+            raise _BadLine(
+                "missing_answer",
+                f"{key!r} is {number}, not a number: the row has no ground truth; fix the data",
+            )
+        text = format(Decimal(repr(number)), "f")
+        return text if "." in text else text + ".0"
     if value is None:
         raise _BadLine(
             "missing_answer", f"{key!r} is null: the row has no ground truth; fix the data"

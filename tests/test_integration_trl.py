@@ -424,3 +424,30 @@ def test_example_script_runs(tmp_path: Path) -> None:
     table = out.stdout.splitlines()[-3:]
     assert table[0].split() == ["step", "correctness", "digit", "format", "mark", "reward"]
     assert [line.split()[0] for line in table[1:]] == ["1", "2"]
+
+
+def test_completion_prefix_restores_what_the_template_wrote() -> None:
+    reply = "8*9\n</think>\n<answer>\n72\n</answer>\n"
+    funcs = reward_funcs("strict", completion_prefix="<think>\n")
+    assert [f(prompts=["Q"], completions=[reply], answer=["72"])[0] for f in funcs] == [
+        2.0,
+        0.5,
+        0.5,
+        0.5,
+    ]
+    assert "completion_prefix='<think>\\n'" in repr(funcs[0])
+    with pytest.raises(TypeError, match="completion_prefix must be a str"):
+        reward_funcs("strict", completion_prefix=None)  # type: ignore[arg-type]
+
+
+def test_a_bad_answer_names_the_fix_that_works_in_trl() -> None:
+    import numpy as np
+
+    correctness = reward_funcs("lenient")[0]
+    assert correctness(
+        prompts=["Q"], completions=["<answer>72</answer>"], answer=[np.int64(72)]
+    ) == [2.0]
+    with pytest.raises(
+        ValueError, match=r"not a string or number; fix the data set.*answer_key=NAME"
+    ):
+        correctness(prompts=["Q"], completions=["x"], answer=[["72"]])

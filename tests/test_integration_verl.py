@@ -144,6 +144,9 @@ def test_extra_info_without_scheme_or_none_keeps_the_argument() -> None:
     strict = rewardkit_score(STRICT, response, "72")
     assert compute_score("s", response, "72", GSM8K_EXTRA_INFO, scheme="strict") == strict
     assert compute_score("s", response, "72", None, scheme="strict") == strict
+    # A parquet column set on some rows only comes back as None on the others.
+    unset = {**GSM8K_EXTRA_INFO, "scheme": None}
+    assert compute_score("s", response, "72", unset, scheme="strict") == strict
 
 
 def test_scheme_file_and_scheme_object(tmp_path: Path) -> None:
@@ -235,6 +238,24 @@ def test_bad_ground_truth_or_response_raise() -> None:
         compute_score("s", 42, "1")
     with pytest.raises(TypeError, match="extra_info must be a dict"):
         compute_score("s", "x", "1", extra_info="strict")
+    with pytest.raises(ValueError, match=r"is list .*; fix reward_model\.ground_truth"):
+        compute_score("s", "x", ["72"])
+    with pytest.raises(TypeError, match="reasons must be true or false"):
+        compute_score("s", "x", "1", reasons="false")  # type: ignore[arg-type]
+
+
+def test_numpy_and_float_ground_truths_read_as_numbers() -> None:
+    assert compute_score("s", "<answer>72</answer>", np.int64(72))["correctness"] == 2.0
+    assert compute_score("s", "<answer>0.00005</answer>", 5e-05)["correctness"] == 2.0
+    with pytest.raises(ValueError, match="'ground_truth' is nan, not a number"):
+        compute_score("s", "<answer>1</answer>", float("nan"))
+
+
+def test_completion_prefix_restores_what_the_template_wrote() -> None:
+    response = "8*9\n</think>\n<answer>\n72\n</answer>\n"
+    assert compute_score("s", response, "72", scheme="strict")["format"] == 0.0
+    scored = compute_score("s", response, "72", scheme="strict", completion_prefix="<think>\n")
+    assert scored["score"] == 3.5
 
 
 def test_a_reward_named_score_is_refused(tmp_path: Path) -> None:

@@ -30,27 +30,47 @@ def _named_scheme(name: str) -> Scheme:
     return get_scheme(name)
 
 
-def read_row(completion: Any, answer: Any, completion_key: str, answer_key: str) -> tuple[str, str]:
+def read_row(
+    completion: Any,
+    answer: Any,
+    completion_key: str,
+    answer_key: str,
+    fix: str = "fix the data",
+    prefix: str = "",
+) -> tuple[str, str]:
     """The completion's text and the gold answer, as `rewardkit score` reads a record.
 
     A chat-message list gives its last assistant message's content; an answer may be a
-    string or a number. Anything else raises `ValueError`.
+    string or a number. `prefix` goes before the completion's text: the part of the reply
+    the chat template already wrote (``"<think>\\n"`` for templates that open the thinking
+    block in the prompt). Anything else raises `ValueError`, ending in `fix`.
 
     >>> read_row([{"role": "assistant", "content": "<answer>4</answer>"}], 4, "c", "a")
     ('<answer>4</answer>', '4')
+    >>> read_row("8*9\\n</think>", 72, "c", "a", prefix="<think>\\n")
+    ('<think>\\n8*9\\n</think>', '72')
     >>> read_row(None, "4", "completions", "answer")
     Traceback (most recent call last):
     ...
     ValueError: 'completions' is NoneType (null), not text or a list of chat messages
+    >>> read_row("x", ["72"], "c", "answer", fix="name the column with answer_key=NAME")
+    Traceback (most recent call last):
+    ...
+    ValueError: 'answer' is list (["72"]), not a string or number; name the column with \
+answer_key=NAME
     """
     try:
-        return _completion_text(completion, completion_key), _answer_text(answer, answer_key)
+        text = _completion_text(completion, completion_key)
     except _BadLine as bad:
-        raise ValueError(_without_cli_hint(bad.message)) from None
+        raise ValueError(_what(bad.message)) from None
+    try:
+        return prefix + text, _answer_text(answer, answer_key)
+    except _BadLine as bad:
+        raise ValueError(f"{_what(bad.message)}; {fix}") from None
 
 
-def _without_cli_hint(message: str) -> str:
-    # The scorer's messages end with a fix for `rewardkit score` users ("...; fix the data
-    # or pass --answer-key"): a flag a trainer's user cannot pass. Keep what was wrong.
+def _what(message: str) -> str:
+    """A scorer's message without the fix it gives `rewardkit score` users ("...; fix the
+    data or pass --answer-key"): a flag a trainer's user cannot pass."""
     head, sep, tail = message.rpartition("; ")
-    return head if sep and "--" in tail else message
+    return head if sep and ("--" in tail or tail.startswith("fix")) else message

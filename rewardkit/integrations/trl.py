@@ -74,18 +74,28 @@ class RewardFunction:
     whenever the scheme's reward functions do (the built-in ones always do).
     """
 
-    def __init__(self, scheme: Scheme, reward: SchemeReward, answer_key: str = "answer") -> None:
+    def __init__(
+        self,
+        scheme: Scheme,
+        reward: SchemeReward,
+        answer_key: str = "answer",
+        completion_prefix: str = "",
+    ) -> None:
         if not isinstance(answer_key, str) or not answer_key:
             raise TypeError(f"answer_key must name a column (a non-empty str), not {answer_key!r}")
+        if not isinstance(completion_prefix, str):
+            raise TypeError(f"completion_prefix must be a str, not {completion_prefix!r}")
         self.scheme = scheme
         self.reward = reward
         self.answer_key = answer_key
+        self.completion_prefix = completion_prefix
         self.__name__ = reward.name
 
     def __repr__(self) -> str:
+        prefix = f", completion_prefix={self.completion_prefix!r}" if self.completion_prefix else ""
         return (
             f"RewardFunction({self.reward.name!r}, scheme={self.scheme.name!r},"
-            f" answer_key={self.answer_key!r})"
+            f" answer_key={self.answer_key!r}{prefix})"
         )
 
     def __call__(
@@ -101,7 +111,15 @@ class RewardFunction:
         reasons: list[str] = []
         for index, (completion, answer) in enumerate(zip(completions, answers, strict=True)):
             try:
-                text, gold = read_row(completion, answer, "completions", self.answer_key)
+                text, gold = read_row(
+                    completion,
+                    answer,
+                    "completions",
+                    self.answer_key,
+                    fix="fix the data set, or name the answer column with"
+                    " reward_funcs(..., answer_key=NAME)",
+                    prefix=self.completion_prefix,
+                )
             except ValueError as error:
                 raise ValueError(
                     f"rewardkit reward {self.__name__!r}, completion {index}: {error}"
@@ -139,19 +157,29 @@ class RewardFunction:
 
 
 def reward_funcs(
-    scheme: SchemeLike = "lenient", answer_key: str = "answer"
+    scheme: SchemeLike = "lenient", answer_key: str = "answer", completion_prefix: str = ""
 ) -> list[RewardFunction]:
     """One TRL reward function per reward of `scheme`, in the scheme's order.
 
     `answer_key` names the data set column that holds the gold answers (``"#### 72"`` or
     ``"72"``). Pass `reward_weights` of the same scheme to ``GRPOConfig(reward_weights=...)``
-    so that TRL's weighted sum is the scheme's total.
+    so that TRL's weighted sum is the scheme's total. `completion_prefix` is the start of
+    the reply that the chat template writes into the prompt, so the model never generates
+    it: the thinking templates of DeepSeek-R1-Distill and Qwen3 end the prompt with
+    ``"<think>\\n"``, and without the prefix every completion misses its ``<think>``.
 
     >>> [f.__name__ for f in reward_funcs("strict", answer_key="solution")]
     ['correctness', 'digit', 'format', 'mark']
+    >>> fmt = reward_funcs("strict", completion_prefix="<think>\\n")[2]
+    >>> fmt(prompts=["Q"], completions=["8*9\\n</think>\\n<answer>\\n72\\n</answer>\\n"],
+    ...     answer=["72"])
+    [0.5]
     """
     resolved = as_scheme(scheme)
-    return [RewardFunction(resolved, reward, answer_key) for reward in resolved.rewards]
+    return [
+        RewardFunction(resolved, reward, answer_key, completion_prefix)
+        for reward in resolved.rewards
+    ]
 
 
 def reward_weights(scheme: SchemeLike = "lenient") -> list[float]:

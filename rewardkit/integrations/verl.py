@@ -72,19 +72,26 @@ def compute_score(
     extra_info: Mapping[str, Any] | None = None,
     scheme: SchemeLike = "lenient",
     reasons: bool = True,
+    completion_prefix: str = "",
     **kwargs: Any,
 ) -> dict[str, float | str]:
     """Score one verl response: ``{"score": total, "<reward>": value, "<reward>_reason": code}``.
 
-    ``extra_info["scheme"]``, when present, overrides `scheme` for that row. With
-    ``reasons=False`` the dict holds numbers only.
+    ``extra_info["scheme"]``, when present and not None, overrides `scheme` for that row
+    (parquet gives the rows that do not set it None). With ``reasons=False`` the dict holds
+    numbers only. `completion_prefix` goes before the response: the part of the reply the
+    chat template writes into the prompt (``"<think>\\n"`` for thinking templates).
 
     >>> compute_score("openai/gsm8k", "The answer is 7", "7", reasons=False)
     {'score': 2.0, 'correctness': 2.0, 'digit': 0.0, 'format': 0.0, 'mark': 0.0}
     """
     if extra_info is not None and not isinstance(extra_info, Mapping):
         raise TypeError(f"extra_info must be a dict or None, not {type(extra_info).__name__}")
-    if extra_info is not None and "scheme" in extra_info:
+    if not isinstance(reasons, bool):  # "false" from a quoted YAML value would read as true
+        raise TypeError(f"reasons must be true or false, not {reasons!r}")
+    if not isinstance(completion_prefix, str):
+        raise TypeError(f"completion_prefix must be a string, not {completion_prefix!r}")
+    if extra_info is not None and extra_info.get("scheme") is not None:
         chosen = extra_info["scheme"]
         if not isinstance(chosen, (str, os.PathLike, Scheme)):
             raise TypeError(
@@ -94,7 +101,14 @@ def compute_score(
         scheme = chosen
     resolved = as_scheme(scheme)
     try:
-        text, gold = read_row(solution_str, ground_truth, "solution_str", "ground_truth")
+        text, gold = read_row(
+            solution_str,
+            ground_truth,
+            "solution_str",
+            "ground_truth",
+            fix="fix reward_model.ground_truth in the data",
+            prefix=completion_prefix,
+        )
     except ValueError as error:
         raise ValueError(f"rewardkit compute_score: {error}") from None
     scores = resolved.score(text, gold)
