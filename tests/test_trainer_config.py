@@ -90,8 +90,13 @@ def test_an_unknown_key_lists_the_valid_ones(tmp_path: Path) -> None:
         ("sync_check_every=0", "use 1 to check the vLLM weight push every step"),
         # cross-field rules
         ("train_samples=8", "smaller than prompts_per_step=16"),
-        # types
-        ("epochs=three", "epochs='three' should be a whole number"),
+        ("beta=nan", "beta=nan is not a finite number; use a number such as 0.05"),
+        ("weight_decay=nan", "weight_decay=nan is not a finite number"),
+        ("temperature=inf", "temperature=inf is not a finite number"),
+        ("max_grad_norm=.nan", "max_grad_norm=nan is not a finite number"),
+        # types, each with an example written as --set takes it
+        ("epochs=three", "--set: epochs='three' should be a whole number, e.g. `--set epochs=6`"),
+        ("pass_k=[a]", "e.g. `--set pass_k=1,4,8` (the default)"),
         ("wandb=maybe", "should be true or false"),
         ("pass_k=[a]", "should be a list of whole numbers"),
         ("learning_rate=[1]", "should be a number"),
@@ -100,6 +105,59 @@ def test_an_unknown_key_lists_the_valid_ones(tmp_path: Path) -> None:
 def test_bad_values_say_what_why_and_fix(override: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         load_config(None, [override])
+
+
+def test_a_wrong_type_in_a_file_names_the_file_the_line_and_a_fix(tmp_path: Path) -> None:
+    path = tmp_path / "wt.yaml"
+    path.write_text("# a comment\nseed: 1\nepochs: abc\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value) == (
+        f"{path}, line 3: epochs='abc' should be a whole number, e.g. `epochs: 6` (the default)"
+    )
+    path.write_text("stop: [[1]]\n")
+    with pytest.raises(ConfigError, match=r'line 1: .* e\.g\. `stop: \["</answer>"\]`'):
+        load_config(path)
+    path.write_text("epochs: abc\n")  # overridden: the file's value is never read
+    assert load_config(path, ["epochs=2"]).epochs == 2
+    with pytest.raises(ConfigError, match=r"^--set: wandb='maybe' should be true or false"):
+        load_config(path, ["epochs=2", "wandb=maybe"])
+
+
+def test_a_config_file_that_cannot_be_read_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "nonutf.yaml"
+    path.write_bytes(b"\xff\xfe bad")  # what PowerShell's `>` writes: UTF-16
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value) == (
+        f"{path}, line 1: not UTF-8 text (byte 0xff, a UTF-16 byte-order mark); save the config"
+        " file as UTF-8"
+    )
+    path.write_bytes(b"seed: 1\nscheme: strict\nsystem_prompt: caf\xe9\n")  # Latin-1
+    with pytest.raises(ConfigError, match=r"nonutf\.yaml, line 3: not UTF-8 text \(byte 0xe9\)"):
+        load_config(path)
+    with pytest.raises(ConfigError, match=r"cannot read the config file \(Is a directory\)"):
+        load_config(tmp_path)
+    path.write_text("\ufeffepochs: 2\n")  # a UTF-8 byte-order mark is fine
+    assert load_config(path).epochs == 2
+    path.write_text("1: 2\nfoo: 3\n")  # keys of two types are listed, not compared
+    with pytest.raises(ConfigError, match=r"nonutf\.yaml: unknown key\(s\) 1, foo; valid keys"):
+        load_config(path)
+
+
+def test_replace_errors_read_like_the_others() -> None:
+    with pytest.raises(ConfigError) as caught:
+        TrainConfig().replace(scheme="nonexist")  # what --schemes nonexist,lenient does
+    assert str(caught.value).startswith("scheme: unknown scheme 'nonexist'; valid schemes:")
+    with pytest.raises(ConfigError) as caught:
+        TrainConfig().replace(epochs="x")
+    assert str(caught.value) == "epochs='x' should be a whole number, e.g. `epochs=6` (the default)"
+
+
+def test_an_infinite_max_grad_norm_turns_clipping_off() -> None:
+    assert load_config(None, ["max_grad_norm=inf"]).max_grad_norm == float("inf")
+    with pytest.raises(ConfigError, match=r"max_grad_norm=-inf is not a finite number"):
+        load_config(None, ["max_grad_norm=-inf"])
 
 
 def test_set_needs_key_equals_value() -> None:

@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 
 from trainer.config import ConfigError, TrainConfig
-from trainer.data import Data, DataError, fit_prompts, load_problems, synthetic_split
+from trainer.data import (
+    Data,
+    DataError,
+    _bad_gold,
+    fit_prompts,
+    load_problems,
+    synthetic_split,
+)
 
 
 def test_synthetic_problems_are_gsm8k_shaped_and_right() -> None:
@@ -60,6 +67,17 @@ BAD_LINES = [
     ('{"question": "q", "answer": "#### 1"', "not valid JSON"),
     ("[1, 2]", "a JSON list, not an object"),
     (b'{"question": "caf\xe9", "answer": "#### 1"}', "not valid UTF-8"),
+    # a gold no completion can be right against: each says why, and how to write it
+    (
+        '{"question": "q", "answer": "work\\n#### seven"}',
+        "the gold 'seven' after '####' is not a number",
+    ),
+    (
+        '{"question": "q", "answer": "So 14 in total."}',
+        r"no '#### N' line, so its whole text 'So 14 in total\.' is the gold.*end the solution",
+    ),
+    ('{"question": "q", "answer": "#### $10"}', r"'\$10' after '####' is not a plain number"),
+    ('{"question": "q", "answer": "  "}', "the answer is empty; end the solution with '#### N'"),
 ]
 
 
@@ -92,6 +110,62 @@ def test_on_error_skip_keeps_every_good_row_and_lists_every_bad_one(tmp_path: Pa
     assert [s.where for s in data.skipped] == [f"line {2 * i + 2}" for i in range(len(BAD_LINES))]
     for skipped, (_, message) in zip(data.skipped, BAD_LINES, strict=True):
         assert skipped.source == str(path) and re.search(message, skipped.reason)
+
+
+def test_golds_written_as_plain_numbers_are_taken(tmp_path: Path) -> None:
+    answers: list[object] = ["work\n#### 1,000", "#### -3", "0.5", " 72 ", 7, 2.5, "#### 12,34"]
+    answers.append(1.5e-7)  # written out, not as 1.5e-07, whose last number is 7
+    rows = [{"question": f"q{i}", "answer": a} for i, a in enumerate(answers * 2)]
+    path = tmp_path / "golds.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    config = TrainConfig(dataset=str(path), test_samples=2, prompts_per_step=4)
+    data = load_problems(config)
+    golds = {p.gold for p in data.train + data.test}
+    assert golds == {"1,000", "-3", "0.5", "72", "7", "2.5", "12,34", "0.00000015"}
+    train, test = synthetic_split(500, 100, seed=1)  # the built-in set stays good
+    assert all(_bad_gold(p.answer) is None for p in train + test)
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("empty.jsonl", b""),
+        ("blank.jsonl", b"\n  \n\r\n"),
+        ("empty.json", b"[]"),
+        ("blank.json", b"\n"),
+    ],
+)
+def test_an_empty_file_is_an_error_naming_it_even_with_skip(
+    tmp_path: Path, name: str, content: bytes
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    for on_error in ("raise", "skip"):
+        with pytest.raises(DataError, match=r"no problems \(the file is empty") as caught:
+            load_problems(TrainConfig(dataset=str(path), on_error=on_error))
+        assert str(caught.value).startswith(f"{path}: ")
+        assert "'#### N'" in str(caught.value)
+
+
+def test_an_empty_table_or_test_file_is_an_error_naming_it(tmp_path: Path) -> None:
+    import pandas as pd
+
+    table = tmp_path / "none.parquet"
+    pd.DataFrame(
+        {"question": pd.Series([], dtype=str), "answer": pd.Series([], dtype=str)}
+    ).to_parquet(table)
+    with pytest.raises(
+        DataError, match=rf"{re.escape(str(table))}: no problems \(the table has no rows\)"
+    ):
+        load_problems(TrainConfig(dataset=str(table)))
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    _jsonl(folder / "train.jsonl", ROWS)
+    (folder / "test.jsonl").write_text("")
+    for on_error in ("raise", "skip"):
+        config = TrainConfig(dataset=str(folder), on_error=on_error)
+        with pytest.raises(DataError, match=r"test\.jsonl: no problems \(the file is empty"):
+            load_problems(config)
 
 
 def test_a_file_of_only_bad_rows_is_an_error_even_with_skip(tmp_path: Path) -> None:

@@ -117,8 +117,9 @@ class TrainConfig:
         }
 
     def replace(self, **changes: Any) -> TrainConfig:
-        """A copy with `changes` coerced and validated like file values."""
-        return from_mapping({**self.to_dict(), **changes}, "replace()")
+        """A copy with `changes` coerced and validated like file values. An error names the
+        key and the value, as the caller passed them (``--schemes`` passes each scheme)."""
+        return from_mapping({**self.to_dict(), **changes})
 
     def with_absolute_paths(self) -> TrainConfig:
         """This config with the local files and folders it names (dataset, a scheme file, a
@@ -148,6 +149,16 @@ def _validate(c: TrainConfig) -> None:
         if not ok:
             raise ConfigError(message)
 
+    for field in dataclasses.fields(c):
+        value = getattr(c, field.name)
+        # NaN fails every comparison below, so it would be reported as out of range (beta=nan
+        # "cannot be negative"); infinity passes `>= 0`. Only max_grad_norm has a use for it.
+        if isinstance(value, float) and not math.isfinite(value):
+            need(
+                field.name == "max_grad_norm" and value == math.inf,
+                f"{field.name}={value} is not a finite number; use a number such as"
+                f" {field.default}, the default",
+            )
     for name in ("epochs", "prompts_per_step", "policy_updates", "micro_batch_size"):
         need(getattr(c, name) >= 1, f"{name}={getattr(c, name)} must be at least 1")
     need(
@@ -182,7 +193,10 @@ def _validate(c: TrainConfig) -> None:
         f"learning_rate={c.learning_rate} must be a positive number",
     )
     need(c.weight_decay >= 0, f"weight_decay={c.weight_decay} cannot be negative")
-    need(c.max_grad_norm > 0, f"max_grad_norm={c.max_grad_norm} must be positive")
+    need(
+        c.max_grad_norm > 0,
+        f"max_grad_norm={c.max_grad_norm} must be positive (.inf turns clipping off)",
+    )
     need(
         bool(c.pass_k) and all(k >= 1 for k in c.pass_k),
         f"pass_k={list(c.pass_k)}: give positive k values such as [1, 4, 8]",
@@ -352,19 +366,69 @@ def _valid_keys() -> str:
     return ", ".join(f.name for f in dataclasses.fields(TrainConfig))
 
 
-def from_mapping(values: Mapping[str, Any], source: str) -> TrainConfig:
-    """A `TrainConfig` from plain values (a YAML mapping): coerce, then validate."""
+def from_mapping(
+    values: Mapping[str, Any], source: str = "", origins: Mapping[str, str] | None = None
+) -> TrainConfig:
+    """A `TrainConfig` from plain values (a YAML mapping): coerce, then validate.
+
+    An error starts with where the values came from: `source` ("run.yaml with --set") for
+    an unknown key or a rule about the config, or, for a value of the wrong type, the key's
+    own place in `origins` ("run.yaml, line 3", "--set"). With neither (`TrainConfig.replace`)
+    the message names the key and the value alone.
+    """
+    origins = origins or {}
     names = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(values) - names)
+    unknown = sorted(str(key) for key in set(values) - names)  # YAML keys may be numbers
     if unknown:
         raise ConfigError(
-            f"{source}: unknown key(s) {', '.join(unknown)}; valid keys: {_valid_keys()}"
+            _at(source, f"unknown key(s) {', '.join(unknown)}; valid keys: {_valid_keys()}")
         )
-    coerced = {key: _coerce(key, value, _field_type(key)) for key, value in values.items()}
+    coerced = {}
+    for key, value in values.items():
+        origin = origins.get(key, source)
+        try:
+            coerced[key] = _coerce(key, value, _field_type(key))
+        except ConfigError as error:
+            raise ConfigError(_at(origin, f"{error}, e.g. {_example(key, origin)}")) from None
     try:
         return TrainConfig(**coerced)
     except ConfigError as error:
-        raise ConfigError(f"{source}: {error}") from None
+        raise ConfigError(_at(source, str(error))) from None
+
+
+def _at(where: str, message: str) -> str:
+    return f"{where}: {message}" if where else message
+
+
+def _example(name: str, origin: str) -> str:
+    """The key's default, written where the wrong value was: ``--set pass_k=1,4,8`` on the
+    command line, ``pass_k: [1, 4, 8]`` in a file.
+
+    >>> for origin in ("--set", "run.yaml, line 3", ""):
+    ...     print(_example("pass_k", origin), _example("stop", origin))
+    `--set pass_k=1,4,8` (the default) `--set 'stop=["</answer>"]'` (the default)
+    `pass_k: [1, 4, 8]` (the default) `stop: ["</answer>"]` (the default)
+    `pass_k=[1, 4, 8]` (the default) `stop=["</answer>"]` (the default)
+    """
+    import json
+    import shlex
+
+    default = next(f.default for f in dataclasses.fields(TrainConfig) if f.name == name)
+    if isinstance(default, bool):
+        text = str(default).lower()
+    elif (
+        isinstance(default, tuple)
+        and origin == "--set"
+        and not any(isinstance(item, str) for item in default)
+    ):
+        text = ",".join(map(str, default))  # what --set pass_k=1,4,8 reads
+    elif isinstance(default, (tuple, str)):
+        text = json.dumps(list(default) if isinstance(default, tuple) else default)
+    else:
+        text = "null" if default is None else repr(default)
+    if origin == "--set":
+        return f"`--set {shlex.quote(f'{name}={text}')}` (the default)"
+    return f"`{name}{': ' if origin else '='}{text}` (the default)"
 
 
 def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
@@ -397,28 +461,63 @@ def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
 
 def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> TrainConfig:
     """Defaults, then the YAML file at `path`, then ``key=value`` `overrides`."""
-    import yaml
-
     values: dict[str, Any] = {}
-    source = "config"
+    origins: dict[str, str] = {}
+    source = ""
     if path is not None:
         source = str(path)
-        try:
-            data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: config file not found") from None
-        except yaml.YAMLError as error:
-            raise ConfigError(f"{path}: not valid YAML: {error}") from None
-        if data is None:
-            data = {}
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: a config file holds a mapping of key: value lines")
+        data, lines = _read_yaml(Path(path))
         values.update(data)
+        origins.update({key: f"{path}, line {line}" for key, line in lines.items()})
     extra = parse_overrides(overrides)
     if extra:
-        source += " with --set"
+        source = f"{source} with --set" if source else "--set"
     values.update(extra)
-    return from_mapping(values, source)
+    origins.update({key: "--set" for key in extra})
+    return from_mapping(values, source, origins)
+
+
+def _read_yaml(path: Path) -> tuple[dict[Any, Any], dict[str, int]]:
+    """The mapping in the config file at `path`, and the line of each top-level key."""
+    import yaml
+
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except OSError as error:  # a folder, no permission
+        raise ConfigError(
+            f"{path}: cannot read the config file ({error.strerror or error}); give the path"
+            " of a YAML file"
+        ) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        utf16 = raw.startswith((b"\xff\xfe", b"\xfe\xff"))
+        raise ConfigError(
+            f"{path}, line {line}: not UTF-8 text (byte 0x{raw[error.start]:02x}"
+            f"{', a UTF-16 byte-order mark' if utf16 and error.start == 0 else ''}); save the"
+            " config file as UTF-8"
+        ) from None
+    loader = yaml.SafeLoader(text)  # what yaml.safe_load does, keeping the nodes' lines
+    try:
+        node = loader.get_single_node()
+        data = None if node is None else loader.construct_document(node)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    finally:
+        loader.dispose()
+    if node is None or data is None:  # an empty file, or comments only
+        return {}, {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config file holds a mapping of key: value lines")
+    lines = {
+        str(key.value): key.start_mark.line + 1
+        for key, _ in node.value
+        if isinstance(key, yaml.ScalarNode)
+    }
+    return data, lines
 
 
 def dump_config(config: TrainConfig) -> str:

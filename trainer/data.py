@@ -1,17 +1,21 @@
 """Problems to train and evaluate on: GSM8K, a local file, or a built-in synthetic set.
 
 Every source yields `Problem`s in GSM8K's shape: a `question`, and an `answer` that is a
-worked solution ending in ``#### N``. The gold is read from the answer exactly as the
-rewards read it (`rewardkit.extract.gold`, spec section 1), so a problem whose gold the
-rewards cannot read is caught here, not scored 0 for the whole run.
+worked solution ending in ``#### N`` (or the number alone). The gold is read from the
+answer exactly as the rewards read it (`rewardkit.extract.gold`, spec section 1) and must
+be a number written plainly (``72``, ``-3``, ``0.5``, ``1,000``), so a problem on which a
+completion with the right number would be scored wrong (``#### seven``, ``#### $10``, a
+sentence with no ``####``, which would be the gold word for word) is caught here, not
+scored 0 for the whole run.
 
 A row that cannot be a problem (a line that is not JSON, no question or answer, an empty
-question, an answer without a gold) stops the run with an error that names the file, the
-line and the fix; with ``on_error: skip`` the run trains on every good row instead and
-`Data.skipped` lists each bad one with its reason (the run writes them to
-``skipped_rows.jsonl``). Once the model is loaded, `fit_prompts` does the same with the
-problems whose prompt leaves no room for the completion in the model's context. JSON
-lines are read by `rewardkit.readers.read_objects`, the reader behind ``rewardkit score``.
+question, an answer whose gold is not a plain number) stops the run with an error that
+names the file, the line and the fix; with ``on_error: skip`` the run trains on every good
+row instead and `Data.skipped` lists each bad one with its reason (the run writes them to
+``skipped_rows.jsonl``). A file without a single row is an error either way. Once the
+model is loaded, `fit_prompts` does the same with the problems whose prompt leaves no room
+for the completion in the model's context. JSON lines are read by
+`rewardkit.readers.read_objects`, the reader behind ``rewardkit score``.
 
 The synthetic set needs no network: one-step word problems on small numbers (sums,
 differences, products), written the way GSM8K writes them.
@@ -27,12 +31,15 @@ import functools
 import hashlib
 import math
 import random
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeAlias
 
 from rewardkit.extract import gold
+from rewardkit.numbers import parse_number
 from trainer.config import TrainConfig
 
 __all__ = [
@@ -204,9 +211,10 @@ def _gsm8k(reader: _Reader) -> tuple[list[Problem], list[Problem]]:
             f" {error}); without network, download it elsewhere and pass the file or folder"
             " (dataset=path/to/gsm8k with train.jsonl and test.jsonl), or use dataset=synthetic"
         ) from None
+    empty = "the split has no rows"
     return (
-        reader.problems(_numbered(loaded["train"]), "gsm8k-train", "openai/gsm8k train"),
-        reader.problems(_numbered(loaded["test"]), "gsm8k-test", "openai/gsm8k test"),
+        reader.problems(_numbered(loaded["train"]), "gsm8k-train", "openai/gsm8k train", empty),
+        reader.problems(_numbered(loaded["test"]), "gsm8k-test", "openai/gsm8k test", empty),
     )
 
 
@@ -222,9 +230,9 @@ def _local(path: Path, config: TrainConfig, reader: _Reader) -> tuple[list[Probl
                     f"{path}: a data folder holds train.jsonl and test.jsonl (or .json,"
                     f" .parquet); no {split} file found"
                 )
-            found[split] = reader.problems(_rows(file), f"{file.stem}", str(file))
+            found[split] = reader.problems(_rows(file), file.stem, str(file), _empty(file))
         return found["train"], found["test"]
-    problems = reader.problems(_rows(path), path.stem, str(path))
+    problems = reader.problems(_rows(path), path.stem, str(path), _empty(path))
     held_out = config.test_samples or max(1, len(problems) // 10)
     if len(problems) <= held_out:
         raise DataError(
@@ -275,6 +283,15 @@ def _rows(path: Path) -> Iterator[Row]:
         raise DataError(str(error)) from None
 
 
+def _empty(path: Path) -> str:
+    """Why a file of this kind that gave no rows at all holds no problem."""
+    if path.suffix.lower() == ".parquet":
+        return "the table has no rows"
+    if path.suffix.lower() == ".json":
+        return "the file is empty, blank, or an empty JSON array"
+    return "the file is empty or holds only blank lines"
+
+
 def _starts_with(path: Path, text: bytes) -> bool:
     with path.open("rb") as handle:
         head = handle.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
@@ -301,7 +318,9 @@ class _Reader:
         self.skip = skip
         self.skipped: list[Skipped] = []
 
-    def problems(self, rows: Iterable[Row], prefix: str, source: str) -> list[Problem]:
+    def problems(self, rows: Iterable[Row], prefix: str, source: str, empty: str) -> list[Problem]:
+        """The problems of `rows`, read from `source`; `empty` says why there is none when
+        `rows` is empty."""
         problems: list[Problem] = []
         count = 0
         for index, (where, row) in enumerate(rows):
@@ -320,10 +339,17 @@ class _Reader:
                     " and list the bad ones)"
                 )
             self.skipped.append(Skipped(source, where, reason))
-        if not problems:
-            bad = [s for s in self.skipped if s.source == source]
-            why = f"; all {count} rows were skipped, the first: {bad[0].where}: {bad[0].reason}"
-            raise DataError(f"{source}: no problems" + (why if bad else ""))
+        if not count:
+            raise DataError(
+                f"{source}: no problems ({empty}); give it rows with a question and an answer"
+                " that ends in '#### N'"
+            )
+        if not problems:  # every row was bad, and skipped: without skip the first one raised
+            first = next(s for s in self.skipped if s.source == source)
+            raise DataError(
+                f"{source}: no problems; all {count} rows were skipped, the first:"
+                f" {first.where}: {first.reason}"
+            )
         return problems
 
 
@@ -344,21 +370,80 @@ def _unusable(row: Mapping[str, Any]) -> str | None:
         return f"the answer is a {type(answer).__name__}, not text or a number"
     if isinstance(answer, float) and not math.isfinite(answer):
         return "the answer is missing (NaN)"
-    if not gold(_text(row)):
-        return "the answer has no gold after '####'; every reward would be 0 on this problem"
-    return None
+    return _bad_gold(_text(row))
+
+
+# The gold a completion can be right against under every scheme: a number written plainly,
+# as GSM8K writes it after "####" (72, -3, 0.5, 1,000). Strict correctness compares the gold
+# as text and lenient compares the last number in it (spec sections 3 and 4), so against
+# "$10" or "14 apples" a right answer misses under strict, against "seven" under both, and
+# "\frac{1}{2}" reads as 2.
+_PLAIN_NUMBER = re.compile(r"-?(?:[0-9]+(?:,[0-9]+)*(?:\.[0-9]+)?|\.[0-9]+)")
+
+_END_WITH_GOLD = "end the solution with '#### N' (N the final number), or give the number alone"
+
+
+def _bad_gold(answer: str) -> str | None:
+    """Why no completion can be right against the gold of `answer`, or None when one can.
+
+    >>> [_bad_gold(a) for a in ("3 + 4 = 7\\n#### 7", "1,000", "#### -0.5")]
+    [None, None, None]
+    >>> print(_bad_gold("So 14 in total."))
+    the answer has no '#### N' line, so its whole text 'So 14 in total.' is the gold, and \
+strict correctness would need a completion to repeat it word for word; end the solution \
+with '#### N' (N the final number), or give the number alone
+    """
+    value = gold(answer)
+    if _PLAIN_NUMBER.fullmatch(value):
+        return None
+    number = parse_number(value)
+    if "####" in answer:
+        if not value:
+            return (
+                "the answer has no gold after '####'; every reward would be 0 on this problem;"
+                " write the final number after it, e.g. '#### 72'"
+            )
+        if number is None:
+            return (
+                f"the gold {_quote(value)} after '####' is not a number, so a completion"
+                " that answers with the number is scored wrong; write it in digits, e.g."
+                " '#### 72'"
+            )
+        return (
+            f"the gold {_quote(value)} after '####' is not a plain number: strict correctness"
+            f" compares it as written and lenient reads {number}, so a right answer can be"
+            " scored wrong; write the number alone, e.g. '#### 72'"
+        )
+    if not value:
+        return f"the answer is empty; {_END_WITH_GOLD}"
+    if number is None:
+        return (
+            f"the answer {_quote(value)} has no '#### N' line and no number, so a completion"
+            f" that answers with a number is scored wrong; {_END_WITH_GOLD}"
+        )
+    return (
+        f"the answer has no '#### N' line, so its whole text {_quote(value)} is the gold,"
+        f" and strict correctness would need a completion to repeat it word for word;"
+        f" {_END_WITH_GOLD}"
+    )
+
+
+def _quote(text: str, limit: int = 40) -> str:
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
 
 
 def _text(row: Mapping[str, Any]) -> str:
     """The answer as text. A bare number (some exports store the gold alone, and a parquet
     column of them may come as floats) is written as the gold would be: 72.0 as "72".
 
-    >>> [_text({"answer": a}) for a in ("#### 72", 72, 72.0, 0.5, 12_000_000.0)]
-    ['#### 72', '72', '72', '0.5', '12000000']
+    >>> [_text({"answer": a}) for a in ("#### 72", 72, 72.0, 0.5, 12_000_000.0, 1.5e-7)]
+    ['#### 72', '72', '72', '0.5', '12000000', '0.00000015']
     """
     answer = row["answer"]
     if isinstance(answer, float) and answer.is_integer():
         return str(int(answer))
+    if isinstance(answer, float):  # repr writes 1.5e-07, whose last number is 7 (spec 3)
+        return format(Decimal(repr(answer)), "f")
     return answer if isinstance(answer, str) else repr(answer)
 
 

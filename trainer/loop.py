@@ -52,8 +52,8 @@ __all__ = ["Run", "epoch_order", "step_seed", "train"]
 
 CONFIG_FILE = "config.yaml"
 SKIPPED_FILE = "skipped_rows.jsonl"  # the data rows `on_error: skip` left out
-# What a resume may change: epochs (not below the epochs done), and what changes memory or checking but
-# not the result (micro-batches and checkpointing only round differently: tested).
+# What a resume may change: epochs (not below the epochs done), and what changes memory or
+# checking but not the result (micro-batches and checkpointing only round differently: tested).
 RESUME_MAY_CHANGE = ("epochs", "micro_batch_size", "gradient_checkpointing", "sync_check_every")
 
 
