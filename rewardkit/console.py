@@ -176,8 +176,8 @@ def _groups(console: Console, summary: Summary) -> None:
         )
     if summary.largest_group < 2:
         console.print(
-            f"[dim]Every group has one sample ({summary.groups:,} groups): zero spread and pass@k"
-            " need several samples per prompt.[/]"
+            f"[dim]Every group has one sample ({summary.groups:,} groups): zero spread and"
+            " pass@k for k > 1 need several samples per prompt.[/]"
         )
         return
     _ties(console, summary.ties)
@@ -209,7 +209,7 @@ def _ties(console: Console, ties: pd.DataFrame) -> None:
 
 
 def _pass_at_k(console: Console, table_data: pd.DataFrame, largest_group: int) -> None:
-    if table_data.empty or largest_group < 2:
+    if table_data.empty or not (table_data["groups"] > 0).any():
         return
     table = Table(title="pass@k from group correctness (unbiased estimator)")
     table.add_column("scheme")

@@ -169,7 +169,7 @@ def readable_file(path: str | Path) -> str:
         raise InputError(
             name, None, "unreadable", f"cannot read the stream ({error.strerror})"
         ) from None
-    _check_file(copy)
+    _check_file(copy, stream=name)
     return copy
 
 
@@ -178,10 +178,11 @@ def _remove(path: str) -> None:
         os.remove(path)
 
 
-def _check_file(path: str) -> None:
+def _check_file(path: str, stream: str | None = None) -> None:
     """Raise `InputError` unless `path` can be read as text: found, a file, not compressed.
 
-    A pipe passes unread (peeking would take its first bytes).
+    A pipe passes unread (peeking would take its first bytes). `stream` names the pipe
+    that `path` is a copy of: a compressed stream is then to be decompressed in the pipe.
     """
     file = Path(path)
     if not file.exists():
@@ -197,17 +198,26 @@ def _check_file(path: str) -> None:
         raise InputError(
             path, None, "unreadable", f"cannot read the file ({error.strerror})"
         ) from None
-    for magic, kind, keep, stream in _COMPRESSED:
-        if magic.match(head):
-            quoted = shlex.quote(path)
+    for magic, kind, keep, unpack in _COMPRESSED:
+        if not magic.match(head):
+            continue
+        if stream is not None:  # the copy goes when the process exits: name no command on it
             raise InputError(
-                path,
+                stream,
                 None,
                 "compressed",
-                f"the file is {kind}-compressed, not text; decompress it first"
-                f" (`{keep} {quoted}`) and pass the result, or pass the stream:"
-                f" <({stream} {quoted})",
+                f"the stream is {kind}-compressed, not text; decompress it in the pipe"
+                f" (`... | {unpack} | rewardkit score /dev/stdin`, or <({unpack} FILE))",
             )
+        quoted = shlex.quote(path)
+        raise InputError(
+            path,
+            None,
+            "compressed",
+            f"the file is {kind}-compressed, not text; decompress it first"
+            f" (`{keep} {quoted}`) and pass the result, or pass the stream:"
+            f" <({unpack} {quoted})",
+        )
 
 
 def _require_file(path: str, why: str) -> None:

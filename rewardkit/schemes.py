@@ -458,7 +458,15 @@ def resolve_function(spec: str, base: Path | None = None) -> RewardFn:
 
 
 def _import_file(spec: str, file: Path) -> Any:
-    """Load `file` as a module of its own, so nothing on `sys.path` can shadow it."""
+    """Load `file` as a module of its own, so nothing on `sys.path` can shadow it.
+
+    Its folder goes at the end of `sys.path` (as `_import_near` does for the scheme's), so
+    that ``import helper`` of a ``helper.py`` beside it works, as it does when Python runs
+    the file itself, without shadowing an installed module.
+    """
+    folder = str(file.resolve().parent)
+    if folder not in sys.path:
+        sys.path.append(folder)
     module_id = "rewardkit_user_" + file.stem
     loader = importlib.util.spec_from_file_location(module_id, file)
     if loader is None or loader.loader is None:

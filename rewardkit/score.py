@@ -26,7 +26,6 @@ from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from decimal import Decimal
 from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 from typing import Any
@@ -194,22 +193,25 @@ def _answer_text(value: Any, key: str) -> str:
 
     >>> _answer_text(18, "answer"), _answer_text(18.0, "answer"), _answer_text(5e-05, "answer")
     ('18', '18.0', '0.00005')
-    >>> _answer_text(1e21, "answer")
-    '1000000000000000000000.0'
+    >>> _answer_text(1e21, "answer"), _answer_text(np.float32(0.1), "answer")
+    ('1000000000000000000000.0', '0.1')
     """
     if isinstance(value, str):
         return value
+    if type(value) is int:  # JSON's numbers: no ABC checks on the common case
+        return str(value)
     if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
         if isinstance(value, numbers.Integral):
             return str(int(value))
-        number = float(value)
+        number = value if isinstance(value, np.floating) else float(value)
         if not math.isfinite(number):
             raise _BadLine(
                 "missing_answer",
                 f"{key!r} is {number}, not a number: the row has no ground truth; fix the data",
             )
-        text = format(Decimal(repr(number)), "f")
-        return text if "." in text else text + ".0"
+        # The shortest digits that read back as the value in its own precision (a float32
+        # 0.1 is "0.1", not float64's 0.10000000149011612), never with an exponent.
+        return np.format_float_positional(number, unique=True, trim="0")
     if value is None:
         raise _BadLine(
             "missing_answer", f"{key!r} is null: the row has no ground truth; fix the data"

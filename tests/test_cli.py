@@ -270,7 +270,8 @@ def test_null_group_fields_are_no_group(capsys: Any, tmp_path: Path) -> None:
     code, out, _ = run(capsys, "score", str(path))
     assert "Every group has one sample (3 groups)" in out
     assert "1 of 4 rows have no prompt_id or prompt" in out
-    assert "pass@k from group" not in out
+    # pass@1 is the accuracy, defined with one sample per prompt; pass@2 is not.
+    assert "pass@k from group" in out and "pass@1" in out and "pass@2" not in out
 
 
 def test_a_k_no_group_reaches_says_so(capsys: Any, grouped_file: Path) -> None:

@@ -272,3 +272,8 @@ def test_importing_the_integration_does_not_import_verl_or_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_float32_ground_truth_reads_as_written() -> None:
+    """Widened to float64, np.float32(0.1) read as 0.10000000149011612: a right answer lost."""
+    assert compute_score("s", "<answer>0.1</answer>", np.float32(0.1))["correctness"] == 2.0

@@ -655,6 +655,12 @@ def test_cli_reads_a_pipe(fmt: str) -> None:
     done = subprocess.run(argv, input=bad.encode(), capture_output=True, check=False)
     assert done.returncode == 2
     assert b"error: /dev/stdin, line 2: no 'answer' field" in done.stderr
+    packed = gzip.compress(good.encode())
+    done = subprocess.run(argv, input=packed, capture_output=True, check=False)
+    assert done.returncode == 2
+    # Named as given, and no command on the temporary copy, which is gone at exit.
+    assert b"error: /dev/stdin: the stream is gzip-compressed" in done.stderr
+    assert b"rewardkit-" not in done.stderr
 
 
 def test_a_null_prompt_id_falls_back_to_the_prompt_as_score_file_does(tmp_path: Path) -> None:

@@ -805,3 +805,16 @@ def test_scheme_total_is_the_weighted_sum() -> None:
     assert scheme.total(scores) == 2.0 * 2.0 + 0.0 * 0.5 - 1.0 * 0.25 + 4.0 * 0.25
     # a penalty (negative weight) adds at best 0 to the largest possible total
     assert scheme.max_total == 2.0 * 2.0 + 0.0 + 0.0 + 4.0 * 0.5
+
+
+def test_a_reward_file_imports_a_module_beside_it(tmp_path: Path) -> None:
+    """`import helper` works as it does when Python runs the file itself."""
+    helper = _module_name()
+    (tmp_path / "lib").mkdir()
+    _write(tmp_path / "lib" / f"{helper}.py", "def half():\n    return 0.5\n")
+    _write(
+        tmp_path / "lib" / "rew.py", f"import {helper}\ndef r(c, a):\n    return {helper}.half()\n"
+    )
+    scheme = _write(tmp_path / "s.yaml", "rewards:\n  - {function: lib/rew.py:r, max: 1}\n")
+    loaded = load_scheme_file(scheme)
+    assert loaded.score("x", "1")[loaded.rewards[0].name].value == 0.5

@@ -233,7 +233,7 @@ def test_a_refused_resume_leaves_the_runs_config_as_it_was(tmp_path: Path) -> No
     root = train(config, tmp_path / "run", display=quiet())
     before = (root / "config.yaml").read_text()
     # Fewer epochs than done: the tables already hold epoch 2.
-    with pytest.raises(ConfigError, match="has done 2 epochs, and epochs=1"):
+    with pytest.raises(ConfigError, match="has reached epoch 2, and epochs=1"):
         train(config.replace(epochs=1), root, resume=True, display=quiet())
     assert (root / "config.yaml").read_text() == before
     # A damaged checkpoint: named, with the way on, and nothing rewritten.
@@ -241,6 +241,21 @@ def test_a_refused_resume_leaves_the_runs_config_as_it_was(tmp_path: Path) -> No
     with pytest.raises(ConfigError, match=r"state\.pt: the checkpoint cannot be read"):
         train(config.replace(epochs=3), root, resume=True, display=quiet())
     assert (root / "config.yaml").read_text() == before
+
+
+def test_a_resume_from_mid_epoch_may_not_end_before_that_epoch(tmp_path: Path) -> None:
+    """A checkpoint in epoch 2 (3 steps an epoch, saved every step, killed at step 5)."""
+    config = fast_config(epochs=2, save_every=1)
+
+    def kill(step: int) -> None:
+        if step == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path / "run", display=quiet(), after_step=kill)
+    with pytest.raises(ConfigError, match="has reached epoch 2, and epochs=1"):
+        train(config.replace(epochs=1), tmp_path / "run", resume=True, display=quiet())
+    assert "epochs: 2" in (tmp_path / "run" / "config.yaml").read_text()
 
 
 def test_resume_refuses_a_changed_config(tmp_path: Path) -> None:

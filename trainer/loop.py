@@ -136,10 +136,11 @@ def _train(run: Run, resume: bool, after_step: Callable[[int], None] | None) -> 
     position = Position()
     if resume and (root / CHECKPOINT).exists():
         position = load_checkpoint(root, run.policy.model, run.optimizer, data=run.data.fingerprint)
-        if config.epochs < position.epoch:
+        reached = position.epoch + (position.index > 0)  # a checkpoint mid-epoch is in it
+        if config.epochs < reached:
             raise ConfigError(
-                f"{root}: the run has done {position.epoch} epochs, and epochs={config.epochs}"
-                f" would leave their rows in its tables; set epochs to {position.epoch} or more"
+                f"{root}: the run has reached epoch {reached}, and epochs={config.epochs} would"
+                f" leave that epoch's rows in its tables; set epochs to {reached} or more"
             )
         run.files.rollback(position.step, position.epoch, position.sizes)
         run.engine.sync_weights(run.policy.model)  # it was built from the initial weights
