@@ -93,9 +93,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", metavar="FILE", help="write per-row scores: .jsonl, .csv or .parquet"
     )
     score.add_argument("--json", action="store_true", help="print the summary as JSON")
-    score.add_argument("--completion-key", default="completion", metavar="KEY")
-    score.add_argument("--answer-key", default="answer", metavar="KEY")
-    score.add_argument("--id-key", default="id", metavar="KEY")
+    score.add_argument(
+        "--completion-key", default="completion", metavar="KEY",
+        help="field holding the completion (default: completion; the format's own field)",
+    )  # fmt: skip
+    score.add_argument(
+        "--answer-key", default="answer", metavar="KEY",
+        help="field holding the gold answer (default: answer; the format's own field)",
+    )  # fmt: skip
+    score.add_argument(
+        "--id-key", default="id", metavar="KEY", help="field naming each row (default: id)"
+    )
     score.add_argument(
         "--group-key", default=None, metavar="KEY",
         help="field that groups completions of one prompt (default: prompt_id, else prompt)",
@@ -112,8 +120,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="raise: stop at the first bad line (exit 2); skip: score every good line and"
         " report the skipped ones",
     )  # fmt: skip
-    score.add_argument("--max-line-bytes", type=_positive, default=None, metavar="N")
-    score.add_argument("--k", type=_ks, default=None, metavar="K,K,...", help="pass@k values")
+    score.add_argument(
+        "--max-line-bytes", type=_positive, default=None, metavar="N",
+        help="longest line read (default: 8 MiB); a longer one is a bad line",
+    )  # fmt: skip
+    score.add_argument(
+        "--k", type=_ks, default=None, metavar="K,K,...",
+        help="pass@k values (default: 1, powers of two, and the largest group's size)",
+    )  # fmt: skip
     score.add_argument(
         "--examples", type=_count, default=10, metavar="N",
         help="rows shown where the schemes' totals differ (default 10)",

@@ -270,17 +270,19 @@ def detect_format(
     found = _first_object(name, max_line_bytes)
     line, first = found.line, found.value
     not_table = "not a .parquet or .csv table"
-    if first is None:
-        tried = {fmt: found.passed for fmt in FORMATS if fmt != "trl"} | {"trl": not_table}
-        hint = ""
-        if found.looked > 1:
-            hint = f" (nor is any other of the first {found.looked:,} non-blank lines)"
+    if first is None:  # no line says what the file is: say what is wrong with the first
+        others = f" (nor is any other of the first {found.looked:,} non-blank lines)"
+        message = (
+            f"no line is a JSON object to tell the format from: {found.passed}"
+            f"{others if found.looked > 1 else ''}; fix the file, or name the format with"
+            f" --format {'|'.join(FORMATS)} to have each bad line reported"
+        )
         if Path(name).name.startswith("results_") and suffix == ".json":
-            hint += (
+            message += (
                 " (lm-eval's results_*.json holds only the aggregate scores; pass the"
                 " samples_<task>_<date>.jsonl it writes with --log_samples)"
             )
-        raise _no_format(name, line, tried, hint)
+        raise InputError(name, line, "unknown_format", message)
     fields = set(first)
     file_name = Path(name).name
     # When lines before it were passed over, say which object decided and why.
