@@ -233,5 +233,35 @@ def test_a_head_size_vllm_cpu_cannot_run_is_refused_up_front(tmp_path: Path) -> 
 
     cast(Any, LlamaForCausalLM)(config).save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
-    with pytest.raises(EngineError, match="head size is 16"):
+    with pytest.raises(EngineError, match=r"head size is 16.*set engine=torch"):
         VLLMEngine(tmp_path)
+
+
+def test_no_vllm_module_keeps_the_frames_that_started_it(setup: tuple[VLLMEngine, Policy]) -> None:
+    """vLLM stores the exception of its failed torchcodec import; its traceback held the
+    first run's engine, policy and data alive until exit (a second run under --schemes
+    held both). The engine drops those tracebacks once it has started."""
+    import sys
+
+    for name, module in list(sys.modules.items()):
+        if module is not None and (name == "vllm" or name.startswith("vllm.")):
+            for value in vars(module).values():
+                if isinstance(value, BaseException):
+                    assert value.__traceback__ is None, (name, value)
+
+
+def test_an_architecture_vllm_lacks_is_refused_up_front(tmp_path: Path) -> None:
+    from transformers import GPTNeoConfig, GPTNeoForCausalLM
+
+    from trainer.engine import make_engine
+
+    config = GPTNeoConfig(
+        vocab_size=64, hidden_size=64, num_layers=1, num_heads=2, attention_types=[[["global"], 1]]
+    )
+    model = cast(Any, GPTNeoForCausalLM)(config)
+    model.save_pretrained(tmp_path)
+    with pytest.raises(EngineError, match=r"architecture \(GPTNeoForCausalLM\); set engine=torch"):
+        VLLMEngine(tmp_path)
+    tokenizer = build_tokenizer([SYSTEM])
+    engine, why = make_engine(Policy(model, tokenizer), TrainConfig(engine="auto"))
+    assert engine.name == "torch" and "auto: vLLM does not support" in why

@@ -175,6 +175,54 @@ def test_engine_selection(policy: Policy, monkeypatch: Any) -> None:
         make_engine(policy, fast_config(engine="vllm"))
 
 
+def test_auto_takes_torch_for_a_model_vllm_refuses(policy: Policy, monkeypatch: Any) -> None:
+    monkeypatch.setattr("trainer.engine.vllm_status", lambda: (True, "vllm imports"))
+    seen: list[str | None] = []
+
+    def refuses(config: Any, architecture: str | None = None) -> str:
+        seen.append(architecture)
+        return "vLLM does not support the model's architecture (X)"
+
+    monkeypatch.setattr("trainer.engine.vllm_refuses", refuses)
+    engine, why = make_engine(policy, fast_config(engine="auto"))
+    assert engine.name == "torch" and why == f"torch (auto: {refuses(None)})"
+    assert seen[0] == "LlamaForCausalLM"  # a model built in memory has no architectures yet
+
+
+def test_vllm_import_frames_are_let_go() -> None:
+    """An exception kept at module level in vllm.* must not keep its importer's frames."""
+    import gc
+    import sys
+    import types
+    import weakref
+
+    from trainer.engine import _unpin_import_frames
+
+    class Big:
+        pass
+
+    module = types.ModuleType("vllm._rewardkit_test")
+
+    def importer() -> weakref.ref[Big]:
+        big = Big()  # a local of a frame above the import, as the run's policy was
+        try:
+            raise ImportError("no torchcodec")
+        except ImportError as error:
+            module.kept = error  # type: ignore[attr-defined]
+        return weakref.ref(big)
+
+    sys.modules[module.__name__] = module
+    try:
+        ref = importer()
+        gc.collect()
+        assert ref() is not None  # pinned by the kept exception's traceback
+        _unpin_import_frames()
+        gc.collect()
+        assert ref() is None and str(module.kept) == "no torchcodec"  # type: ignore[attr-defined]
+    finally:
+        del sys.modules[module.__name__]
+
+
 def test_vllm_status_says_why() -> None:
     available, why = vllm_status()
     assert isinstance(available, bool) and why

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -256,6 +257,29 @@ def test_a_resume_from_mid_epoch_may_not_end_before_that_epoch(tmp_path: Path) -
     with pytest.raises(ConfigError, match="has reached epoch 2, and epochs=1"):
         train(config.replace(epochs=1), tmp_path / "run", resume=True, display=quiet())
     assert "epochs: 2" in (tmp_path / "run" / "config.yaml").read_text()
+
+
+def test_a_resume_with_engine_auto_keeps_the_engine_the_run_began_with(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """auto picks vLLM where it imports: a run begun without it and resumed beside it would
+    change engines mid-run, and part from an uninterrupted run without a word."""
+    import trainer.loop
+    from trainer.checkpoint import recorded_engine
+
+    config = fast_config(engine="auto")
+    root = train(config, tmp_path / "run", display=quiet())  # no vLLM here: torch
+    assert recorded_engine(root) == "torch"
+    asked: list[str] = []
+    real = trainer.loop.make_engine
+
+    def make_engine(policy: Any, config: TrainConfig, longest: Any = None) -> Any:
+        asked.append(config.engine)
+        return real(policy, config, longest)
+
+    monkeypatch.setattr(trainer.loop, "make_engine", make_engine)
+    train(config.replace(epochs=2), root, resume=True, display=quiet())
+    assert asked == ["torch"]
 
 
 def test_resume_refuses_a_changed_config(tmp_path: Path) -> None:

