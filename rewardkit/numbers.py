@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 import unicodedata
 from decimal import Decimal
+from typing import Any
 
-__all__ = ["is_ascii_digits", "numbers_equal", "parse_number", "strict_norm"]
+__all__ = ["decimal_text", "is_ascii_digits", "numbers_equal", "parse_number", "strict_norm"]
 
 # A comma with a digit on both sides. Removing all of them in one pass is the fixed point of
 # the spec's repeated `(\d),(\d)` -> `\1\2`: a removable comma never has a comma neighbour,
@@ -140,6 +141,18 @@ def _signed(text: str, start: int, token: str) -> str:
     if start == 1 or not (text[start - 2].isalpha() or text[start - 2] in "0123456789."):
         return "-" + token
     return token
+
+
+def decimal_text(number: Any) -> str:
+    """A finite float (Python's or numpy's) as a gold's text: its shortest digits in its
+    own precision, never with an exponent, whose last number `parse_number` reads as it.
+
+    >>> decimal_text(5e-05), decimal_text(1e21), decimal_text(18.0)
+    ('0.00005', '1000000000000000000000.0', '18.0')
+    """
+    import numpy as np  # only here: the rewards themselves need no numpy
+
+    return str(np.format_float_positional(number, unique=True, trim="0"))
 
 
 def numbers_equal(left: Decimal | None, right: Decimal | None) -> bool:

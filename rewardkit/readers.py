@@ -68,15 +68,19 @@ from typing import Any, NamedTuple, TextIO, TypeAlias
 
 from rewardkit.schemes import Scheme
 from rewardkit.score import (
+    BOM_WARNING,
     DEFAULT_MAX_LINE_BYTES,
     InputError,
     Keys,
     ScoreResult,
     _answer_text,
+    _bom_line,
     _completion_text,
     _is_messages,
+    _json_value,
     _last_assistant,
     _preview,
+    _too_long,
     score_rows,
 )
 from rewardkit.score import _BadLine as _RowError
@@ -99,7 +103,6 @@ Row: TypeAlias = "tuple[int, dict[str, Any] | InputError]"
 
 _DEFAULT = Keys()
 _BOM = b"\xef\xbb\xbf"
-_BOM_WARNING = "the file starts with a UTF-8 byte-order mark; it was read past"  # as score.py
 _TABLE_SUFFIXES = {".parquet": "parquet", ".csv": "CSV"}
 _LM_EVAL_NAME = re.compile(r"samples_.+\.jsonl$")
 _CSV_FIELD_LIMIT = 2**31 - 1
@@ -347,7 +350,7 @@ def _first_object(path: str, max_bytes: int) -> _Found:
             why = f"is over {max_bytes:,} bytes (--max-line-bytes)"
         else:
             try:
-                value = _decode(raw)
+                value = _json_value(raw)
             except _RowError as error:
                 why = "is " + error.message.split(";")[0]
             else:
@@ -520,24 +523,6 @@ def _raw_lines(path: str, max_bytes: int) -> Iterator[tuple[int, bytes | None]]:
             yield number, raw
 
 
-def _decode(raw: bytes) -> Any:
-    try:
-        return json.loads(raw)
-    except UnicodeDecodeError as error:
-        raise _RowError(
-            "invalid_utf8",
-            f"not valid UTF-8 (bytes {error.start}-{error.end}); re-encode the file as UTF-8",
-        ) from None
-    except json.JSONDecodeError as error:
-        # "Invalid control character at": json's message ends where the position goes.
-        message = error.msg.removesuffix(" at")
-        raise _RowError(
-            "invalid_json",
-            f"not valid JSON ({message} at column {error.colno}); each line must be one"
-            " complete JSON object",
-        ) from None
-
-
 def _json_rows(
     reading: Reading, record: Callable[[dict[str, Any]], Iterator[dict[str, Any]]]
 ) -> Iterator[Row]:
@@ -550,24 +535,16 @@ def _json_rows(
         reading.lines_read = line
         try:
             if raw is None:
-                raise _RowError(
-                    "line_too_long",
-                    f"the line is over {max_bytes:,} bytes (--max-line-bytes); this is usually"
-                    " a runaway generation: raise --max-line-bytes to score it",
-                )
+                raise _too_long(max_bytes)
             if line == 1 and raw.startswith(_BOM):
                 if not reading.skip:
-                    raise _RowError(
-                        "bom",
-                        "the file starts with a UTF-8 byte-order mark (BOM); re-save it as"
-                        " UTF-8 without BOM, or pass --on-error skip to read past it",
-                    )
+                    raise _bom_line()
                 raw = raw[len(_BOM) :]
-                reading.warnings.append(_BOM_WARNING)
+                reading.warnings.append(BOM_WARNING)
             if not raw.strip():
                 reading.blank_lines += 1
                 continue
-            value = _decode(raw)
+            value = _json_value(raw)
             if not isinstance(value, dict):
                 raise _RowError(
                     "not_an_object",

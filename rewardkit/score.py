@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from rewardkit.numbers import decimal_text
 from rewardkit.rewards import Reward, batch_scorer, is_builtin
 from rewardkit.schemes import RewardError, Scheme, call_reward
 
@@ -209,9 +210,8 @@ def _answer_text(value: Any, key: str) -> str:
                 "missing_answer",
                 f"{key!r} is {number}, not a number: the row has no ground truth; fix the data",
             )
-        # The shortest digits that read back as the value in its own precision (a float32
-        # 0.1 is "0.1", not float64's 0.10000000149011612), never with an exponent.
-        return np.format_float_positional(number, unique=True, trim="0")
+        # In its own precision: a float32 0.1 is "0.1", not float64's 0.10000000149011612.
+        return decimal_text(number)
     if value is None:
         raise _BadLine(
             "missing_answer", f"{key!r} is null: the row has no ground truth; fix the data"
@@ -296,17 +296,19 @@ def _loads(text: str) -> Any:
     return json.loads(text)  # extra data after the object: json.loads raises
 
 
-def _parse_line(raw: bytes, keys: Keys) -> _Fields:
+def _json_value(raw: bytes) -> Any:
+    """The JSON value of one line, or `_BadLine` saying why it has none (every JSON-lines
+    reader of rewardkit reads its lines through this)."""
     try:
         # Decoding first is faster than handing json the bytes, which first guesses the
         # encoding in Python; the errors are the same.
-        record = _loads(raw.decode())
+        return _loads(raw.decode())
     except UnicodeDecodeError as error:
         bad = raw[error.start : error.end]
         raise _BadLine(
             "invalid_utf8",
-            f"bytes {error.start}-{error.end} ({bad!r}) are not valid UTF-8;"
-            " re-encode the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)",
+            f"not valid UTF-8 (bytes {error.start}-{error.end}: {bad!r}); re-encode the file"
+            " as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)",
         ) from None
     except json.JSONDecodeError as error:
         raise _BadLine(
@@ -315,7 +317,25 @@ def _parse_line(raw: bytes, keys: Keys) -> _Fields:
             f"not valid JSON ({error.msg.removesuffix(' at')} at column {error.colno}); each"
             " line must be one complete JSON object",
         ) from None
-    return _read_record(record, keys)
+
+
+BOM_WARNING = "the file starts with a UTF-8 byte-order mark; it was read past"
+
+
+def _bom_line() -> _BadLine:
+    return _BadLine(
+        "bom",
+        "the file starts with a UTF-8 byte-order mark (BOM); re-save it as UTF-8 without"
+        " BOM, or pass --on-error skip to read past it",
+    )
+
+
+def _too_long(max_bytes: int) -> _BadLine:
+    return _BadLine(
+        "line_too_long",
+        f"the line is over {max_bytes:,} bytes (--max-line-bytes); this is usually a runaway"
+        " generation: raise --max-line-bytes to score it",
+    )
 
 
 # --- scoring into columns ------------------------------------------------------------------
@@ -478,22 +498,14 @@ def _read_line(
     """
     try:
         if not raw:
-            raise _BadLine(
-                "line_too_long",
-                f"the line is over {max_bytes:,} bytes (--max-line-bytes); this is"
-                " usually a runaway generation: raise --max-line-bytes to score it",
-            )
+            raise _too_long(max_bytes)
         if first and raw.startswith(_BOM):
             if not skip:
-                raise _BadLine(
-                    "bom",
-                    "the file starts with a UTF-8 byte-order mark (BOM); re-save it as"
-                    " UTF-8 without BOM, or pass --on-error skip to read past it",
-                )
+                raise _bom_line()
             raw = raw[len(_BOM) :]
         if not raw or raw.isspace():  # not raw.strip(), without copying the line
             return None
-        return _parse_line(raw, keys)
+        return _read_record(_json_value(raw), keys)
     except _BadLine as bad:
         return bad
 
@@ -663,7 +675,7 @@ def _assemble(
         )
     warnings = []
     if any(c.bom for c in chunks):
-        warnings.append("the file starts with a UTF-8 byte-order mark; it was read past")
+        warnings.append(BOM_WARNING)
     return ScoreResult(frame, schemes, name, lines_read, skipped, blank, warnings)
 
 

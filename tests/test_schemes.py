@@ -138,6 +138,16 @@ def calls_a_helper(completion, answer):
 NOT_CALLABLE = 3
 """
 
+
+def _user_scheme(tmp_path: Path, function: str, entry: str = "") -> tuple[Path, str]:
+    """A scheme file of one reward, `function` of a fresh copy of USER_REWARDS beside it;
+    the file's path and the module's name."""
+    module = _module_name()
+    _write(tmp_path / f"{module}.py", USER_REWARDS)
+    text = f'rewards:\n  - {{function: "{module}:{function}"{entry}}}\n'
+    return _write(tmp_path / "s.yaml", text), module
+
+
 # --- the built-in schemes ------------------------------------------------------------------
 
 
@@ -408,9 +418,7 @@ def test_resolve_function_importable_module(spec: str, name: str) -> None:
 def test_custom_reward_returning_any_real_number(
     tmp_path: Path, function: str, value: float
 ) -> None:
-    module = _module_name()
-    _write(tmp_path / f"{module}.py", USER_REWARDS)
-    path = _write(tmp_path / "s.yaml", f'rewards:\n  - {{function: "{module}:{function}"}}\n')
+    path, _ = _user_scheme(tmp_path, function)
     reward = load_scheme_file(path).score("", "")[function]
     assert reward == Reward(value, "ok")
     assert type(reward.value) is float
@@ -432,9 +440,7 @@ def test_custom_reward_returning_any_real_number(
 def test_custom_reward_returning_a_non_number_raises_type_error(
     tmp_path: Path, function: str, error: str
 ) -> None:
-    module = _module_name()
-    _write(tmp_path / f"{module}.py", USER_REWARDS)
-    path = _write(tmp_path / "s.yaml", f'rewards:\n  - {{function: "{module}:{function}"}}\n')
+    path, _ = _user_scheme(tmp_path, function)
     scheme = load_scheme_file(path)
     with pytest.raises(TypeError, match=error):
         scheme.score("<answer>1</answer>", "1")
@@ -456,19 +462,13 @@ def test_custom_reward_returning_a_non_number_raises_type_error(
 def test_custom_reward_returning_a_non_finite_number_raises(
     tmp_path: Path, function: str, error: str
 ) -> None:
-    module = _module_name()
-    _write(tmp_path / f"{module}.py", USER_REWARDS)
-    path = _write(
-        tmp_path / "s.yaml", f'rewards:\n  - {{function: "{module}:{function}", max: 1.0}}\n'
-    )
+    path, _ = _user_scheme(tmp_path, function, ", max: 1.0")
     with pytest.raises(ValueError, match=error):
         load_scheme_file(path).score("", "")
 
 
 def test_a_bug_in_a_custom_reward_is_not_hidden(tmp_path: Path) -> None:
-    module = _module_name()
-    _write(tmp_path / f"{module}.py", USER_REWARDS)
-    path = _write(tmp_path / "s.yaml", f'rewards:\n  - {{function: "{module}:raises"}}\n')
+    path, module = _user_scheme(tmp_path, "raises")
     with pytest.raises(
         RewardError, match="reward 'raises' raised RuntimeError: bug in the reward"
     ) as caught:
@@ -495,9 +495,7 @@ def _line_of(text: str, marker: str) -> int:
 def test_a_failing_reward_is_reported_at_the_users_line(
     tmp_path: Path, function: str, marker: str, library: str | None
 ) -> None:
-    module = _module_name()
-    _write(tmp_path / f"{module}.py", USER_REWARDS)
-    path = _write(tmp_path / "s.yaml", f'rewards:\n  - {{function: "{module}:{function}"}}\n')
+    path, module = _user_scheme(tmp_path, function)
     with pytest.raises(RewardError) as caught:
         load_scheme_file(path).score("no JSON", "")
     message = str(caught.value)

@@ -34,12 +34,11 @@ import random
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeAlias
 
 from rewardkit.extract import gold
-from rewardkit.numbers import parse_number
+from rewardkit.numbers import decimal_text, parse_number
 from trainer.config import TrainConfig
 
 __all__ = [
@@ -443,7 +442,7 @@ def _text(row: Mapping[str, Any]) -> str:
     if isinstance(answer, float) and answer.is_integer():
         return str(int(answer))
     if isinstance(answer, float):  # repr writes 1.5e-07, whose last number is 7 (spec 3)
-        return format(Decimal(repr(answer)), "f")
+        return decimal_text(answer)
     return answer if isinstance(answer, str) else repr(answer)
 
 
