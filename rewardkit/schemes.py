@@ -18,6 +18,7 @@ pair or a `Reward`.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import math
@@ -66,6 +67,12 @@ class SchemeReward:
 
     `max` is None for a custom reward that does not declare one; then range checks and the
     "all groups at the maximum" statistic skip it.
+
+    `origin` is set for a function a scheme file names by path (``file.py:function``): the
+    file's absolute path and the function. Python pickles a function by its module's name,
+    and such a module has none that another process could import, so the reward pickles as
+    its origin instead and a spawned process (a scoring worker, TRL's async rollout
+    process) imports the file again.
     """
 
     name: str
@@ -74,6 +81,24 @@ class SchemeReward:
     max: float | None = None
     variant: str = "custom"
     builtin: bool = False  # a built-in reward's results are trusted: no checks per call
+    origin: str | None = field(default=None, compare=False, repr=False)
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        if self.origin is None:
+            return super().__reduce_ex__(protocol)
+        return _file_reward, (self.name, self.origin, self.weight, self.max, self.variant)
+
+
+def _file_reward(
+    name: str, origin: str, weight: float, maximum: float | None, variant: str
+) -> SchemeReward:
+    """A pickled file reward, back: from the module already loaded here, else imported."""
+    file, _, attr = origin.rpartition(":")
+    module = sys.modules.get(_module_id(Path(file)))
+    fn = getattr(module, attr, None) if module is not None else None
+    if fn is None:
+        fn = resolve_function(origin)
+    return SchemeReward(name, fn, weight, maximum, variant, origin=origin)
 
 
 @dataclass(frozen=True)
@@ -371,10 +396,10 @@ def _entry(path: Path, index: int, entry: Any, default_variant: str) -> SchemeRe
             )
     name = _name(where, entry, spec.rsplit(":", 1)[-1])
     try:  # last: it runs the user's module
-        fn = resolve_function(spec, base=path.parent)
+        fn, origin = _resolve(spec, path.parent)
     except (ImportError, AttributeError, ValueError) as error:
         raise SchemeError(f"{where}: {error}") from None
-    return SchemeReward(name, fn, weight, maximum)
+    return SchemeReward(name, fn, weight, maximum, origin=origin)
 
 
 def _number(where: str, key: str, value: Any) -> float:
@@ -437,6 +462,11 @@ def resolve_function(spec: str, base: Path | None = None) -> RewardFn:
     ...
     ValueError: custom reward 'rewardkit.rewards' must be written module:function
     """
+    return _resolve(spec, base)[0]
+
+
+def _resolve(spec: str, base: Path | None) -> tuple[RewardFn, str | None]:
+    """`resolve_function`, and the origin of a file's function (see `SchemeReward`)."""
     module_name, sep, attr = spec.rpartition(":")
     if not sep or not module_name or not attr:
         raise ValueError(f"custom reward {spec!r} must be written module:function")
@@ -447,14 +477,16 @@ def resolve_function(spec: str, base: Path | None = None) -> RewardFn:
         if file is None:
             raise ImportError(f"custom reward {spec!r}: file {module_name} not found")
         module = _import_file(spec, file)
+        origin: str | None = f"{file.resolve()}:{attr}"
     else:
         module = _import_near(spec, module_name, base)
+        origin = None  # importable by name wherever sys.path is the same
     fn = getattr(module, attr, None)
     if fn is None:
         raise AttributeError(f"custom reward {spec!r}: module {module_name} has no {attr!r}")
     if not callable(fn):
         raise ValueError(f"custom reward {spec!r} is not callable")
-    return cast(RewardFn, fn)
+    return cast(RewardFn, fn), origin
 
 
 def _import_file(spec: str, file: Path) -> Any:
@@ -467,7 +499,7 @@ def _import_file(spec: str, file: Path) -> Any:
     folder = str(file.resolve().parent)
     if folder not in sys.path:
         sys.path.append(folder)
-    module_id = "rewardkit_user_" + file.stem
+    module_id = _module_id(file)
     loader = importlib.util.spec_from_file_location(module_id, file)
     if loader is None or loader.loader is None:
         raise ImportError(f"custom reward {spec!r}: cannot import {file}")
@@ -479,6 +511,12 @@ def _import_file(spec: str, file: Path) -> Any:
         del sys.modules[module_id]  # as the import system does: no half-run module left
         raise _import_failed(spec, str(file), error) from error
     return module
+
+
+def _module_id(file: Path) -> str:
+    """The name a user's file is loaded under: two ``rewards.py`` in two folders differ."""
+    digest = hashlib.sha1(str(file.resolve()).encode("utf-8", "surrogatepass")).hexdigest()[:10]
+    return f"rewardkit_user_{file.stem}_{digest}"
 
 
 def _import_near(spec: str, module_name: str, base: Path | None) -> Any:

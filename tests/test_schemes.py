@@ -3,6 +3,8 @@ custom ``module:function`` and ``file.py:function`` rewards, and every `SchemeEr
 
 from __future__ import annotations
 
+import multiprocessing
+import pickle
 import sys
 import textwrap
 import uuid
@@ -385,6 +387,42 @@ def test_custom_file_py_function(tmp_path: Path) -> None:
     assert type(scores["as_fraction"].value) is float
 
 
+def _two_files_named_alike(tmp_path: Path) -> Scheme:
+    """A scheme whose two rewards live in two files called ``bonus.py``."""
+    for folder, value in (("a", 1.0), ("b", 0.5)):
+        (tmp_path / folder).mkdir()
+        code = f"def bonus(completion, answer):\n    return {value}\n"
+        _write(tmp_path / folder / "bonus.py", code)
+    text = "rewards:\n"
+    for folder in ("a", "b"):
+        text += f'  - {{name: {folder}, function: "{folder}/bonus.py:bonus", max: 1}}\n'
+    return load_scheme_file(_write(tmp_path / "s.yaml", text))
+
+
+def test_files_of_the_same_name_stay_apart(tmp_path: Path) -> None:
+    scheme = _two_files_named_alike(tmp_path)
+    assert scheme.score("x", "1") == {"a": Reward(1.0, "ok"), "b": Reward(0.5, "ok")}
+    # pickled (as for a scoring worker or TRL's async rollout process) and back, each
+    # reward is still its own file's function, not the last one loaded under that name
+    clone = pickle.loads(pickle.dumps(scheme))
+    assert [r.fn for r in clone.rewards] == [r.fn for r in scheme.rewards]
+    assert clone.score("x", "1") == scheme.score("x", "1")
+
+
+def _score_pickled(data: bytes) -> dict[str, Reward]:
+    scheme: Scheme = pickle.loads(data)
+    return scheme.score("x", "1")
+
+
+def test_file_rewards_reach_a_spawned_process(tmp_path: Path) -> None:
+    # a spawned process has none of the modules the parent loaded from files: it imports
+    # each file again from its absolute path (before, unpickling found no such module)
+    scheme = _two_files_named_alike(tmp_path)
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        scores = pool.apply(_score_pickled, (pickle.dumps(scheme),))
+    assert scores == {"a": Reward(1.0, "ok"), "b": Reward(0.5, "ok")}
+
+
 def test_custom_file_py_function_by_absolute_path(tmp_path: Path) -> None:
     file = _write(tmp_path / "elsewhere.py", USER_REWARDS)
     fn = resolve_function(f"{file}:brevity")
@@ -538,7 +576,7 @@ def test_a_module_that_fails_on_import_names_its_file_and_line(
     assert message.endswith("; fix the module")
     # no half-run module is left behind to be found by the next import
     assert module not in sys.modules
-    assert f"rewardkit_user_{module}" not in sys.modules
+    assert not [m for m in sys.modules if m.startswith(f"rewardkit_user_{module}")]
 
 
 @pytest.mark.parametrize("command", [["score", "examples/completions.jsonl"], ["golden", "check"]])

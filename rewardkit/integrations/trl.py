@@ -71,7 +71,8 @@ class RewardFunction:
     """One reward of a scheme, callable as TRL calls a reward function.
 
     ``__name__`` is the reward's name, which TRL uses for its metrics. Instances pickle
-    whenever the scheme's reward functions do (the built-in ones always do).
+    whenever the scheme's reward functions do: the built-in ones and a scheme file's always
+    do (a ``file.py:function`` pickles as the file's path and is imported again there).
     """
 
     def __init__(
