@@ -244,6 +244,41 @@ def test_a_refused_resume_leaves_the_runs_config_as_it_was(tmp_path: Path) -> No
     assert (root / "config.yaml").read_text() == before
 
 
+def test_a_resume_refuses_a_folder_missing_what_its_checkpoint_had(tmp_path: Path) -> None:
+    """Rows or sample lines deleted since the checkpoint: a resume would leave a hole in the
+    reports (and pad a cut samples.jsonl with zero bytes), so it stops and says what."""
+    config = fast_config(epochs=2, save_every=1)  # 3 steps an epoch
+
+    def kill(step: int) -> None:
+        if step == 5:  # after the checkpoint at step 5
+            raise Killed
+
+    root = tmp_path / "run"
+    with pytest.raises(Killed):
+        train(config, root, display=quiet(), after_step=kill)
+    saved = {n: (root / n).read_bytes() for n in ("steps.parquet", "samples.jsonl")}
+    steps = pd.read_parquet(root / "steps.parquet")
+    steps[steps["step"] != 3].to_parquet(root / "steps.parquet")
+    (root / "epochs.parquet").unlink()
+    with pytest.raises(ConfigError) as caught:
+        train(config, root, resume=True, display=quiet())
+    assert str(caught.value) == (
+        f"{root}: the checkpoint is at step 5, but steps.parquet lacks step 3 of the 5 it"
+        " had; epochs.parquet lacks epoch 1: a resume would write reports with a hole in"
+        " them. Put the run's files back as they were, or start a new run"
+    )
+    (root / "steps.parquet").write_bytes(saved["steps.parquet"])
+    with open(root / "samples.jsonl", "r+b") as handle:
+        handle.truncate(100)
+    with pytest.raises(
+        ConfigError,
+        match=r"but epochs.parquet lacks epoch 1; samples.jsonl has"
+        r" 100 of the [\d,]+ bytes it had: a resume",
+    ):
+        train(config, root, resume=True, display=quiet())
+    assert (root / "samples.jsonl").stat().st_size == 100  # not padded
+
+
 def test_a_resume_from_mid_epoch_may_not_end_before_that_epoch(tmp_path: Path) -> None:
     """A checkpoint in epoch 2 (3 steps an epoch, saved every step, killed at step 5)."""
     config = fast_config(epochs=2, save_every=1)

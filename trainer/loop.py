@@ -148,6 +148,12 @@ def _train(run: Run, resume: bool, after_step: Callable[[int], None] | None) -> 
                 f"{root}: the run has reached epoch {reached}, and epochs={config.epochs} would"
                 f" leave that epoch's rows in its tables; set epochs to {reached} or more"
             )
+        if gaps := run.files.gaps(position.step, position.epoch, position.sizes):
+            raise ConfigError(
+                f"{root}: the checkpoint is at step {position.step}, but {'; '.join(gaps)}:"
+                " a resume would write reports with a hole in them. Put the run's files back"
+                " as they were, or start a new run"
+            )
         run.files.rollback(position.step, position.epoch, position.sizes)
         run.engine.sync_weights(run.policy.model)  # it was built from the initial weights
     elif resume:  # stopped before its first checkpoint: the start is the last safe point

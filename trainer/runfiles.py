@@ -98,6 +98,22 @@ def _read(path: Path) -> list[dict[str, Any]]:
     return [{str(k): v for k, v in row.items()} for row in pd.read_parquet(path).to_dict("records")]
 
 
+def _count(numbers: Sequence[int], what: str) -> str:
+    """``step 3``, ``steps 4-9``, ``steps 2, 5, 6``: which numbers, briefly.
+
+    >>> _count([4, 5, 6, 7, 8, 9], "step"), _count([2, 5, 6], "step"), _count([0], "epoch")
+    ('steps 4-9', 'steps 2, 5, 6', 'epoch 0')
+    >>> _count([1, 3, 5, 7, 9, 11, 13], "step")
+    'steps 1, 3, 5, 7, 9 and 2 more'
+    """
+    if len(numbers) == 1:
+        return f"{what} {numbers[0]}"
+    if list(numbers) == list(range(numbers[0], numbers[-1] + 1)):
+        return f"{what}s {numbers[0]}-{numbers[-1]}"
+    more = f" and {len(numbers) - 5} more" if len(numbers) > 5 else ""
+    return f"{what}s {', '.join(str(n) for n in numbers[:5])}{more}"
+
+
 WRITE_EVERY = 10.0  # seconds: how long new step rows may wait in memory
 
 
@@ -112,6 +128,31 @@ class RunFiles:
         self.steps: list[dict[str, Any]] = _read(root / STEPS)
         self.epochs: list[dict[str, Any]] = _read(root / EPOCHS)
         self.evals: list[dict[str, Any]] = _read(root / EVAL)
+
+    def gaps(self, step: int, epoch: int, sizes: Mapping[str, int]) -> list[str]:
+        """What the folder lacks of a checkpoint at `step` with `epoch` epochs done: rows or
+        sample lines it had when the checkpoint was saved, since deleted or cut short.
+
+        A resume on top of them would write reports with a hole (an epoch's summary counts
+        its step rows), and `rollback` would pad a short sample file with zero bytes.
+        """
+        found = []
+        steps = {r["step"] for r in self.steps}
+        if missing := [s for s in range(1, step + 1) if s not in steps]:
+            found.append(f"{STEPS} lacks {_count(missing, 'step')} of the {step} it had")
+        epochs = {r["epoch"] for r in self.epochs}
+        if missing := [e for e in range(1, epoch + 1) if e not in epochs]:
+            found.append(f"{EPOCHS} lacks {_count(missing, 'epoch')}")
+        evals = {r["epoch"] for r in self.evals}
+        if missing := [e for e in range(0, epoch + 1) if e not in evals]:
+            found.append(f"{EVAL} lacks the evaluation of {_count(missing, 'epoch')}")
+        for name, size in sorted(sizes.items()):
+            path = self.root / name
+            now = path.stat().st_size if path.exists() else 0
+            if now < size:
+                what = "is gone" if not path.exists() else f"has {now:,} of the {size:,} bytes"
+                found.append(f"{name} {what} it had")
+        return found
 
     def rollback(self, step: int, epoch: int, sizes: Mapping[str, int]) -> None:
         """Forget what was written after a checkpoint at `step` with `epoch` epochs done."""
