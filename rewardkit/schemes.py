@@ -83,10 +83,46 @@ class SchemeReward:
     builtin: bool = False  # a built-in reward's results are trusted: no checks per call
     origin: str | None = field(default=None, compare=False, repr=False)
 
+    def __post_init__(self) -> None:
+        """The checks a scheme file gets, for a reward built in Python too.
+
+        >>> SchemeReward("brevity", len, max=float("inf"))
+        Traceback (most recent call last):
+        ...
+        rewardkit.schemes.SchemeError: reward 'brevity': max inf is not a finite number, 0 \
+or more (or None when unknown)
+        """
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise SchemeError(f"reward name {self.name!r} is not a name; use a non-empty str")
+        if not callable(self.fn):
+            raise SchemeError(f"reward {self.name!r}: fn {self.fn!r} is not callable")
+        if not _finite(self.weight):
+            raise SchemeError(
+                f"reward {self.name!r}: weight {self.weight!r} is not a finite number"
+            )
+        if self.max is not None and not (_finite(self.max) and self.max >= 0):
+            raise SchemeError(
+                f"reward {self.name!r}: max {self.max!r} is not a finite number, 0 or more (or"
+                " None when unknown)"
+            )
+        object.__setattr__(self, "weight", float(self.weight))  # a numpy scalar or Fraction
+        if self.max is not None:  # would not go into --json, or into a parquet column
+            object.__setattr__(self, "max", float(self.max))
+
     def __reduce_ex__(self, protocol: Any) -> Any:
         if self.origin is None:
             return super().__reduce_ex__(protocol)
         return _file_reward, (self.name, self.origin, self.weight, self.max, self.variant)
+
+
+def _finite(value: Any) -> bool:
+    """A real number (not a bool) that is finite as a float."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:  # an int beyond the float range
+        return False
 
 
 def _file_reward(

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import multiprocessing
 import pickle
+import re
 import sys
 import textwrap
 import uuid
 from collections.abc import Iterator
 from dataclasses import FrozenInstanceError
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from rewardkit.cli import main
@@ -385,6 +388,32 @@ def test_custom_file_py_function(tmp_path: Path) -> None:
     }
     assert type(scores["whole"].value) is float
     assert type(scores["as_fraction"].value) is float
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"max": float("inf")}, "max inf is not a finite number, 0 or more"),
+        ({"max": float("nan")}, "max nan is not a finite number"),
+        ({"max": -1.0}, "max -1.0 is not a finite number, 0 or more"),
+        ({"weight": float("nan")}, "weight nan is not a finite number"),
+        ({"weight": 10**400}, "is not a finite number"),
+        ({"weight": True}, "weight True is not a finite number"),
+        ({"name": ""}, "reward name '' is not a name"),
+        ({"fn": "brevity"}, "fn 'brevity' is not callable"),
+    ],
+)
+def test_a_reward_built_in_python_gets_the_scheme_files_checks(
+    kwargs: dict[str, Any], message: str
+) -> None:
+    # a scheme file refuses these (see above); before, a SchemeReward took them as given
+    # and `max=inf` reached --json as Infinity, `max=nan` switched the above-max check off
+    fields: dict[str, Any] = {"name": "r", "fn": lambda c, a: 0.5, **kwargs}
+    with pytest.raises(SchemeError, match=re.escape(message)):
+        SchemeReward(**fields)
+    reward = SchemeReward("r", len, weight=np.float32(2.0), max=Fraction(1, 2))
+    assert (reward.weight, reward.max) == (2.0, 0.5)
+    assert type(reward.weight) is float and type(reward.max) is float
 
 
 def _two_files_named_alike(tmp_path: Path) -> Scheme:
