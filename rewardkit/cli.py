@@ -12,12 +12,12 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
-
-from rich.console import Console
-from rich.markup import escape
+from typing import TYPE_CHECKING, Any
 
 from rewardkit import __version__
+
+if TYPE_CHECKING:  # rich is imported in `main`, where a Ctrl-C is an exit, not a traceback
+    from rich.console import Console
 
 EXIT_OK, EXIT_CHANGED, EXIT_BAD_INPUT = 0, 1, 2
 EXIT_BROKEN_PIPE = 1  # what rich exits with when the reader of its output goes away
@@ -159,11 +159,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _error(err: Console, error: object) -> None:
     """An error line on stderr: red prefix, the message verbatim (no markup read in it)."""
+    from rich.markup import escape
+
     err.print("[red]error:[/]", escape(str(error)), highlight=False)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+        from rich.console import Console
+    except KeyboardInterrupt:  # Ctrl-C in the first tenth of a second
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     out = Console(soft_wrap=True)
     err = Console(stderr=True, soft_wrap=True)
     try:
@@ -256,6 +263,8 @@ def _same_file(a: str, b: str) -> bool:
 
 
 def _score(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from rich.markup import escape
+
     from rewardkit.readers import (
         detect_format,
         read_rows,

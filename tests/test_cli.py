@@ -289,3 +289,23 @@ def test_examples_must_not_be_negative(capsys: Any, grouped_file: Path) -> None:
     with pytest.raises(SystemExit) as stop:
         main(["score", str(grouped_file), "--examples", "-1"])
     assert stop.value.code == 2
+
+
+def test_ctrl_c_while_the_command_line_is_read_is_an_exit_not_a_traceback(
+    capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rewardkit.cli
+
+    def interrupted() -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(rewardkit.cli, "build_parser", interrupted)
+    assert main(["score", "x.jsonl"]) == 130
+    assert capsys.readouterr().err == "interrupted\n"
+
+
+def test_the_command_imports_only_the_standard_library_before_main() -> None:
+    # the console script imports rewardkit.cli outside main's Ctrl-C handler: keep it light
+    code = "import sys, rewardkit.cli; print([m for m in ('rich', 'pandas') if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
