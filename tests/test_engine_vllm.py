@@ -265,3 +265,21 @@ def test_an_architecture_vllm_lacks_is_refused_up_front(tmp_path: Path) -> None:
     tokenizer = build_tokenizer([SYSTEM])
     engine, why = make_engine(Policy(model, tokenizer), TrainConfig(engine="auto"))
     assert engine.name == "torch" and "auto: vLLM does not support" in why
+
+
+def test_a_run_on_vllm_writes_nothing_to_standard_error(tmp_path: Path) -> None:
+    """vLLM's start printed 9 lines a run's reader can do nothing about: a log line before
+    vLLM set up its log, FutureWarnings, two progress bars and a C++ NUMA notice."""
+    import subprocess
+    import sys
+
+    args = [
+        "train",
+        *("--set", "engine=vllm", "--set", "train_samples=16", "--set", "test_samples=4"),
+        *("--set", "epochs=1", "--set", "max_new_tokens=16", "--output-dir", str(tmp_path)),
+    ]
+    code = f"from rewardkit.cli import main; raise SystemExit(main({args!r}))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "engine vllm" in done.stdout
+    assert done.stderr == ""

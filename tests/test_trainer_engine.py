@@ -244,3 +244,33 @@ def test_a_vllm_that_refuses_the_weight_push_is_an_engine_error_saying_what_to_d
         push_weights(OldLLM(), [])
     assert "unexpected keyword argument 'weights_iterator'" in str(caught.value)
     assert "set engine=torch" in str(caught.value)
+
+
+def test_held_back_native_output_passes_on_without_the_noise(capfd: Any) -> None:
+    import os
+    import re
+
+    from trainer.engine import _stderr_without
+
+    noise = re.compile(r"^\[W\d+ .*\] Warning: NUMA binding")
+    with _stderr_without(noise):
+        os.write(2, b"[W1202 05:39:04.5 utils.cpp:68] Warning: NUMA binding: MEMBIND\n")
+        os.write(2, b"a real warning\n")
+    assert capfd.readouterr().err == "a real warning\n"
+    with pytest.raises(RuntimeError), _stderr_without(noise):  # a failed start: all of it
+        os.write(2, b"[W1202 05:39:04.5 utils.cpp:68] Warning: NUMA binding: MEMBIND\n")
+        raise RuntimeError
+    assert "NUMA binding" in capfd.readouterr().err
+
+
+def test_progress_bars_come_back_as_they_were() -> None:
+    from transformers.utils import logging as hf_logging
+
+    from trainer.model import no_progress_bars
+
+    for was_on in (True, False):
+        (hf_logging.enable_progress_bar if was_on else hf_logging.disable_progress_bar)()
+        with no_progress_bars():
+            assert not hf_logging.is_progress_bar_enabled()
+        assert hf_logging.is_progress_bar_enabled() == was_on
+    hf_logging.enable_progress_bar()

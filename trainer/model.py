@@ -9,7 +9,7 @@ reference it started with without saving a copy of it.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +25,7 @@ __all__ = [
     "Precision",
     "enable_checkpointing",
     "load_policy",
+    "no_progress_bars",
     "resolve_device",
     "resolve_precision",
 ]
@@ -178,3 +179,19 @@ def _pretrained(name: str) -> tuple[Any, Any]:
             " hub id with network access or already in the Hugging Face cache, or model=tiny"
         ) from None
     return tokenizer, model
+
+
+@contextlib.contextmanager
+def no_progress_bars() -> Iterator[None]:
+    """transformers' progress bars off meanwhile ("Writing model shards" in a live run)."""
+    from transformers.utils import logging as hf_logging
+
+    was_on = hf_logging.is_progress_bar_enabled()
+    off: Any = hf_logging.disable_progress_bar  # untyped
+    on: Any = hf_logging.enable_progress_bar
+    off()
+    try:
+        yield
+    finally:
+        if was_on:
+            on()
