@@ -209,21 +209,11 @@ def _os_error(error: OSError) -> str:
     return f"{error.filename}: {error.strerror} (check that the folder exists and can be written)"
 
 
-def _schemes(names: Sequence[str] | None) -> list[Any]:
+def _schemes(names: Sequence[str] | None) -> tuple[Any, ...]:
     """The schemes named on the command line; two of one name would share every column."""
-    from rewardkit.schemes import SchemeError, get_scheme
+    from rewardkit.schemes import schemes_of
 
-    schemes = [get_scheme(name) for name in (names or ["strict", "lenient"])]
-    seen: dict[str, Any] = {}
-    for scheme in schemes:
-        if scheme.name in seen:
-            raise SchemeError(
-                f"two schemes are both called {scheme.name!r} ({seen[scheme.name].source} and"
-                f" {scheme.source}); name each scheme once, or give a scheme file its own"
-                " `name:`"
-            )
-        seen[scheme.name] = scheme
-    return schemes
+    return schemes_of(names or ["strict", "lenient"])
 
 
 def _out_problem(out: str, source: str) -> str | None:

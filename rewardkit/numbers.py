@@ -7,12 +7,20 @@ as an exact `Decimal` for the lenient scheme.
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["decimal_text", "is_ascii_digits", "numbers_equal", "parse_number", "strict_norm"]
+__all__ = [
+    "decimal_text",
+    "is_ascii_digits",
+    "number_text",
+    "numbers_equal",
+    "parse_number",
+    "strict_norm",
+]
 
 # A comma with a digit on both sides. Removing all of them in one pass is the fixed point of
 # the spec's repeated `(\d),(\d)` -> `\1\2`: a removable comma never has a comma neighbour,
@@ -153,6 +161,38 @@ def decimal_text(number: Any) -> str:
     import numpy as np  # only here: the rewards themselves need no numpy
 
     return str(np.format_float_positional(number, unique=True, trim="0"))
+
+
+def number_text(value: Any) -> str:
+    """A gold answer given as a number, as its text: an integer in digits, a float in plain
+    decimal notation (`decimal_text`). Any real number counts, numpy's too.
+
+    `TypeError` for what is not a real number (a bool is not); `ValueError` for a number
+    with no text to score against, its message what the value is (after "the answer is").
+
+    >>> number_text(18), number_text(18.0), number_text(5e-05)
+    ('18', '18.0', '0.00005')
+    >>> number_text(float("nan"))
+    Traceback (most recent call last):
+    ...
+    ValueError: nan, not a number
+    """
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{type(value).__name__}, not a number")
+    if type(value).__name__ == "bool_":  # numpy's bool, without importing numpy here
+        raise TypeError("bool_, not a number")
+    if isinstance(value, numbers.Integral):
+        try:
+            return str(int(value))
+        except ValueError:  # Python's limit on the digits of an int written out
+            raise ValueError("an integer too long to write out (over 4,300 digits)") from None
+    number = value if type(value).__module__ == "numpy" else float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{number}, not a number")
+    # In its own precision: a float32 0.1 is "0.1", not float64's 0.10000000149011612.
+    return decimal_text(number)
 
 
 def numbers_equal(left: Decimal | None, right: Decimal | None) -> bool:

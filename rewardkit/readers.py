@@ -62,11 +62,11 @@ import shlex
 import shutil
 import stat
 import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple, TextIO, TypeAlias
 
-from rewardkit.schemes import Scheme
+from rewardkit.schemes import SchemeLike
 from rewardkit.score import (
     BOM_WARNING,
     DEFAULT_MAX_LINE_BYTES,
@@ -472,7 +472,7 @@ def read_objects(
 def score_format(
     path: str | Path,
     fmt: str,
-    schemes: Sequence[Scheme],
+    schemes: SchemeLike | Iterable[SchemeLike],
     keys: Keys = _DEFAULT,
     *,
     on_error: str = "raise",

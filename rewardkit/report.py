@@ -7,7 +7,7 @@ frame of `rewardkit.score` (one row per line per scheme) and returns a small Dat
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +16,7 @@ import pandas as pd
 
 from rewardkit.passk import pass_at_k
 from rewardkit.rewards import REASONS
-from rewardkit.schemes import Scheme
+from rewardkit.schemes import Scheme, SchemeLike, schemes_of
 
 __all__ = [
     "Summary",
@@ -315,7 +315,7 @@ class Summary:
 
 def summarize(
     frame: pd.DataFrame,
-    schemes: Sequence[Scheme],
+    schemes: SchemeLike | Iterable[SchemeLike],
     ks: Sequence[int] | None = None,
     examples: int = 20,
 ) -> Summary:
@@ -332,7 +332,15 @@ def summarize(
     >>> s.rows, s.groups, s.largest_group, s.ungrouped_rows
     (3, 1, 2, 1)
     """
-    one = frame[frame["scheme"] == schemes[0].name] if schemes else frame.iloc[:0]
+    schemes = schemes_of(schemes)
+    scored = set(frame["scheme"].unique()) if "scheme" in frame.columns else set()
+    if missing := [s.name for s in schemes if s.name not in scored]:
+        raise ValueError(
+            f"the frame holds no rows of the scheme(s) {', '.join(missing)} (it holds:"
+            f" {', '.join(sorted(map(str, scored))) or 'none'}); summarize a frame under the"
+            " schemes it was scored with"
+        )
+    one = frame[frame["scheme"] == schemes[0].name]
     sizes = one["group"].value_counts() if "group" in one.columns else pd.Series(dtype=int)
     summary = Summary(
         rows=len(one),

@@ -26,11 +26,11 @@ import numbers
 import os
 import sys
 import traceback
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, cast
+from typing import Any, TypeAlias, cast
 
 from rewardkit.rewards import REWARDS, Reward, RewardFn, get_reward
 
@@ -41,11 +41,13 @@ __all__ = [
     "RewardError",
     "Scheme",
     "SchemeError",
+    "SchemeLike",
     "SchemeReward",
     "call_reward",
     "get_scheme",
     "load_scheme_file",
     "resolve_function",
+    "schemes_of",
 ]
 
 
@@ -306,7 +308,7 @@ LENIENT = Scheme("lenient", tuple(_builtin(name, "lenient") for name in REWARDS)
 SCHEMES: Mapping[str, Scheme] = MappingProxyType({"strict": STRICT, "lenient": LENIENT})
 
 
-def get_scheme(name_or_path: str) -> Scheme:
+def get_scheme(name_or_path: str | os.PathLike[str]) -> Scheme:
     """A built-in scheme by name, or a scheme file (``.yaml``, ``.yml``, ``.toml``) by path.
 
     >>> get_scheme("lenient").reward_names
@@ -317,6 +319,7 @@ def get_scheme(name_or_path: str) -> Scheme:
     rewardkit.schemes.SchemeError: unknown scheme 'relaxed'; valid schemes: strict, lenient, \
 or the path of a .yaml/.toml scheme file
     """
+    name_or_path = os.fspath(name_or_path)
     if name_or_path in SCHEMES:
         return SCHEMES[name_or_path]
     path = Path(name_or_path)
@@ -326,6 +329,53 @@ or the path of a .yaml/.toml scheme file
         f"unknown scheme {name_or_path!r}; valid schemes: {', '.join(SCHEMES)},"
         " or the path of a .yaml/.toml scheme file"
     )
+
+
+SchemeLike: TypeAlias = str | os.PathLike[str] | Scheme
+"""A built-in scheme's name, the path of a scheme file, or a `Scheme`."""
+
+
+def schemes_of(schemes: SchemeLike | Iterable[SchemeLike]) -> tuple[Scheme, ...]:
+    """The schemes to score under: each `Scheme` as it is, a name or path by `get_scheme`.
+
+    One scheme may stand alone. There must be at least one, and two of one name would
+    share every column of the scores.
+
+    >>> [s.name for s in schemes_of(["strict", LENIENT])], schemes_of("lenient")[0].name
+    (['strict', 'lenient'], 'lenient')
+    >>> schemes_of([STRICT, "strict"])
+    Traceback (most recent call last):
+    ...
+    rewardkit.schemes.SchemeError: two schemes are both called 'strict' (built-in and \
+built-in); name each scheme once, or give a scheme file its own `name:`
+    """
+    if isinstance(schemes, (str, os.PathLike, Scheme)):
+        schemes = [schemes]
+    if not isinstance(schemes, Iterable):
+        raise SchemeError(f"{schemes!r} is not a scheme or a list of schemes")
+    found: list[Scheme] = []
+    seen: dict[str, Scheme] = {}
+    for item in schemes:
+        if isinstance(item, Scheme):
+            scheme = item
+        elif isinstance(item, (str, os.PathLike)):
+            scheme = get_scheme(item)
+        else:
+            raise SchemeError(
+                f"{item!r} ({type(item).__name__}) is not a scheme; give a Scheme, a built-in"
+                f" scheme's name ({', '.join(SCHEMES)}) or a scheme file's path"
+            )
+        if scheme.name in seen:
+            raise SchemeError(
+                f"two schemes are both called {scheme.name!r} ({seen[scheme.name].source} and"
+                f" {scheme.source}); name each scheme once, or give a scheme file its own"
+                " `name:`"
+            )
+        seen[scheme.name] = scheme
+        found.append(scheme)
+    if not found:
+        raise SchemeError("no scheme given; name at least one (strict, lenient or a file)")
+    return tuple(found)
 
 
 def _read_mapping(path: Path) -> Mapping[str, Any]:

@@ -15,13 +15,14 @@ frame from the same code.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import itertools
 import json
-import math
 import numbers
 import os
+import re
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -34,9 +35,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from rewardkit.numbers import decimal_text
+from rewardkit.numbers import number_text
 from rewardkit.rewards import Reward, batch_scorer, is_builtin
-from rewardkit.schemes import RewardError, Scheme, call_reward
+from rewardkit.schemes import RewardError, Scheme, SchemeLike, call_reward, schemes_of
 
 __all__ = [
     "DEFAULT_MAX_LINE_BYTES",
@@ -79,6 +80,9 @@ class InputError(ValueError):
         self.message = message
         where = f"{path}, line {line}" if line is not None else path
         super().__init__(f"{where}: {message}")
+
+    def __reduce__(self) -> tuple[Any, ...]:  # back from a worker process, say
+        return InputError, (self.path, self.line, self.code, self.message)
 
 
 @dataclass(frozen=True)
@@ -199,28 +203,65 @@ def _answer_text(value: Any, key: str) -> str:
     """
     if isinstance(value, str):
         return value
-    if type(value) is int:  # JSON's numbers: no ABC checks on the common case
-        return str(value)
-    if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
-        if isinstance(value, numbers.Integral):
-            return str(int(value))
-        number = value if isinstance(value, np.floating) else float(value)
-        if not math.isfinite(number):
-            raise _BadLine(
-                "missing_answer",
-                f"{key!r} is {number}, not a number: the row has no ground truth; fix the data",
-            )
-        # In its own precision: a float32 0.1 is "0.1", not float64's 0.10000000149011612.
-        return decimal_text(number)
-    if value is None:
+    if type(value) is int:  # JSON's numbers: the fast path
+        with contextlib.suppress(ValueError):  # over 4,300 digits: number_text says so
+            return str(value)
+    if value is None or value is pd.NA or value is pd.NaT:  # NaN: "nan, not a number"
         raise _BadLine(
             "missing_answer", f"{key!r} is null: the row has no ground truth; fix the data"
         )
-    raise _BadLine(
-        "answer_not_text",
-        f"{key!r} is {type(value).__name__} ({_preview(value)}), not a string or number;"
-        " fix the data or pass --answer-key",
-    )
+    try:
+        return number_text(value)
+    except TypeError:
+        raise _BadLine(
+            "answer_not_text",
+            f"{key!r} is {type(value).__name__} ({_preview(value)}), not a string or number;"
+            " fix the data or pass --answer-key",
+        ) from None
+    except ValueError as error:
+        if isinstance(value, numbers.Integral):
+            raise _BadLine(
+                "answer_not_text", f"{key!r} is {error}; write the gold as a string"
+            ) from None
+        raise _BadLine(
+            "missing_answer", f"{key!r} is {error}: the row has no ground truth; fix the data"
+        ) from None
+
+
+def _is_null(value: Any) -> bool:
+    """Whether `value` stands for "no value": None, NaN (Python's or numpy's), or pandas'
+    NA and NaT, as a data frame's missing cells come out of ``to_dict("records")``.
+
+    >>> [_is_null(v) for v in (None, float("nan"), np.float32("nan"), pd.NA, 0, "", "nan")]
+    [True, True, True, True, False, False, False]
+    """
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    return isinstance(value, (float, np.floating)) and bool(np.isnan(value))
+
+
+def _key_text(value: Any) -> str | None:
+    """An id or group value as text: a string as it is, anything else as its JSON (numpy's
+    scalars as Python's); a null value is None. `_BadLine` when there is no such text."""
+    if isinstance(value, str):
+        return value
+    if _is_null(value):
+        return None
+    try:
+        return json.dumps(value, default=_plain)
+    except (TypeError, ValueError) as error:  # not JSON, or an int too long to write
+        raise _BadLine(
+            "bad_key",
+            f"a row's id or group value ({type(value).__name__}) has no text ({error});"
+            " use a string or a number",
+        ) from None
+
+
+def _plain(value: Any) -> Any:
+    """numpy's scalars as Python's, for `json.dumps` (anything else: its TypeError)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def _group_of(record: Mapping[str, Any], keys: Keys) -> str | None:
@@ -236,16 +277,25 @@ def _group_of(record: Mapping[str, Any], keys: Keys) -> str | None:
         value = record[keys.group]
     else:
         value = record.get("prompt_id")
-        if value is None:
+        if _is_null(value):
             prompt = record.get("prompt")
-            if prompt is None:
+            if _is_null(prompt):
                 return None
-            text = prompt if isinstance(prompt, str) else json.dumps(prompt, sort_keys=True)
-            # Identical prompts form a group; a digest keeps the frame small.
-            return "prompt:" + hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
-    if value is None:
-        return None
-    return value if isinstance(value, str) else json.dumps(value)
+            text = prompt if isinstance(prompt, str) else _prompt_json(prompt)
+            # Identical prompts form a group; a digest keeps the frame small. A lone
+            # surrogate (a JSON "\\ud800") is no UTF-8, but it is still the prompt's.
+            data = text.encode("utf-8", "surrogatepass")
+            return "prompt:" + hashlib.blake2b(data, digest_size=8).hexdigest()
+    return _key_text(value)
+
+
+def _prompt_json(prompt: Any) -> str:
+    try:
+        return json.dumps(prompt, sort_keys=True, default=_plain)
+    except (TypeError, ValueError) as error:
+        raise _BadLine(
+            "bad_key", f"the row's prompt ({type(prompt).__name__}) has no text ({error})"
+        ) from None
 
 
 def _read_record(record: Any, keys: Keys) -> _Fields:
@@ -270,7 +320,7 @@ def _read_record(record: Any, keys: Keys) -> _Fields:
     if not isinstance(answer, str):
         answer = _answer_text(answer, keys.answer)
     raw_id = record.get(keys.id)
-    row_id = None if raw_id is None else raw_id if isinstance(raw_id, str) else json.dumps(raw_id)
+    row_id = raw_id if isinstance(raw_id, str) or raw_id is None else _key_text(raw_id)
     return completion, answer, row_id, _group_of(record, keys)
 
 
@@ -316,6 +366,11 @@ def _json_value(raw: bytes) -> Any:
             # json's msg for a control character already ends in "at".
             f"not valid JSON ({error.msg.removesuffix(' at')} at column {error.colno}); each"
             " line must be one complete JSON object",
+        ) from None
+    except ValueError as error:  # json reads an int of over 4,300 digits with int()
+        raise _BadLine(
+            "invalid_json",
+            f"not readable JSON ({error}); write such a number as a string",
         ) from None
 
 
@@ -385,7 +440,7 @@ class _Columns:
     def __getstate__(self) -> dict[str, Any]:
         # Functions stay behind: a finished chunk travels as its columns alone, its texts as
         # Arrow arrays (a few buffers to pickle, not a Python object per row).
-        functions = {"_batch", "_custom_fns"}
+        functions = {"_batch", "_custom_fns", "schemes"}  # a lambda would not pickle
         state = {k: v for k, v in self.__dict__.items() if k not in functions}
         state["ids"], state["groups"] = _texts(self.ids), _texts(self.groups)
         return state
@@ -591,7 +646,7 @@ def _worker_chunk(path: str, start: int, end: int) -> _Columns:
 
 def score_file(
     path: str | Path,
-    schemes: Sequence[Scheme],
+    schemes: SchemeLike | Iterable[SchemeLike],
     keys: Keys = Keys(),
     *,
     workers: int | None = None,
@@ -606,6 +661,7 @@ def score_file(
     """
     if on_error not in {"raise", "skip"}:
         raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
+    schemes = schemes_of(schemes)
     name = str(path)
     try:
         size = os.path.getsize(path)
@@ -730,10 +786,26 @@ def _frame(schemes: tuple[Scheme, ...], chunks: list[_Columns]) -> pd.DataFrame:
 
 
 def _texts(values: list[str | None] | pa.Array) -> pa.Array:
-    """Texts (or None) as one Arrow array."""
+    r"""Texts (or None) as one Arrow array. Arrow holds UTF-8 only: a lone surrogate (from
+    a JSON ``\ud800`` escape in an id or prompt id) is written back as that escape.
+
+    >>> _texts(["q" + chr(0xD800), None]).to_pylist()
+    ['q\\ud800', None]
+    """
     if isinstance(values, pa.Array):
         return values
-    return pa.array(values, type=pa.large_string())
+    try:
+        return pa.array(values, type=pa.large_string())
+    except (UnicodeEncodeError, pa.ArrowException):
+        escaped = [None if v is None else _SURROGATE.sub(_escape, v) for v in values]
+        return pa.array(escaped, type=pa.large_string())
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
 
 
 def _reason_column(per_scheme: list[Any], n: int, width: int) -> pd.Categorical:
@@ -761,7 +833,7 @@ def _categorical(codes: Any, categories: list[str]) -> pd.Categorical:
 
 def score_rows(
     rows: Iterable[tuple[int, Mapping[str, Any] | InputError]],
-    schemes: Sequence[Scheme],
+    schemes: SchemeLike | Iterable[SchemeLike],
     keys: Keys = Keys(),
     *,
     source: str = "<records>",
@@ -774,7 +846,7 @@ def score_rows(
     """
     if on_error not in {"raise", "skip"}:
         raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
-    schemes = tuple(schemes)
+    schemes = schemes_of(schemes)
     columns = _Columns(schemes)
     numbers: list[int] = []
     good: list[_Fields] = []
@@ -797,7 +869,7 @@ def score_rows(
 
 def score_records(
     records: Iterable[Mapping[str, Any]],
-    schemes: Sequence[Scheme],
+    schemes: SchemeLike | Iterable[SchemeLike],
     keys: Keys = Keys(),
     *,
     source: str = "<records>",
@@ -812,5 +884,17 @@ def score_records(
     >>> frame[["line", "scheme", "format", "total"]].to_dict("records")
     [{'line': 1, 'scheme': 'strict', 'format': 0.0, 'total': 2.5}, \
 {'line': 1, 'scheme': 'lenient', 'format': 0.25, 'total': 3.0}]
+    >>> len(score_records([], [STRICT]))  # no rows: an empty frame, not an error
+    0
     """
-    return score_rows(enumerate(records, 1), schemes, keys, source=source).frame
+    schemes = schemes_of(schemes)
+    rows = iter(enumerate(records, 1))
+    first = next(rows, None)
+    if first is None:
+        return _frame(schemes, [_Columns(schemes)])
+    return score_rows(
+        ((n, dict(r) if isinstance(r, Mapping) else r) for n, r in itertools.chain([first], rows)),
+        schemes,
+        keys,
+        source=source,
+    ).frame

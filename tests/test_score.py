@@ -397,3 +397,120 @@ def test_line_parser_is_json_loads(text: str) -> None:
         assert (caught.value.msg, caught.value.pos) == (error.msg, error.pos)
         return
     assert json.dumps(_loads(text)) == json.dumps(expected)  # NaN is not equal to itself
+
+
+# --- what a pipeline hands the Python API ----------------------------------------------------
+
+
+def test_workers_take_a_scheme_of_lambdas(tmp_path: Path, monkeypatch: Any) -> None:
+    # With fork the workers inherit the scheme; a chunk coming back pickled it again, so a
+    # lambda or nested function (which cannot pickle) failed every file of 4 MiB or more.
+    import rewardkit.score as score_module
+    from rewardkit.schemes import Scheme, SchemeReward
+
+    monkeypatch.setattr(score_module, "_PARALLEL_MIN_BYTES", 0)
+    short = Scheme("short", (SchemeReward("short", lambda c, a: float(len(c) < 30), max=1),))
+    path = write_jsonl(tmp_path / "a.jsonl", rows_for(203))
+    two = score_file(path, [short], workers=2).frame
+    pd.testing.assert_frame_equal(two, score_file(path, [short], workers=1).frame)
+    assert two["short"].tolist()[:2] == [0.0, 1.0]
+
+
+def test_a_lone_surrogate_in_an_id_or_prompt_is_kept_as_its_escape(tmp_path: Path) -> None:
+    # json reads "\ud800" as a lone surrogate, which is no UTF-8: Arrow and the prompt's
+    # digest refused it with a traceback, also under on_error="skip"
+    lines = [
+        '{"completion": "<answer>5</answer>", "answer": "5", "prompt": "q\\ud800", "id": "a"}',
+        '{"completion": "<answer>5</answer>", "answer": "5", "prompt": "q\\ud800", "id": "b"}',
+        '{"completion": "<answer>5</answer>", "answer": "5", "prompt_id": "p\\udc00", "id":'
+        ' "c\\ud83d"}',
+    ]
+    path = tmp_path / "s.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    frame = score_file(path, [STRICT]).frame
+    assert frame["id"].tolist() == ["a", "b", "c\\ud83d"]
+    groups = frame["group"].tolist()
+    assert groups[0] == groups[1] != groups[2] == "p\\udc00"
+
+
+def test_an_integer_too_long_for_python_is_a_bad_line(tmp_path: Path) -> None:
+    big = "9" * 5000  # Python writes out or reads at most 4,300 digits
+    path = tmp_path / "big.jsonl"
+    good = '{"completion": "x", "answer": "1"}'
+    path.write_text(f'{good}\n{{"completion": "x", "answer": "1", "id": {big}}}\n')
+    with pytest.raises(InputError, match=r"line 2: not readable JSON \(Exceeds the limit"):
+        score_file(path, [STRICT])
+    assert score_file(path, [STRICT], on_error="skip").rows_scored == 1
+    with pytest.raises(InputError, match=r"'answer' is an integer too long to write out"):
+        score_records([{"completion": "x", "answer": 10**5000}], [STRICT])
+    with pytest.raises(InputError, match=r"line 1: a row's id or group value \(int\) has no"):
+        score_records([{"completion": "x", "answer": "1", "id": 10**5000}], [STRICT])
+
+
+def test_a_data_frames_missing_cells_are_no_value() -> None:
+    import numpy as np
+
+    frame = pd.DataFrame(
+        {
+            "completion": ["<answer>5</answer>"] * 4,
+            "answer": ["5"] * 4,
+            "prompt_id": [np.nan, np.nan, 2.0, 2.0],
+            "id": pd.array([pd.NA, "b", pd.NA, "d"], dtype="string"),
+        }
+    )
+    scored = score_records(frame.to_dict("records"), [STRICT])
+    # NaN is no group (not one group "NaN" of every row without one), NA no id
+    assert scored["group"][:2].isna().all()
+    assert scored["group"].tolist()[2:] == ["2.0", "2.0"]
+    assert scored["id"].isna().tolist() == [True, False, True, False]
+    numpy_ids = [{"completion": "x", "answer": "1", "prompt_id": np.int64(3)}]
+    assert score_records(numpy_ids, [STRICT])["group"].tolist() == ["3"]
+    with pytest.raises(InputError, match="'answer' is null: the row has no ground truth"):
+        score_records([{"completion": "x", "answer": pd.NA}], [STRICT])
+
+
+def test_input_errors_survive_a_process_pool(tmp_path: Path) -> None:
+    import pickle
+
+    error = InputError("f.jsonl", 2, "invalid_json", "not valid JSON")
+    again = pickle.loads(pickle.dumps(error))
+    assert (again.path, again.line, again.code, again.message, str(again)) == (
+        "f.jsonl",
+        2,
+        "invalid_json",
+        "not valid JSON",
+        "f.jsonl, line 2: not valid JSON",
+    )
+
+
+def test_no_records_score_to_an_empty_frame() -> None:
+    empty = score_records([], [STRICT, LENIENT])
+    assert len(empty) == 0
+    assert {"line", "scheme", "correctness", "total", "format_reason"} <= set(empty.columns)
+    assert len(score_records(iter([]), ["strict"])) == 0
+
+
+def test_schemes_may_be_named_and_are_checked() -> None:
+    from rewardkit.schemes import SchemeError
+
+    rows = rows_for(2)
+    by_name = score_records(rows, ["strict", "lenient"])
+    pd.testing.assert_frame_equal(by_name, score_records(rows, [STRICT, LENIENT]))
+    pd.testing.assert_frame_equal(score_records(rows, STRICT), score_records(rows, [STRICT]))
+    with pytest.raises(SchemeError, match="two schemes are both called 'strict'"):
+        score_records(rows, [STRICT, STRICT])
+    with pytest.raises(SchemeError, match="no scheme given"):
+        score_records(rows, [])
+    with pytest.raises(SchemeError, match=r"42 \(int\) is not a scheme"):
+        score_records(rows, [42])  # type: ignore[list-item]
+
+
+def test_summarize_names_a_scheme_the_frame_was_not_scored_with() -> None:
+    from rewardkit.report import summarize
+
+    frame = score_records(rows_for(4), [STRICT])
+    with pytest.raises(
+        ValueError, match=r"no rows of the scheme\(s\) lenient \(it holds: strict\)"
+    ):
+        summarize(frame, [STRICT, LENIENT])
+    assert summarize(frame, "strict").rows == 4

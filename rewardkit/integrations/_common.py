@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
-from typing import Any, TypeAlias
+from typing import Any
 
-from rewardkit.schemes import Scheme, get_scheme
+from rewardkit.schemes import Scheme, SchemeLike, get_scheme
 from rewardkit.score import _answer_text, _BadLine, _completion_text
-
-SchemeLike: TypeAlias = str | os.PathLike[str] | Scheme
-"""A built-in scheme's name, the path of a scheme file, or a `Scheme`."""
 
 
 def as_scheme(scheme: SchemeLike) -> Scheme:

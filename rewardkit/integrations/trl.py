@@ -58,8 +58,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from rewardkit.integrations._common import SchemeLike, as_scheme, read_row
-from rewardkit.schemes import Scheme, SchemeReward, call_reward
+from rewardkit.integrations._common import as_scheme, read_row
+from rewardkit.schemes import Scheme, SchemeLike, SchemeReward, call_reward
 
 __all__ = ["RewardFunction", "SchemeLike", "as_scheme", "reward_funcs", "reward_weights"]
 

@@ -59,8 +59,8 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from rewardkit.integrations._common import SchemeLike, as_scheme, read_row
-from rewardkit.schemes import Scheme
+from rewardkit.integrations._common import as_scheme, read_row
+from rewardkit.schemes import Scheme, SchemeLike
 
 __all__ = ["compute_score"]
 
