@@ -58,7 +58,6 @@ import hashlib
 import json
 import os
 import re
-import shlex
 import shutil
 import stat
 import tempfile
@@ -75,6 +74,7 @@ from rewardkit.score import (
     ScoreResult,
     _answer_text,
     _bom_line,
+    _check_file,
     _completion_text,
     _is_messages,
     _json_value,
@@ -107,14 +107,6 @@ _TABLE_SUFFIXES = {".parquet": "parquet", ".csv": "CSV"}
 _LM_EVAL_NAME = re.compile(r"samples_.+\.jsonl$")
 _CSV_FIELD_LIMIT = 2**31 - 1
 _DETECT_LINES = 100  # non-blank lines looked at for the first JSON object
-# (how the file starts, the kind, the command that decompresses it, the one that streams it)
-_COMPRESSED = (
-    (re.compile(rb"\x1f\x8b"), "gzip", "gunzip -k", "gunzip -c"),
-    (re.compile(rb"BZh[1-9]"), "bzip2", "bunzip2 -k", "bunzip2 -c"),
-    (re.compile(rb"\xfd7zXZ\x00"), "xz", "unxz -k", "unxz -c"),
-    (re.compile(rb"\x28\xb5\x2f\xfd"), "zstd", "unzstd", "unzstd -c"),
-    (re.compile(rb"PK\x03\x04"), "zip", "unzip", "unzip -p"),
-)
 # Codes of errors about the file as a whole: --on-error skip does not get past them.
 _FILE_ERRORS = frozenset(
     {
@@ -179,48 +171,6 @@ def readable_file(path: str | Path) -> str:
 def _remove(path: str) -> None:
     with contextlib.suppress(OSError):  # already gone
         os.remove(path)
-
-
-def _check_file(path: str, stream: str | None = None) -> None:
-    """Raise `InputError` unless `path` can be read as text: found, a file, not compressed.
-
-    A pipe passes unread (peeking would take its first bytes). `stream` names the pipe
-    that `path` is a copy of: a compressed stream is then to be decompressed in the pipe.
-    """
-    file = Path(path)
-    if not file.exists():
-        raise InputError(path, None, "not_found", "no such file; check the path")
-    if file.is_dir():
-        raise InputError(path, None, "is_directory", "is a directory; pass a file")
-    if not file.is_file():
-        return
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(8)
-    except OSError as error:
-        raise InputError(
-            path, None, "unreadable", f"cannot read the file ({error.strerror})"
-        ) from None
-    for magic, kind, keep, unpack in _COMPRESSED:
-        if not magic.match(head):
-            continue
-        if stream is not None:  # the copy goes when the process exits: name no command on it
-            raise InputError(
-                stream,
-                None,
-                "compressed",
-                f"the stream is {kind}-compressed, not text; decompress it in the pipe"
-                f" (`... | {unpack} | rewardkit score /dev/stdin`, or <({unpack} FILE))",
-            )
-        quoted = shlex.quote(path)
-        raise InputError(
-            path,
-            None,
-            "compressed",
-            f"the file is {kind}-compressed, not text; decompress it first"
-            f" (`{keep} {quoted}`) and pass the result, or pass the stream:"
-            f" <({unpack} {quoted})",
-        )
 
 
 def _require_file(path: str, why: str) -> None:

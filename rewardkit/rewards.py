@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 from types import MappingProxyType
-from typing import NamedTuple, cast
+from typing import Any, NamedTuple, TypeGuard, cast
 
 from rewardkit.extract import (
     ANSWER_CLOSE,
@@ -35,7 +35,13 @@ from rewardkit.extract import (
     tags,
     unpaired_answer,
 )
-from rewardkit.numbers import is_ascii_digits, numbers_equal, parse_number, strict_norm
+from rewardkit.numbers import (
+    is_ascii_digits,
+    number_text,
+    numbers_equal,
+    parse_number,
+    strict_norm,
+)
 
 __all__ = [
     "REASONS",
@@ -44,8 +50,17 @@ __all__ = [
     "RewardDef",
     "RewardFn",
     "batch_scorer",
+    "correctness_lenient",
+    "correctness_strict",
+    "digit_lenient",
+    "digit_strict",
+    "format_lenient",
+    "format_strict",
     "get_reward",
     "is_builtin",
+    "mark_lenient",
+    "mark_strict",
+    "texts",
 ]
 
 
@@ -333,12 +348,40 @@ _DECISIONS: dict[RewardFn, _Decision] = {}
 
 def _reward(decide: _Decision) -> RewardFn:
     def reward(completion: str, answer: str) -> Reward:
+        if not isinstance(completion, str) or not isinstance(answer, str):
+            completion, answer = texts(completion, answer, decide.__name__)
         return decide(completion, _facts(completion), _gold(answer))
 
     reward.__name__ = reward.__qualname__ = decide.__name__
     reward.__doc__ = decide.__doc__
     _DECISIONS[reward] = decide
     return reward
+
+
+def texts(completion: Any, answer: Any, who: str = "the reward") -> tuple[str, str]:
+    """A completion and its gold answer as the rewards read them: the completion must be
+    text, the answer may be text or a number (written as `number_text` writes it, as
+    `rewardkit score` reads a numeric gold).
+
+    >>> texts("<answer>5</answer>", 5), texts("x", 0.5)
+    (('<answer>5</answer>', '5'), ('x', '0.5'))
+    >>> texts(None, "5", "correctness_strict")
+    Traceback (most recent call last):
+    ...
+    TypeError: correctness_strict: the completion is NoneType, not text
+    """
+    if not isinstance(completion, str):
+        raise TypeError(f"{who}: the completion is {type(completion).__name__}, not text")
+    if isinstance(answer, str):
+        return completion, answer
+    try:
+        return completion, number_text(answer)
+    except TypeError:
+        raise TypeError(
+            f"{who}: the answer is {type(answer).__name__}, not text or a number"
+        ) from None
+    except ValueError as error:
+        raise ValueError(f"{who}: the answer is {error}; there is no gold to score") from None
 
 
 def batch_scorer(
@@ -369,7 +412,7 @@ def batch_scorer(
     return score
 
 
-def is_builtin(fn: RewardFn) -> bool:
+def is_builtin(fn: Callable[..., Any]) -> TypeGuard[RewardFn]:
     """Whether `fn` is one of the built-in reward functions (which `batch_scorer` takes)."""
     return fn in _DECISIONS
 

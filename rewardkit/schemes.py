@@ -26,23 +26,25 @@ import numbers
 import os
 import sys
 import traceback
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeAlias, cast
 
-from rewardkit.rewards import REWARDS, Reward, RewardFn, get_reward
+from rewardkit.rewards import REWARDS, Reward, get_reward, texts
 
 __all__ = [
     "LENIENT",
     "SCHEMES",
     "STRICT",
     "RewardError",
+    "RewardResult",
     "Scheme",
     "SchemeError",
     "SchemeLike",
     "SchemeReward",
+    "SchemeRewardFn",
     "call_reward",
     "get_scheme",
     "load_scheme_file",
@@ -63,6 +65,15 @@ class RewardError(TypeError, ValueError):
     """
 
 
+RewardResult: TypeAlias = "Reward | float | tuple[float, str]"
+"""What a reward function may return: a `Reward`, a number, or a ``(number, reason)`` pair
+(`call_reward` checks a custom reward's result and makes it a `Reward`)."""
+
+SchemeRewardFn: TypeAlias = "Callable[[str, str], RewardResult]"
+"""A reward function of a scheme: ``fn(completion, answer)``. The built-in ones (and any
+`rewardkit.rewards.RewardFn`) return a `Reward`."""
+
+
 @dataclass(frozen=True)
 class SchemeReward:
     """One reward of a scheme: a name, the function to call, its weight and maximum.
@@ -78,7 +89,7 @@ class SchemeReward:
     """
 
     name: str
-    fn: RewardFn
+    fn: SchemeRewardFn
     weight: float = 1.0
     max: float | None = None
     variant: str = "custom"
@@ -189,7 +200,12 @@ class Scheme:
         return sum(max(r.weight * (r.max or 0.0), 0.0) for r in self.rewards)
 
     def score(self, completion: str, answer: str) -> dict[str, Reward]:
-        """Every reward of the scheme for one completion, by name, in the scheme's order."""
+        """Every reward of the scheme for one completion, by name, in the scheme's order.
+
+        A numeric `answer` is read as `rewardkit score` reads one (`rewards.texts`).
+        """
+        if not isinstance(completion, str) or not isinstance(answer, str):
+            completion, answer = texts(completion, answer, f"scheme {self.name!r}")
         return {r.name: call_reward(r, completion, answer) for r in self.rewards}
 
     def total(self, scores: Mapping[str, Reward]) -> float:
@@ -221,7 +237,7 @@ line 1 column 1 (char 0) (at <doctest ...>:1, raised in .../json/decoder.py:...)
 must give a value for every completion: fix the function
     """
     if reward.builtin:  # no checks on the hot path
-        return reward.fn(completion, answer)
+        return cast(Reward, reward.fn(completion, answer))
     try:
         result: Any = reward.fn(completion, answer)
     except Exception as error:  # a user's function: whatever it raises, name it
@@ -534,7 +550,7 @@ for the default, brevity
     return name
 
 
-def resolve_function(spec: str, base: Path | None = None) -> RewardFn:
+def resolve_function(spec: str, base: Path | None = None) -> SchemeRewardFn:
     """Import ``module:function`` or ``file.py:function`` (relative to `base`, then the cwd).
 
     A module that cannot be found, or that raises while it is imported (a `SyntaxError`, an
@@ -551,7 +567,7 @@ def resolve_function(spec: str, base: Path | None = None) -> RewardFn:
     return _resolve(spec, base)[0]
 
 
-def _resolve(spec: str, base: Path | None) -> tuple[RewardFn, str | None]:
+def _resolve(spec: str, base: Path | None) -> tuple[SchemeRewardFn, str | None]:
     """`resolve_function`, and the origin of a file's function (see `SchemeReward`)."""
     module_name, sep, attr = spec.rpartition(":")
     if not sep or not module_name or not attr:
@@ -572,7 +588,7 @@ def _resolve(spec: str, base: Path | None) -> tuple[RewardFn, str | None]:
         raise AttributeError(f"custom reward {spec!r}: module {module_name} has no {attr!r}")
     if not callable(fn):
         raise ValueError(f"custom reward {spec!r} is not callable")
-    return cast(RewardFn, fn), origin
+    return cast(SchemeRewardFn, fn), origin
 
 
 def _import_file(spec: str, file: Path) -> Any:

@@ -23,6 +23,7 @@ import json
 import numbers
 import os
 import re
+import shlex
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -71,7 +72,12 @@ class Keys:
 
 
 class InputError(ValueError):
-    """Input that cannot be scored: names the file, the line, what is wrong and the fix."""
+    """Input that cannot be scored: names the file, the line, what is wrong and the fix.
+
+    The fix names `rewardkit score`'s flags; in Python, ``--answer-key NAME`` is
+    ``Keys(answer=NAME)`` (and so on for the other keys), ``--on-error skip`` is
+    ``on_error="skip"`` and ``--max-line-bytes`` is ``max_line_bytes=``.
+    """
 
     def __init__(self, path: str, line: int | None, code: str, message: str) -> None:
         self.path = path
@@ -393,6 +399,58 @@ def _too_long(max_bytes: int) -> _BadLine:
     )
 
 
+# (how the file starts, the kind, the command that decompresses it, the one that streams it)
+_COMPRESSED = (
+    (re.compile(rb"\x1f\x8b"), "gzip", "gunzip -k", "gunzip -c"),
+    (re.compile(rb"BZh[1-9]"), "bzip2", "bunzip2 -k", "bunzip2 -c"),
+    (re.compile(rb"\xfd7zXZ\x00"), "xz", "unxz -k", "unxz -c"),
+    (re.compile(rb"\x28\xb5\x2f\xfd"), "zstd", "unzstd", "unzstd -c"),
+    (re.compile(rb"PK\x03\x04"), "zip", "unzip", "unzip -p"),
+)
+
+
+def _check_file(path: str, stream: str | None = None) -> None:
+    """Raise `InputError` unless `path` can be read as text: found, a file, not compressed.
+
+    A pipe passes unread (peeking would take its first bytes). `stream` names the pipe
+    that `path` is a copy of: a compressed stream is then to be decompressed in the pipe.
+    """
+    file = Path(path)
+    if not file.exists():
+        raise InputError(path, None, "not_found", "no such file; check the path")
+    if file.is_dir():
+        raise InputError(path, None, "is_directory", "is a directory; pass a file")
+    if not file.is_file():
+        return
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+    except OSError as error:
+        raise InputError(
+            path, None, "unreadable", f"cannot read the file ({error.strerror})"
+        ) from None
+    for magic, kind, keep, unpack in _COMPRESSED:
+        if not magic.match(head):
+            continue
+        if stream is not None:  # the copy goes when the process exits: name no command on it
+            raise InputError(
+                stream,
+                None,
+                "compressed",
+                f"the stream is {kind}-compressed, not text; decompress it in the pipe"
+                f" (`... | {unpack} | rewardkit score /dev/stdin`, or <({unpack} FILE))",
+            )
+        quoted = shlex.quote(path)
+        raise InputError(
+            path,
+            None,
+            "compressed",
+            f"the file is {kind}-compressed, not text; decompress it first"
+            f" (`{keep} {quoted}`) and pass the result, or pass the stream:"
+            f" <({unpack} {quoted})",
+        )
+
+
 # --- scoring into columns ------------------------------------------------------------------
 
 
@@ -426,9 +484,10 @@ class _Columns:
         batch_fns: list[Callable[[str, str], Reward]] = []
         self._custom_fns: list[Callable[[str, str], Reward]] = []
         for s_index, r_index, reward in slots:
-            if reward.builtin and is_builtin(reward.fn):
+            fn = reward.fn
+            if reward.builtin and is_builtin(fn):
                 self.batch_index[s_index, r_index] = len(batch_fns)
-                batch_fns.append(reward.fn)
+                batch_fns.append(fn)
             else:
                 self.custom_index[s_index, r_index] = len(self._custom_fns)
                 self._custom_fns.append(functools.partial(call_reward, reward))  # RewardError
@@ -663,16 +722,13 @@ def score_file(
         raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
     schemes = schemes_of(schemes)
     name = str(path)
+    _check_file(name)
     try:
         size = os.path.getsize(path)
-    except FileNotFoundError:
-        raise InputError(name, None, "not_found", "no such file; check the path") from None
     except OSError as error:
         raise InputError(
             name, None, "unreadable", f"cannot read the file ({error.strerror})"
         ) from None
-    if os.path.isdir(path):
-        raise InputError(name, None, "is_directory", "is a directory; pass a .jsonl file")
     skip = on_error == "skip"
     workers = default_workers() if workers is None else max(1, workers)
     if size < _PARALLEL_MIN_BYTES:

@@ -451,3 +451,16 @@ def test_a_bad_answer_names_the_fix_that_works_in_trl() -> None:
         ValueError, match=r"not a string or number; fix the data set.*answer_key=NAME"
     ):
         correctness(prompts=["Q"], completions=["x"], answer=[["72"]])
+
+
+def test_a_custom_reward_that_raises_names_the_completion() -> None:
+    from rewardkit.schemes import RewardError, Scheme, SchemeReward
+
+    def picky(completion: str, answer: str) -> float:
+        if "7" in completion:
+            raise KeyError(completion)
+        return 1.0
+
+    funcs = reward_funcs(Scheme("picky", (SchemeReward("picky", picky),)))
+    with pytest.raises(RewardError, match=r"^completion 1: reward 'picky' raised KeyError"):
+        funcs[0](**trl_kwargs(["<answer>5</answer>", "<answer>7</answer>"], ["5", "7"]))

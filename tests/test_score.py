@@ -514,3 +514,34 @@ def test_summarize_names_a_scheme_the_frame_was_not_scored_with() -> None:
     ):
         summarize(frame, [STRICT, LENIENT])
     assert summarize(frame, "strict").rows == 4
+
+
+def test_a_reward_called_directly_reads_a_numeric_gold_as_score_does() -> None:
+    from types import MappingProxyType
+
+    import numpy as np
+
+    from rewardkit.rewards import correctness_lenient, correctness_strict
+
+    assert correctness_lenient("<answer>5</answer>", 5.0) == (2.0, "ok")
+    assert correctness_strict("<answer>72</answer>", np.int64(72)) == (2.0, "ok")
+    assert LENIENT.score("<answer>5</answer>", 5)["correctness"] == (2.0, "ok")
+    with pytest.raises(TypeError, match="correctness_strict: the completion is NoneType"):
+        correctness_strict(None, "5")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="scheme 'strict': the answer is list, not text"):
+        STRICT.score("x", ["5"])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="the answer is nan, not a number"):
+        STRICT.score("x", float("nan"))  # type: ignore[arg-type]
+    # any mapping is a row, as the type says (a mappingproxy was "not an object")
+    row = MappingProxyType({"completion": "<answer>5</answer>", "answer": "5"})
+    assert score_records([row], [STRICT])["total"].tolist() == [2.5]
+
+
+def test_score_file_says_a_compressed_file_is_compressed(tmp_path: Path) -> None:
+    import gzip
+
+    path = tmp_path / "c.jsonl.gz"
+    path.write_bytes(gzip.compress(b'{"completion": "x", "answer": "1"}\n'))
+    # it said "not valid UTF-8 ...; re-encode the file as UTF-8 (e.g. iconv -f latin1 ...)"
+    with pytest.raises(InputError, match="the file is gzip-compressed, not text; decompress"):
+        score_file(path, [STRICT])

@@ -59,7 +59,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rewardkit.integrations._common import as_scheme, read_row
-from rewardkit.schemes import Scheme, SchemeLike, SchemeReward, call_reward
+from rewardkit.schemes import RewardError, Scheme, SchemeLike, SchemeReward, call_reward
 
 __all__ = ["RewardFunction", "SchemeLike", "as_scheme", "reward_funcs", "reward_weights"]
 
@@ -125,7 +125,10 @@ class RewardFunction:
                 raise ValueError(
                     f"rewardkit reward {self.__name__!r}, completion {index}: {error}"
                 ) from None
-            result = call_reward(self.reward, text, gold)
+            try:
+                result = call_reward(self.reward, text, gold)
+            except RewardError as error:
+                raise RewardError(f"completion {index}: {error}") from error
             values.append(result.value)
             reasons.append(result.reason)
         log_extra = kwargs.get("log_extra")
