@@ -77,7 +77,9 @@ from rewardkit.score import (
     _check_file,
     _completion_text,
     _is_messages,
+    _is_null,
     _json_value,
+    _key_text,
     _last_assistant,
     _preview,
     _too_long,
@@ -105,6 +107,9 @@ _DEFAULT = Keys()
 _BOM = b"\xef\xbb\xbf"
 _TABLE_SUFFIXES = {".parquet": "parquet", ".csv": "CSV"}
 _LM_EVAL_NAME = re.compile(r"samples_.+\.jsonl$")
+# TRL's completions table (`GRPOTrainer`, log_completions): a JSON-lines copy of it
+# (`to_json(lines=True)`) is read as the table is, its groups per step and prompt.
+_TRL_COLUMNS = frozenset({"step", "prompt", "completion"})
 _CSV_FIELD_LIMIT = 2**31 - 1
 _DETECT_LINES = 100  # non-blank lines looked at for the first JSON object
 # Codes of errors about the file as a whole: --on-error skip does not get past them.
@@ -115,6 +120,7 @@ _FILE_ERRORS = frozenset(
         "unreadable",
         "not_a_file",
         "compressed",
+        "not_utf8",
         "empty",
         "unknown_format",
         "wrong_format",
@@ -153,7 +159,7 @@ def readable_file(path: str | Path) -> str:
     except OSError:
         mode = 0  # _check_file says what is wrong
     if not mode or stat.S_ISREG(mode) or stat.S_ISDIR(mode):
-        _check_file(name)
+        _check_file(name, table=True)
         return name
     descriptor, copy = tempfile.mkstemp(prefix="rewardkit-", suffix=Path(name).suffix)
     atexit.register(_remove, copy)
@@ -164,7 +170,7 @@ def readable_file(path: str | Path) -> str:
         raise InputError(
             name, None, "unreadable", f"cannot read the stream ({error.strerror})"
         ) from None
-    _check_file(copy, stream=name)
+    _check_file(copy, stream=name, table=True)
     return copy
 
 
@@ -203,9 +209,11 @@ def detect_format(
     every format tried and why each one did not fit.
     """
     name = str(path)
-    _check_file(name)
+    _check_file(name, table=True)
     _require_file(name, "detecting its format and scoring it")
     suffix = Path(name).suffix.lower()
+    if suffix not in _TABLE_SUFFIXES and _starts_with(name, b"PAR1"):
+        suffix = ".parquet"  # a piped table, or one without its extension
     if suffix in _TABLE_SUFFIXES:
         kind = _TABLE_SUFFIXES[suffix]
         columns = _parquet_columns(name) if kind == "parquet" else _csv_header(name)
@@ -222,13 +230,18 @@ def detect_format(
         raise _no_format(name, 1, tried)
     found = _first_object(name, max_line_bytes)
     line, first = found.line, found.value
-    not_table = "not a .parquet or .csv table"
     if first is None:  # no line says what the file is: say what is wrong with the first
         others = f" (nor is any other of the first {found.looked:,} non-blank lines)"
+        fix = (
+            f"raise --max-line-bytes (lines of lm-eval samples with many long responses can"
+            f" be this long), or name the format with --format {'|'.join(FORMATS)}"
+            if "(--max-line-bytes)" in found.passed
+            else f"fix the file, or name the format with --format {'|'.join(FORMATS)} to have"
+            " each bad line reported"
+        )
         message = (
             f"no line is a JSON object to tell the format from: {found.passed}"
-            f"{others if found.looked > 1 else ''}; fix the file, or name the format with"
-            f" --format {'|'.join(FORMATS)} to have each bad line reported"
+            f"{others if found.looked > 1 else ''}; {fix}"
         )
         if Path(name).name.startswith("results_") and suffix == ".json":
             message += (
@@ -254,13 +267,15 @@ def detect_format(
         found_fields = present("input", "output", "gts", "score", "step")
         return "verl", f"JSON lines with {found_fields} (verl's _dump_generations){later}"
     tried["verl"] = "no 'input' and 'output' fields"
+    if fields >= _TRL_COLUMNS and "prompt_id" not in fields and keys.group is None:
+        return "trl", f"JSON lines with TRL's step/prompt/completion columns{later}"
+    tried["trl"] = "not a .parquet or .csv table, nor JSON lines with step/prompt/completion"
     if keys.completion in fields:
         return "jsonl", f"JSON lines with a {keys.completion!r} field{later}"
     tried["jsonl"] = f"no {keys.completion!r} field"
     if _is_messages(first.get("messages")):
         return "chat", f"JSON lines with an OpenAI-style 'messages' list{later}"
     tried["chat"] = "no 'messages' list of {role, content} objects"
-    tried["trl"] = not_table
     listed = ", ".join(sorted(fields)[:12]) + (" ..." if len(fields) > 12 else "")
     raise _no_format(name, line, tried, f"; line {line} has the fields: {listed or 'none'}")
 
@@ -383,7 +398,7 @@ def read_rows(
     if on_error not in {"raise", "skip"}:
         raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
     name = str(path)
-    _check_file(name)
+    _check_file(name, table=fmt == "trl")
     reader = _READERS[fmt]
     return Reading(
         name,
@@ -529,22 +544,22 @@ def _need(record: Mapping[str, Any], key: str, code: str, flag: str, why: str = 
 
 
 def _text_id(value: Any) -> str | None:
-    if value is None:
-        return None
-    return value if isinstance(value, str) else json.dumps(value, default=str)
+    """An id or group value as text (None for null, NaN included), as `score_file` reads one."""
+    return _key_text(value)
 
 
 def _digest(*parts: Any) -> str:
     """A short stable name for a prompt: the same prompt, the same group."""
     text = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str)
-    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+    # surrogatepass: a lone surrogate (JSON's "\\ud800") is still the prompt's own
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
 
 
 def _prompt_id(record: Mapping[str, Any], keys: Keys, prompt: Any, step: Any = None) -> str | None:
     """`--group-key` when given; else the step (when logged) and a digest of the prompt."""
     if keys.group is not None:
         return _text_id(_need(record, keys.group, "missing_group", "--group-key"))
-    if prompt is None:
+    if _is_null(prompt):
         return None
     return _digest(prompt) if step is None else f"{step}:{_digest(prompt)}"
 
@@ -713,13 +728,19 @@ def _read_chat(reading: Reading, keys: Keys) -> Iterator[Row]:
 def _trl_row(row: Mapping[str, Any], keys: Keys, parse_reprs: bool) -> dict[str, Any]:
     completion = _need(row, keys.completion, "missing_completion", "--completion-key")
     why = (
-        " (TRL's table logs no gold answer: log it from a reward function with"
-        f" log_extra({keys.answer!r}, ...))"
+        " (TRL's table logs no gold answer of itself: rewardkit's reward_funcs log it; with"
+        f" other reward functions, log it from one with log_extra({keys.answer!r}, ...))"
     )
     answer = _need(row, keys.answer, "missing_answer", "--answer-key", why)
     prompt = row.get("prompt")
-    if parse_reprs:
-        completion = _messages_from_text(completion)
+    if parse_reprs:  # a CSV: every cell is text
+        if answer == "":
+            raise _RowError(
+                "missing_answer",
+                f"{keys.answer!r} is empty (how pandas writes a missing value to CSV): the row"
+                " has no ground truth; fix the data",
+            )
+        completion = _messages_from_text(completion, keys.completion)
         prompt = _messages_from_text(prompt)
     step = row.get("step")
     return _row(
@@ -731,25 +752,63 @@ def _trl_row(row: Mapping[str, Any], keys: Keys, parse_reprs: bool) -> dict[str,
     )
 
 
-def _messages_from_text(value: Any) -> Any:
-    """A CSV cell holding a message list (as JSON or as a Python repr) read back as the list."""
+def _messages_from_text(value: Any, key: str | None = None) -> Any:
+    """A CSV cell holding a message list (as JSON or as a Python repr) read back as the list.
+
+    With `key` (the completion's column), a cell that reads as the start of a message list
+    but cannot be read back is an error, not text to score: pandas' ``to_csv`` of TRL's
+    table writes a list of several messages as numpy's repr (no commas between them,
+    ``array(...)`` inside), and scored as text it would read 0 on every reward.
+    """
     if not (isinstance(value, str) and value.startswith("[") and value.rstrip().endswith("]")):
         return value
     try:
         parsed = json.loads(value)
-    except ValueError:
+    except (ValueError, RecursionError):
         try:
             parsed = ast.literal_eval(value)
         except (ValueError, SyntaxError, MemoryError, RecursionError):
+            if key is not None and _MESSAGE_START.match(value):
+                raise _RowError(
+                    "completion_not_text",
+                    f"{key!r} holds a list of chat messages written in a form that cannot be"
+                    " read back (numpy's repr, as pandas' to_csv writes TRL's table); score"
+                    " the .parquet file TRL wrote, or write the messages as JSON",
+                ) from None
             return value
     return parsed if _is_messages(parsed) else value
 
 
+_MESSAGE_START = re.compile(r"""\[\s*\{\s*['"](role|content)['"]\s*:""")
+
+
 def _read_trl(reading: Reading, keys: Keys) -> Iterator[Row]:
     path = reading.path
-    if Path(path).suffix.lower() == ".parquet" or _starts_with(path, b"PAR1"):
+    suffix = Path(path).suffix.lower()
+    if suffix == ".parquet" or _starts_with(path, b"PAR1"):
         return _read_parquet(reading, keys)
+    if suffix in {".jsonl", ".json"} or _first_char(path) in {"{", "["}:
+        found = _first_object(path, reading.max_line_bytes)
+        if found.value is not None and keys.completion not in found.value:
+            raise InputError(
+                path,
+                found.line,
+                "wrong_format",
+                f"the file holds JSON lines without a {keys.completion!r} field, not TRL's"
+                " completions table (step, prompt, completion); pass --format auto, or name"
+                " the JSON format: --format jsonl|lm-eval|verl|chat",
+            )
+        return _json_rows(reading, lambda value: iter((_trl_row(value, keys, False),)))
     return _read_csv(reading, keys)
+
+
+def _first_char(path: str) -> str:
+    """The first non-blank character of a file ("" for a pipe, or none in its first KiB)."""
+    if not Path(path).is_file():
+        return ""
+    with open(path, "rb") as handle:
+        head = handle.read(1024).removeprefix(_BOM).lstrip()
+    return chr(head[0]) if head else ""
 
 
 def _starts_with(path: str, magic: bytes) -> bool:

@@ -264,10 +264,11 @@ def _key_text(value: Any) -> str | None:
 
 
 def _plain(value: Any) -> Any:
-    """numpy's scalars as Python's, for `json.dumps` (anything else: its TypeError)."""
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"{type(value).__name__} is not JSON")
+    """What `json.dumps` cannot write, as it can: numpy's scalars as Python's, numpy's
+    arrays as lists, anything else (a date from a parquet table) as its text."""
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    return str(value)
 
 
 def _group_of(record: Mapping[str, Any], keys: Keys) -> str | None:
@@ -378,6 +379,11 @@ def _json_value(raw: bytes) -> Any:
             "invalid_json",
             f"not readable JSON ({error}); write such a number as a string",
         ) from None
+    except RecursionError:  # json's C scanner recurses once per [ or {
+        raise _BadLine(
+            "invalid_json",
+            "not readable JSON (its lists and objects nest too deep to read); fix the line",
+        ) from None
 
 
 BOM_WARNING = "the file starts with a UTF-8 byte-order mark; it was read past"
@@ -409,8 +415,9 @@ _COMPRESSED = (
 )
 
 
-def _check_file(path: str, stream: str | None = None) -> None:
-    """Raise `InputError` unless `path` can be read as text: found, a file, not compressed.
+def _check_file(path: str, stream: str | None = None, *, table: bool = False) -> None:
+    """Raise `InputError` unless `path` can be read as text: found, a file, not compressed,
+    not UTF-16, and not a parquet table unless `table` (the trl format reads those).
 
     A pipe passes unread (peeking would take its first bytes). `stream` names the pipe
     that `path` is a copy of: a compressed stream is then to be decompressed in the pipe.
@@ -419,7 +426,7 @@ def _check_file(path: str, stream: str | None = None) -> None:
     if not file.exists():
         raise InputError(path, None, "not_found", "no such file; check the path")
     if file.is_dir():
-        raise InputError(path, None, "is_directory", "is a directory; pass a file")
+        raise InputError(path, None, "is_directory", f"is a directory; {_folder_fix(file)}")
     if not file.is_file():
         return
     try:
@@ -429,6 +436,7 @@ def _check_file(path: str, stream: str | None = None) -> None:
         raise InputError(
             path, None, "unreadable", f"cannot read the file ({error.strerror})"
         ) from None
+    named = stream or path
     for magic, kind, keep, unpack in _COMPRESSED:
         if not magic.match(head):
             continue
@@ -441,14 +449,56 @@ def _check_file(path: str, stream: str | None = None) -> None:
                 f" (`... | {unpack} | rewardkit score /dev/stdin`, or <({unpack} FILE))",
             )
         quoted = shlex.quote(path)
+        inner = Path(path).with_suffix("").suffix.lower()  # "x.csv.gz": ".csv"
+        streamed = (
+            ""  # a table's format is told by its name, which a stream does not have
+            if inner in {".csv", ".parquet"}
+            else f", or pass the stream: <({unpack} {quoted})"
+        )
         raise InputError(
             path,
             None,
             "compressed",
             f"the file is {kind}-compressed, not text; decompress it first"
-            f" (`{keep} {quoted}`) and pass the result, or pass the stream:"
-            f" <({unpack} {quoted})",
+            f" (`{keep} {quoted}`) and pass the result{streamed}",
         )
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise InputError(
+            named,
+            None,
+            "not_utf8",
+            "the file is UTF-16 (it starts with UTF-16's byte-order mark, as Windows"
+            " PowerShell's `>` writes text), not UTF-8; re-encode it:"
+            f" `iconv -f utf-16 -t utf-8 {shlex.quote(path)} >"
+            f" {shlex.quote(file.stem + '-utf8' + file.suffix)}`",
+        )
+    if head.startswith(b"PAR1") and not table:
+        raise InputError(
+            named,
+            None,
+            "wrong_format",
+            "is a parquet table (TRL writes its completions log as one), not JSON lines;"
+            " pass --format trl, or --format auto",
+        )
+
+
+def _folder_fix(folder: Path) -> str:
+    """What to pass instead of a folder; TRL writes its completion log as a folder of
+    ``completions_<step>.parquet`` files, one per logging step."""
+    try:
+        logs = sorted(folder.glob("completions_*.parquet"))
+    except OSError:
+        logs = []
+    if not logs:
+        return "pass a file"
+    joined = shlex.quote(str(folder / "all.parquet"))
+    return (
+        f"it holds TRL's completion logs ({len(logs)} completions_*.parquet files, one per"
+        f" logging step): pass one ({shlex.quote(str(logs[-1]))} is the last), or join them"
+        ' into one file, whose groups are still per step: python -c "import glob, pandas as'
+        f" pd; pd.concat(map(pd.read_parquet, sorted(glob.glob('{folder}/completions_*.parquet'))))"
+        f".to_parquet('{folder}/all.parquet')\" && rewardkit score {joined}"
+    )
 
 
 # --- scoring into columns ------------------------------------------------------------------

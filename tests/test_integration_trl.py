@@ -19,9 +19,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from rewardkit.integrations.trl import RewardFunction, reward_funcs, reward_weights
+from rewardkit.readers import score_format
 from rewardkit.schemes import LENIENT, STRICT, Scheme, get_scheme
 from rewardkit.score import score_records
 
@@ -192,7 +194,9 @@ def test_reasons_go_to_trl_log_extra() -> None:
     for func in reward_funcs("strict"):
         func(**kwargs)
     want = expected(STRICT, COMPLETIONS, ANSWERS)
-    assert logged == {n + "_reason": want[n + "_reason"] for n in STRICT.reward_names}
+    reasons = {n + "_reason": want[n + "_reason"] for n in STRICT.reward_names}
+    # the first function logs the golds once, so that TRL's table can be scored again
+    assert logged == {**reasons, "answer": ANSWERS}
 
 
 def test_works_without_trl_extras_and_with_positional_arguments() -> None:
@@ -332,6 +336,7 @@ def run_grpo(
         max_completion_length=24,
         learning_rate=1e-3,
         logging_steps=1,  # one log entry, one generation, one reward call per step
+        log_completions=True,  # completions/completions_<step>.parquet, read back below
         reward_weights=reward_weights(scheme),
         bf16=False,
         gradient_checkpointing=False,
@@ -379,6 +384,13 @@ def assert_logged_rewards_are_rewardkit_scores(
     want = expected(scheme, completions, answers)
     for name in scheme.reward_names:
         assert list(trainer._logs["extra"][name + "_reason"]) == want[name + "_reason"]
+    # The table TRL wrote holds the golds reward_funcs logged: `rewardkit score` reads it
+    # back and gives the rewards TRL logged, row for row.
+    table = Path(trainer.args.output_dir) / "completions" / f"completions_{steps:05d}.parquet"
+    rescored = score_format(table, "trl", [scheme]).frame
+    logged = pd.read_parquet(table)
+    for name in scheme.reward_names:
+        assert rescored[name].tolist() == pytest.approx(logged[name].tolist(), abs=1e-6)
 
 
 ROWS = [

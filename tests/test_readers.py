@@ -550,11 +550,11 @@ def test_csv_invalid_utf8_names_its_line_and_the_rest_is_read(tmp_path: Path) ->
     assert [line for line, _ in rows_of_good(path)] == [3]
 
 
-def test_trl_on_json_lines_says_it_is_not_csv(tmp_path: Path) -> None:
+def test_trl_on_json_lines_of_another_kind_says_so(tmp_path: Path) -> None:
     with pytest.raises(InputError) as caught:
         list(read_rows(CHAT, "trl"))
     assert caught.value.code == "wrong_format"
-    assert "not the CSV table" in caught.value.message
+    assert "not TRL's completions table" in caught.value.message
     assert "--format auto" in caught.value.message
 
 
@@ -629,7 +629,10 @@ def test_cli_over_long_first_line_with_max_line_bytes(
 
 @pytest.mark.parametrize(
     ("argv", "code"),
-    [(["--format", "trl"], "not the CSV table"), (["--on-error", "raise"], "no format fits")],
+    [
+        (["--format", "trl"], "not TRL's completions table"),
+        (["--on-error", "raise"], "no format fits"),
+    ],
 )
 def test_cli_no_skip_hint_where_skipping_would_not_help(
     tmp_path: Path, argv: list[str], code: str, capsys: pytest.CaptureFixture[str]
@@ -672,3 +675,128 @@ def test_a_null_prompt_id_falls_back_to_the_prompt_as_score_file_does(tmp_path: 
     path.write_text("".join(json.dumps(r) + "\n" for r in rows * 2))
     read = [row for _, row in read_rows(path, "jsonl")]
     assert isinstance(read[0], dict) and read[0]["prompt_id"] == read[1]["prompt_id"] != "null"
+
+
+# --- logs as the tools really write them (a second user pass) -------------------------------
+
+
+def _trl_table() -> pd.DataFrame:
+    """TRL's completions table, two logging steps of one prompt with 2 completions each,
+    as `GRPOTrainer` builds it (chat prompts and completions, the gold via log_extra)."""
+    ask = [{"role": "user", "content": "What is 2+3?"}]
+    said = [
+        [{"role": "assistant", "content": "<answer>5</answer>"}],
+        [{"role": "assistant", "content": "<answer>6</answer>"}],
+    ]
+    return pd.DataFrame(
+        {
+            "step": [1, 1, 2, 2],
+            "prompt": [ask] * 4,
+            "completion": said * 2,
+            "answer": ["5"] * 4,
+            "advantage": [0.7, -0.7, 0.7, -0.7],
+        }
+    )
+
+
+def test_trl_table_written_as_json_lines_keeps_its_groups_per_step(tmp_path: Path) -> None:
+    path = tmp_path / "all_steps.jsonl"
+    _trl_table().to_json(path, orient="records", lines=True)
+    fmt, why = detect_format(path)
+    assert (fmt, why) == ("trl", "JSON lines with TRL's step/prompt/completion columns")
+    result = score_format(path, "trl", [STRICT])
+    groups = result.frame["group"].tolist()
+    assert groups[0] == groups[1] != groups[2] == groups[3]  # step 1's prompt, step 2's
+    assert result.frame["correctness"].tolist() == [2.0, 0.0, 2.0, 0.0]
+
+
+def test_a_csv_of_trls_table_with_unreadable_message_lists_is_an_error(tmp_path: Path) -> None:
+    # pandas' to_csv of the parquet TRL wrote: numpy arrays of several messages come out
+    # as numpy's repr (no commas between the messages), which reads back as nothing; it
+    # was scored as text, 0 on every reward
+    import numpy as np
+
+    table = _trl_table()
+    turns = [{"role": "assistant", "content": "<tool_call>"}, *table["completion"][0]]
+    table["completion"] = [np.array(turns, dtype=object)] * 4
+    path = tmp_path / "tools.csv"
+    table.to_csv(path, index=False)
+    errors = errors_of(path, "trl")
+    assert [e.code for e in errors] == ["completion_not_text"] * 4
+    assert "numpy's repr" in errors[0].message and "score the .parquet" in errors[0].message
+
+
+def test_an_empty_answer_cell_in_a_csv_is_no_gold(tmp_path: Path) -> None:
+    table = _trl_table()
+    table["answer"] = ["5", None, float("nan"), "5"]
+    path = tmp_path / "nan_answer.csv"
+    table.to_csv(path, index=False)
+    errors = errors_of(path, "trl")
+    assert [(e.line, e.code) for e in errors] == [(3, "missing_answer"), (4, "missing_answer")]
+    assert "is empty (how pandas writes a missing value to CSV)" in errors[0].message
+
+
+def test_nesting_too_deep_for_json_is_a_bad_line_not_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "deep.jsonl"
+    deep = "[" * 5000 + "]" * 5000
+    path.write_text(
+        '{"completion": "<answer>5</answer>", "answer": "5"}\n'
+        f'{{"completion": {deep}, "answer": "5"}}\n'
+    )
+    result = score_format(path, "jsonl", [STRICT], on_error="skip")
+    assert [(s.line, s.code) for s in result.skipped] == [(2, "invalid_json")]
+    from rewardkit.score import score_file
+
+    assert score_file(path, [STRICT], on_error="skip").rows_scored == 1
+    runaway = tmp_path / "runaway.csv"  # a completion that only looks like a nested list
+    runaway.write_text(f'prompt,completion,answer\np,"{"[" * 1500} the answer is 2]",2\n')
+    [(_, row)] = rows_of(runaway, "trl")
+    assert row["completion"].endswith("the answer is 2]")
+
+
+def test_a_json_nan_prompt_id_is_no_group(tmp_path: Path) -> None:
+    # Python's json writes NaN for a data frame's missing prompt_id: it was one group "NaN"
+    path = tmp_path / "nan.jsonl"
+    path.write_text(
+        "".join(
+            json.dumps({"completion": "x", "answer": "1", "prompt_id": float("nan"), "prompt": p})
+            + "\n"
+            for p in ("a", "a", "b", "b")
+        )
+    )
+    from rewardkit.score import score_file
+
+    groups = score_file(path, [STRICT]).frame["group"].tolist()
+    assert groups[0] == groups[1] != groups[2] == groups[3]
+    assert "NaN" not in groups
+
+
+def test_files_that_are_not_json_lines_get_their_own_fix(tmp_path: Path) -> None:
+    utf16 = tmp_path / "chat.jsonl"
+    utf16.write_bytes('{"completion": "x", "answer": "1"}\n'.encode("utf-16"))
+    with pytest.raises(InputError, match=r"UTF-16 .*iconv -f utf-16 -t utf-8"):
+        detect_format(utf16)
+    table = tmp_path / "c.parquet"
+    _trl_table().to_parquet(table)
+    with pytest.raises(InputError, match=r"is a parquet table .* pass --format trl"):
+        read_rows(table, "chat")
+    no_suffix = tmp_path / "piped"  # a table known by its first bytes, as from a pipe
+    no_suffix.write_bytes(table.read_bytes())
+    assert detect_format(no_suffix)[0] == "trl"
+    packed = tmp_path / "c.csv.gz"
+    packed.write_bytes(gzip.compress(b"prompt,completion,answer\n"))
+    with pytest.raises(InputError) as caught:
+        detect_format(packed)
+    assert "gunzip -k" in caught.value.message and "<(" not in caught.value.message
+    folder = tmp_path / "completions"
+    folder.mkdir()
+    for step in (10, 20):
+        _trl_table().to_parquet(folder / f"completions_{step:05d}.parquet")
+    with pytest.raises(InputError, match=r"TRL's completion logs \(2 completions_\*\.parquet"):
+        detect_format(folder)
+
+
+def test_detection_past_over_long_lines_says_to_raise_the_limit(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "samples_gsm8k.jsonl", [{"doc_id": 0, "resps": ["x" * 300]}])
+    with pytest.raises(InputError, match=r"; raise --max-line-bytes \(lines of lm-eval"):
+        detect_format(path, max_line_bytes=100)

@@ -81,6 +81,7 @@ class RewardFunction:
         reward: SchemeReward,
         answer_key: str = "answer",
         completion_prefix: str = "",
+        log_answer: bool = False,
     ) -> None:
         if not isinstance(answer_key, str) or not answer_key:
             raise TypeError(f"answer_key must name a column (a non-empty str), not {answer_key!r}")
@@ -90,6 +91,7 @@ class RewardFunction:
         self.reward = reward
         self.answer_key = answer_key
         self.completion_prefix = completion_prefix
+        self.log_answer = log_answer
         self.__name__ = reward.name
 
     def __repr__(self) -> str:
@@ -110,6 +112,7 @@ class RewardFunction:
         answers = self._answers(kwargs, len(completions))
         values: list[float] = []
         reasons: list[str] = []
+        golds: list[str] = []
         for index, (completion, answer) in enumerate(zip(completions, answers, strict=True)):
             try:
                 text, gold = read_row(
@@ -131,9 +134,12 @@ class RewardFunction:
                 raise RewardError(f"completion {index}: {error}") from error
             values.append(result.value)
             reasons.append(result.reason)
+            golds.append(gold)
         log_extra = kwargs.get("log_extra")
         if callable(log_extra):
             log_extra(f"{self.__name__}_reason", reasons)
+            if self.log_answer:  # so that `rewardkit score` can read TRL's table back
+                log_extra(self.answer_key, golds)
         return values
 
     def _answers(self, kwargs: dict[str, Any], count: int) -> Sequence[Any]:
@@ -178,11 +184,15 @@ def reward_funcs(
     >>> fmt(prompts=["Q"], completions=["8*9\\n</think>\\n<answer>\\n72\\n</answer>\\n"],
     ...     answer=["72"])
     [0.5]
+
+    The first function also logs the gold answers to TRL's completions table (as the
+    column `answer_key`), which TRL does not log of itself, so that ``rewardkit score``
+    can score the table again.
     """
     resolved = as_scheme(scheme)
     return [
-        RewardFunction(resolved, reward, answer_key, completion_prefix)
-        for reward in resolved.rewards
+        RewardFunction(resolved, reward, answer_key, completion_prefix, log_answer=index == 0)
+        for index, reward in enumerate(resolved.rewards)
     ]
 
 
