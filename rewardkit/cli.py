@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -35,6 +36,16 @@ def _ks(text: str) -> list[int]:
     if not ks or ks[0] < 1:
         raise argparse.ArgumentTypeError("--k values must be positive integers")
     return ks
+
+
+def _escapes(text: str) -> str:
+    r"""A command-line text with ``\n``, ``\t`` and ``\\`` read as a newline, a tab and
+    a backslash (a shell passes ``'<think>\n'`` as backslash and n).
+
+    >>> _escapes(r"<think>\n"), _escapes(r"a\\nb")
+    ('<think>\n', 'a\\nb')
+    """
+    return re.sub(r"\\([nt\\])", lambda m: {"n": "\n", "t": "\t"}.get(m[1], "\\"), text)
 
 
 def _at_least(minimum: int) -> Callable[[str], int]:
@@ -121,6 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument(
         "--max-line-bytes", type=_positive, default=None, metavar="N",
         help="longest line read (default: 8 MiB); a longer one is a bad line",
+    )  # fmt: skip
+    score.add_argument(
+        "--completion-prefix", type=_escapes, default="", metavar="TEXT",
+        help="put TEXT before every completion: the start of the reply the chat template"
+        " wrote into the prompt, as given to the TRL or verl rewards in training;"
+        " \\n is a newline (e.g. '<think>\\n')",
     )  # fmt: skip
     score.add_argument(
         "--k", type=_ks, default=None, metavar="K,K,...",
@@ -304,11 +321,18 @@ def _score(args: argparse.Namespace, out: Console, err: Console) -> int:
                     on_error=args.on_error,
                     max_line_bytes=max_line_bytes,
                     progress=progress,
+                    completion_prefix=args.completion_prefix,
                 ),
             )
         else:  # the reader yields normalised records: completion, answer, id, prompt_id
             result = score_format(
-                path, fmt, schemes, keys, on_error=args.on_error, max_line_bytes=max_line_bytes
+                path,
+                fmt,
+                schemes,
+                keys,
+                on_error=args.on_error,
+                max_line_bytes=max_line_bytes,
+                completion_prefix=args.completion_prefix,
             )
         result.path = args.file
     except InputError as error:

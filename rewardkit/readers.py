@@ -442,6 +442,7 @@ def score_format(
     *,
     on_error: str = "raise",
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    completion_prefix: str = "",
 ) -> ScoreResult:
     """Score `path` read as `fmt`: `score_rows` over `read_rows`, counted in the file's lines.
 
@@ -451,7 +452,13 @@ def score_format(
     """
     reading = read_rows(path, fmt, keys, on_error=on_error, max_line_bytes=max_line_bytes)
     try:
-        result = score_rows(reading, schemes, source=reading.path, on_error=on_error)
+        result = score_rows(
+            reading,
+            schemes,
+            source=reading.path,
+            on_error=on_error,
+            completion_prefix=completion_prefix,
+        )
     except InputError as error:
         if error.code != "empty" or not reading.lines_read:
             raise

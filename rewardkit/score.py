@@ -514,8 +514,9 @@ class _Columns:
     Each custom reward has its own codes and table.
     """
 
-    def __init__(self, schemes: Sequence[Scheme]) -> None:
+    def __init__(self, schemes: Sequence[Scheme], prefix: str = "") -> None:
         self.schemes = schemes
+        self.prefix = prefix  # put before every completion (`score_file`'s completion_prefix)
         self.lines = array("q")
         self.ids: list[str | None] | pa.Array = []  # an Array once pickled
         self.groups: list[str | None] | pa.Array = []
@@ -564,6 +565,8 @@ class _Columns:
         if not rows:
             return True
         completions, answers, ids, groups = zip(*rows, strict=True)
+        if self.prefix:
+            completions = tuple(self.prefix + c for c in completions)
         custom, failed = self._custom_results(completions, answers)
         if failed:
             for i in sorted(failed):
@@ -682,6 +685,7 @@ def _score_chunk(
     keys: Keys,
     skip: bool,
     max_bytes: int,
+    prefix: str = "",
 ) -> _Columns:
     """Score the lines of one byte range. Line numbers are local (1-based within the chunk).
 
@@ -690,7 +694,7 @@ def _score_chunk(
     reward runs over the block in one loop (`bench/bench_score.py`: 2.53x the parse-only
     time, against 2.97-3.01x line by line).
     """
-    columns = _Columns(schemes)
+    columns = _Columns(schemes, prefix)
     local = 0
     stopped = False  # at the first bad line, without `skip`
     with open(path, "rb") as handle:
@@ -744,13 +748,17 @@ def _chunk_bounds(path: str, size: int, parts: int) -> list[tuple[int, int]]:
 _WORKER_STATE: dict[str, Any] = {}
 
 
-def _init_worker(schemes: Sequence[Scheme], keys: Keys, skip: bool, max_bytes: int) -> None:
-    _WORKER_STATE.update(schemes=schemes, keys=keys, skip=skip, max_bytes=max_bytes)
+def _init_worker(
+    schemes: Sequence[Scheme], keys: Keys, skip: bool, max_bytes: int, prefix: str
+) -> None:
+    _WORKER_STATE.update(schemes=schemes, keys=keys, skip=skip, max_bytes=max_bytes, prefix=prefix)
 
 
 def _worker_chunk(path: str, start: int, end: int) -> _Columns:
     s = _WORKER_STATE
-    return _score_chunk(path, start, end, s["schemes"], s["keys"], s["skip"], s["max_bytes"])
+    return _score_chunk(
+        path, start, end, s["schemes"], s["keys"], s["skip"], s["max_bytes"], s["prefix"]
+    )
 
 
 def score_file(
@@ -762,11 +770,14 @@ def score_file(
     on_error: str = "raise",
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     progress: Callable[[int, int], None] | None = None,
+    completion_prefix: str = "",
 ) -> ScoreResult:
     """Score a JSONL file under every scheme; see the module docstring for the frame.
 
     `workers` None means all cores; the result does not depend on it. `progress` is called
-    with ``(bytes_done, bytes_total)`` as chunks finish.
+    with ``(bytes_done, bytes_total)`` as chunks finish. `completion_prefix` goes before
+    every completion: the start of the reply a chat template wrote into the prompt
+    (``"<think>\\n"``), as the TRL and verl rewards take it.
     """
     if on_error not in {"raise", "skip"}:
         raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
@@ -788,7 +799,11 @@ def score_file(
     done = 0
     if workers == 1 or len(bounds) == 1:
         for start, end in bounds:
-            chunks.append(_score_chunk(name, start, end, schemes, keys, skip, max_line_bytes))
+            chunks.append(
+                _score_chunk(
+                    name, start, end, schemes, keys, skip, max_line_bytes, completion_prefix
+                )
+            )
             done += end - start
             if progress:
                 progress(done, size)
@@ -798,7 +813,7 @@ def score_file(
             max_workers=min(workers, len(bounds)),
             mp_context=get_context(method),
             initializer=_init_worker,
-            initargs=(tuple(schemes), keys, skip, max_line_bytes),
+            initargs=(tuple(schemes), keys, skip, max_line_bytes, completion_prefix),
         ) as pool:
             futures = [pool.submit(_worker_chunk, name, start, end) for start, end in bounds]
             for (start, end), future in zip(bounds, futures, strict=True):
@@ -944,6 +959,7 @@ def score_rows(
     *,
     source: str = "<records>",
     on_error: str = "raise",
+    completion_prefix: str = "",
 ) -> ScoreResult:
     """Score numbered rows, as the readers of other formats yield them, into a `ScoreResult`.
 
@@ -953,7 +969,7 @@ def score_rows(
     if on_error not in {"raise", "skip"}:
         raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
     schemes = schemes_of(schemes)
-    columns = _Columns(schemes)
+    columns = _Columns(schemes, completion_prefix)
     numbers: list[int] = []
     good: list[_Fields] = []
     for line, record in rows:

@@ -309,3 +309,19 @@ def test_the_command_imports_only_the_standard_library_before_main() -> None:
     code = "import sys, rewardkit.cli; print([m for m in ('rich', 'pandas') if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_completion_prefix_scores_a_run_as_its_rewards_did(tmp_path: Path, capsys: Any) -> None:
+    # Trained with reward_funcs(..., completion_prefix="<think>\n"): the template wrote the
+    # <think> into the prompt, so the logged completions lack it.
+    from rewardkit.integrations.trl import reward_funcs
+
+    reply = "8*9\n</think>\n<answer>\n72\n</answer>\n"
+    path = tmp_path / "c.jsonl"
+    path.write_text(json.dumps({"completion": reply, "answer": "72"}) + "\n")
+    logged = reward_funcs("strict", completion_prefix="<think>\n")[2]
+    assert logged(prompts=["q"], completions=[reply], answer=["72"]) == [0.5]
+    for argv, value in (([], 0.0), (["--completion-prefix", "<think>\\n"], 0.5)):
+        assert main(["score", str(path), "--scheme", "strict", "--json", *argv]) == 0
+        stats = json.loads(capsys.readouterr().out)["stats"]
+        assert [s["mean"] for s in stats if s["reward"] == "format"] == [value]

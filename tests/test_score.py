@@ -545,3 +545,29 @@ def test_score_file_says_a_compressed_file_is_compressed(tmp_path: Path) -> None
     # it said "not valid UTF-8 ...; re-encode the file as UTF-8 (e.g. iconv -f latin1 ...)"
     with pytest.raises(InputError, match="the file is gzip-compressed, not text; decompress"):
         score_file(path, [STRICT])
+
+
+def test_a_completion_prefix_reaches_every_worker_and_reader(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    import rewardkit.score as score_module
+    from rewardkit.readers import score_format
+
+    monkeypatch.setattr(score_module, "_PARALLEL_MIN_BYTES", 0)
+    rows = [
+        {
+            "completion": "24\n</think>\n<answer>\n24\n</answer>\n",
+            "answer": "24",
+            "step": 1,
+            "prompt": "q",
+        }
+    ] * 150
+    path = write_jsonl(tmp_path / "a.jsonl", rows)
+    prefixed = {
+        "one": score_file(path, [STRICT], workers=1, completion_prefix="<think>\n").frame,
+        "two": score_file(path, [STRICT], workers=2, completion_prefix="<think>\n").frame,
+        "trl": score_format(path, "trl", [STRICT], completion_prefix="<think>\n").frame,
+    }
+    for frame in prefixed.values():
+        assert frame["format"].tolist() == [0.5] * 150
+    assert score_file(path, [STRICT], workers=2).frame["format"].tolist() == [0.0] * 150
