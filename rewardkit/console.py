@@ -188,7 +188,8 @@ def _ties(console: Console, ties: pd.DataFrame) -> None:
         return
     groups = int(ties["groups"].iloc[0])
     table = Table(
-        title=f"Groups with zero reward spread ({groups:,} groups of 2+ samples): no GRPO signal"
+        title=f"Groups with zero reward spread ({groups:,} group{'' if groups == 1 else 's'} of"
+        " 2+ samples): no GRPO signal"
     )
     for column in ["scheme", "reward", "tied", "all zero", "all max", "other tie"]:
         table.add_column(column, justify="left" if column in {"scheme", "reward"} else "right")
