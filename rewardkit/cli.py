@@ -122,7 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive,
         default=None,
         metavar="N",
-        help="processes (default: all cores)",
+        help="processes (default: all cores, or one for a file under 4 MiB scored with"
+        " built-in rewards only)",
     )
     score.add_argument(
         "--on-error", choices=["raise", "skip"], default="raise",

@@ -145,9 +145,8 @@ def _reasons(console: Console, reasons: pd.DataFrame) -> None:
         return
     for (scheme, reward), part in reasons.groupby(["scheme", "reward"], sort=False):
         below = float(part["share"].sum())
-        table = Table(
-            title=f"Why {_text(scheme)} {_text(reward)} is below its maximum on {below:.1%} of rows"
-        )
+        what = str(part["what"].iloc[0])
+        table = Table(title=f"Why {_text(scheme)} {_text(reward)} is {what} on {below:.1%} of rows")
         table.add_column("reason", overflow="fold")  # a code cut short reads as another code
         table.add_column("rows", justify="right")
         table.add_column("share", justify="right")

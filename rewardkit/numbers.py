@@ -8,6 +8,7 @@ as an exact `Decimal` for the lenient scheme.
 from __future__ import annotations
 
 import math
+import numbers
 import re
 import unicodedata
 from decimal import Decimal
@@ -177,12 +178,8 @@ def number_text(value: Any) -> str:
     ...
     ValueError: nan, not a number
     """
-    import numbers
-
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):  # numpy's bool is not
         raise TypeError(f"{type(value).__name__}, not a number")
-    if type(value).__name__ == "bool_":  # numpy's bool, without importing numpy here
-        raise TypeError("bool_, not a number")
     if isinstance(value, numbers.Integral):
         try:
             return str(int(value))

@@ -107,9 +107,11 @@ _DEFAULT = Keys()
 _BOM = b"\xef\xbb\xbf"
 _TABLE_SUFFIXES = {".parquet": "parquet", ".csv": "CSV"}
 _LM_EVAL_NAME = re.compile(r"samples_.+\.jsonl$")
-# TRL's completions table (`GRPOTrainer`, log_completions): a JSON-lines copy of it
-# (`to_json(lines=True)`) is read as the table is, its groups per step and prompt.
-_TRL_COLUMNS = frozenset({"step", "prompt", "completion"})
+# TRL's completions table (`GRPOTrainer`, log_completions; TRL 1.16 always writes these
+# columns): a JSON-lines copy of it (`to_json(lines=True)`) is read as the table is, its
+# groups per step and prompt. `advantage` keeps a file of one's own with a `step` field
+# (a checkpoint, a count of reasoning steps) from being regrouped per step.
+_TRL_COLUMNS = frozenset({"step", "prompt", "completion", "advantage"})
 _CSV_FIELD_LIMIT = 2**31 - 1
 _DETECT_LINES = 100  # non-blank lines looked at for the first JSON object
 # Codes of errors about the file as a whole: --on-error skip does not get past them.
@@ -268,8 +270,10 @@ def detect_format(
         return "verl", f"JSON lines with {found_fields} (verl's _dump_generations){later}"
     tried["verl"] = "no 'input' and 'output' fields"
     if fields >= _TRL_COLUMNS and "prompt_id" not in fields and keys.group is None:
-        return "trl", f"JSON lines with TRL's step/prompt/completion columns{later}"
-    tried["trl"] = "not a .parquet or .csv table, nor JSON lines with step/prompt/completion"
+        return "trl", f"JSON lines with TRL's step/prompt/completion/advantage columns{later}"
+    tried["trl"] = (
+        "not a .parquet or .csv table, nor JSON lines with step/prompt/completion/advantage"
+    )
     if keys.completion in fields:
         return "jsonl", f"JSON lines with a {keys.completion!r} field{later}"
     tried["jsonl"] = f"no {keys.completion!r} field"
@@ -735,8 +739,9 @@ def _read_chat(reading: Reading, keys: Keys) -> Iterator[Row]:
 def _trl_row(row: Mapping[str, Any], keys: Keys, parse_reprs: bool) -> dict[str, Any]:
     completion = _need(row, keys.completion, "missing_completion", "--completion-key")
     why = (
-        " (TRL's table logs no gold answer of itself: rewardkit's reward_funcs log it; with"
-        f" other reward functions, log it from one with log_extra({keys.answer!r}, ...))"
+        " (TRL's table logs no gold answer of itself: train with reward_funcs(...,"
+        f" log_answer=True), or log it from a reward function with log_extra({keys.answer!r},"
+        " ...))"
     )
     answer = _need(row, keys.answer, "missing_answer", "--answer-key", why)
     prompt = row.get("prompt")

@@ -135,13 +135,19 @@ def reason_breakdown(
     """For every reward below its maximum on at least `threshold` of rows: why, by reason.
 
     Columns: scheme, reward, reason, rows, share (of all rows), value (mean value of those
-    rows), meaning (the sentence from `REASONS`, blank for a custom reason).
+    rows), meaning (the sentence from `REASONS` for a built-in reward, blank for a custom
+    one, whose codes are its own), what ("below its maximum", or "0" for a custom reward
+    that declares no `max`: then its zeros are counted). A custom reward with a negative
+    weight and no `max` is left out: nothing says which of its values are the bad ones.
     """
     rows: list[dict[str, Any]] = []
     for scheme in schemes:
         part = frame[frame["scheme"] == scheme.name]
         total_rows = len(part)
         for reward in scheme.rewards:
+            if reward.max is None and reward.weight < 0:
+                continue
+            what = "below its maximum" if reward.max is not None else "0"
             below = (
                 part[part[reward.name] < reward.max]
                 if reward.max is not None
@@ -161,11 +167,12 @@ def reason_breakdown(
                         "rows": int(stats["size"]),
                         "share": float(stats["size"]) / total_rows,
                         "value": float(stats["mean"]),
-                        "meaning": REASONS.get(str(reason), ""),
+                        "meaning": REASONS.get(str(reason), "") if reward.builtin else "",
+                        "what": what,
                     }
                 )
     return pd.DataFrame(
-        rows, columns=["scheme", "reward", "reason", "rows", "share", "value", "meaning"]
+        rows, columns=["scheme", "reward", "reason", "rows", "share", "value", "meaning", "what"]
     )
 
 
@@ -333,6 +340,8 @@ def summarize(
     (3, 1, 2, 1)
     """
     schemes = schemes_of(schemes)
+    if frame.empty:
+        raise ValueError("the frame has no rows (no records were scored): nothing to summarize")
     scored = set(frame["scheme"].unique()) if "scheme" in frame.columns else set()
     if missing := [s.name for s in schemes if s.name not in scored]:
         raise ValueError(
@@ -379,7 +388,7 @@ def _notes(summary: Summary) -> list[str]:
             continue
         top = part.iloc[0]
         zero = part[part["value"] == 0]["share"].sum()
-        what = "0" if zero >= below - 1e-12 else "below its maximum"
+        what = "0" if zero >= below - 1e-12 else str(top["what"])
         notes.append(
             f"{scheme} {reward} is {what} on {below:.0%} of rows; most often"
             f" {top['reason']} ({top['share']:.0%} of rows): {top['meaning'] or 'custom reason'}"

@@ -32,7 +32,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeAlias, cast
 
-from rewardkit.rewards import REWARDS, Reward, get_reward, texts
+from rewardkit.rewards import REWARDS, Reward, get_reward, is_builtin, texts
 
 __all__ = [
     "LENIENT",
@@ -191,15 +191,28 @@ class Scheme:
 
     @property
     def max_total(self) -> float | None:
-        """The largest possible total, or None when a reward has no declared maximum.
+        """The largest possible total, or None when it is not known.
 
-        A reward with a negative weight (a penalty) is taken to contribute at best 0.
+        A reward weighs in at best ``weight * max``; with a negative weight, at best
+        ``weight * (its smallest value)``, which is 0 for a built-in reward (never below 0)
+        and unknown for a custom one (a scheme declares no minimum). So it is None when a
+        custom reward declares no `max` or has a negative weight.
+
+        >>> penalty = SchemeReward("long", lambda c, a: -len(c) / 100, weight=-1.0, max=0)
+        >>> Scheme("s", (*STRICT.rewards, penalty)).max_total is None
+        True
         """
-        if any(r.max is None for r in self.rewards):
-            return None
-        return sum(max(r.weight * (r.max or 0.0), 0.0) for r in self.rewards)
+        best = 0.0
+        for r in self.rewards:
+            if r.weight >= 0 and r.max is not None:
+                best += r.weight * r.max
+            elif r.weight < 0 and not is_builtin(r.fn):
+                return None  # its best is weight * its (undeclared) minimum
+            elif r.max is None:
+                return None
+        return best
 
-    def score(self, completion: str, answer: str) -> dict[str, Reward]:
+    def score(self, completion: str, answer: str | float) -> dict[str, Reward]:
         """Every reward of the scheme for one completion, by name, in the scheme's order.
 
         A numeric `answer` is read as `rewardkit score` reads one (`rewards.texts`).
@@ -240,7 +253,7 @@ must give a value for every completion: fix the function
         return cast(Reward, reward.fn(completion, answer))
     try:
         result: Any = reward.fn(completion, answer)
-    except Exception as error:  # a user's function: whatever it raises, name it
+    except (Exception, SystemExit) as error:  # a user's function: whatever it raises, name it
         raise RewardError(
             f"reward {reward.name!r} raised {type(error).__name__}: {error}{_where(error)};"
             " a reward must give a value for every completion: fix the function"
@@ -624,10 +637,12 @@ def _module_id(file: Path) -> str:
 def _import_near(spec: str, module_name: str, base: Path | None) -> Any:
     """Import a module, looking also beside the scheme file and in the working directory."""
     try:
-        return importlib.import_module(module_name)
+        return _not_shadowing(spec, module_name, base, importlib.import_module(module_name))
     except ModuleNotFoundError as error:
         if not _is_missing(module_name, error):
             raise _import_failed(spec, module_name, error) from error
+    except ImportError:
+        raise
     except (Exception, SystemExit) as error:  # a user's module: whatever it raises, name it
         raise _import_failed(spec, module_name, error) from error
     for folder in (base, Path.cwd()):
@@ -644,6 +659,31 @@ def _import_near(spec: str, module_name: str, base: Path | None) -> Any:
         ) from None
     except (Exception, SystemExit) as error:
         raise _import_failed(spec, module_name, error) from error
+
+
+def _not_shadowing(spec: str, module_name: str, base: Path | None, module: Any) -> Any:
+    """`module`, unless the scheme's folder holds another module of its (top-level) name.
+
+    Python imports a name once per process: an installed package of that name, or the
+    module of another scheme's folder imported before, would stand in for the file beside
+    this scheme file, and every score would come from the other code without a word.
+    """
+    if base is None:
+        return module
+    top = module_name.partition(".")[0]
+    beside = next(
+        (c for c in (base / f"{top}.py", base / top / "__init__.py") if c.is_file()), None
+    )
+    imported = getattr(sys.modules.get(top), "__file__", None)
+    if beside is None or imported is None or Path(imported).resolve() == beside.resolve():
+        return module
+    raise ImportError(
+        f"custom reward {spec!r}: the module {top!r} Python imports is {imported}, not the"
+        f" {beside} beside the scheme file (a module name is imported once per process, and"
+        " an installed package or another scheme's module of that name comes first); name the"
+        f" file instead ({beside.name if beside.name != '__init__.py' else top + '/__init__.py'}"
+        f":{spec.rpartition(':')[2]}), or rename the module"
+    )
 
 
 def _is_missing(module_name: str, error: ModuleNotFoundError) -> bool:

@@ -15,7 +15,6 @@ frame from the same code.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import itertools
@@ -56,7 +55,8 @@ DEFAULT_MAX_LINE_BYTES = 8 * 1024 * 1024
 _BOM = b"\xef\xbb\xbf"
 _Fields = tuple[str, str, str | None, str | None]  # what a row holds: completion, answer, id, group
 
-# Below this size one in-process worker is faster than starting a pool.
+# Below this size one in-process worker is faster than starting a pool, with the built-in
+# rewards (some 100,000 lines a second); a custom reward may take milliseconds a line.
 _PARALLEL_MIN_BYTES = 4 * 1024 * 1024
 _CHUNKS_PER_WORKER = 4
 
@@ -210,8 +210,10 @@ def _answer_text(value: Any, key: str) -> str:
     if isinstance(value, str):
         return value
     if type(value) is int:  # JSON's numbers: the fast path
-        with contextlib.suppress(ValueError):  # over 4,300 digits: number_text says so
+        try:
             return str(value)
+        except ValueError:  # over 4,300 digits: number_text says so
+            pass
     if value is None or value is pd.NA or value is pd.NaT:  # NaN: "nan, not a number"
         raise _BadLine(
             "missing_answer", f"{key!r} is null: the row has no ground truth; fix the data"
@@ -251,6 +253,11 @@ def _key_text(value: Any) -> str | None:
     scalars as Python's); a null value is None. `_BadLine` when there is no such text."""
     if isinstance(value, str):
         return value
+    if type(value) is int:  # the common case, without json's encoder
+        try:
+            return str(value)
+        except ValueError:  # over 4,300 digits: json.dumps says so below
+            pass
     if _is_null(value):
         return None
     try:
@@ -284,6 +291,8 @@ def _group_of(record: Mapping[str, Any], keys: Keys) -> str | None:
         value = record[keys.group]
     else:
         value = record.get("prompt_id")
+        if type(value) is str:  # the common case first
+            return value
         if _is_null(value):
             prompt = record.get("prompt")
             if _is_null(prompt):
@@ -491,13 +500,17 @@ def _folder_fix(folder: Path) -> str:
         logs = []
     if not logs:
         return "pass a file"
-    joined = shlex.quote(str(folder / "all.parquet"))
+    joined = folder / "all.parquet"
+    code = (
+        "import glob, pandas as pd; pd.concat(map(pd.read_parquet,"
+        f" sorted(glob.glob({str(folder / 'completions_*.parquet')!r}))), ignore_index=True)"
+        f".to_parquet({str(joined)!r})"
+    )
     return (
         f"it holds TRL's completion logs ({len(logs)} completions_*.parquet files, one per"
         f" logging step): pass one ({shlex.quote(str(logs[-1]))} is the last), or join them"
-        ' into one file, whose groups are still per step: python -c "import glob, pandas as'
-        f" pd; pd.concat(map(pd.read_parquet, sorted(glob.glob('{folder}/completions_*.parquet'))))"
-        f".to_parquet('{folder}/all.parquet')\" && rewardkit score {joined}"
+        f" into one file, whose groups are still per step: python -c {shlex.quote(code)}"
+        f" && rewardkit score {shlex.quote(str(joined))}"
     )
 
 
@@ -774,10 +787,11 @@ def score_file(
 ) -> ScoreResult:
     """Score a JSONL file under every scheme; see the module docstring for the frame.
 
-    `workers` None means all cores; the result does not depend on it. `progress` is called
-    with ``(bytes_done, bytes_total)`` as chunks finish. `completion_prefix` goes before
-    every completion: the start of the reply a chat template wrote into the prompt
-    (``"<think>\\n"``), as the TRL and verl rewards take it.
+    `workers` None means all cores, or one for a file under 4 MiB scored with built-in
+    rewards only (a pool would take longer to start); the result does not depend on it.
+    `progress` is called with ``(bytes_done, bytes_total)`` as chunks finish.
+    `completion_prefix` goes before every completion: the start of the reply a chat
+    template wrote into the prompt (``"<think>\\n"``), as the TRL and verl rewards take it.
     """
     if on_error not in {"raise", "skip"}:
         raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
@@ -791,8 +805,16 @@ def score_file(
             name, None, "unreadable", f"cannot read the file ({error.strerror})"
         ) from None
     skip = on_error == "skip"
-    workers = default_workers() if workers is None else max(1, workers)
-    if size < _PARALLEL_MIN_BYTES:
+    if workers is None:  # all cores, where a pool pays for itself
+        builtin_only = all(r.builtin for scheme in schemes for r in scheme.rewards)
+        small = size < _PARALLEL_MIN_BYTES and builtin_only
+        workers = 1 if small else default_workers()
+    workers = max(1, workers)
+    method = "fork" if "fork" in get_all_start_methods() else "spawn"
+    notes = []
+    if workers > 1 and method == "spawn" and (why := _unpicklable(schemes)):
+        # A spawned worker gets the schemes pickled: a lambda or a nested function cannot be.
+        notes.append(f"scored in one process: {why}")
         workers = 1
     bounds = _chunk_bounds(name, size, workers * _CHUNKS_PER_WORKER if workers > 1 else 1)
     chunks: list[_Columns] = []
@@ -808,7 +830,6 @@ def score_file(
             if progress:
                 progress(done, size)
     else:
-        method = "fork" if "fork" in get_all_start_methods() else "spawn"
         with ProcessPoolExecutor(
             max_workers=min(workers, len(bounds)),
             mp_context=get_context(method),
@@ -821,7 +842,23 @@ def score_file(
                 done += end - start
                 if progress:
                     progress(done, size)
-    return _assemble(name, tuple(schemes), chunks, skip)
+    result = _assemble(name, tuple(schemes), chunks, skip)
+    result.warnings.extend(notes)
+    return result
+
+
+def _unpicklable(schemes: Sequence[Scheme]) -> str:
+    """Why the schemes cannot be sent to a spawned process, or "" when they can."""
+    import pickle
+
+    try:
+        pickle.dumps(tuple(schemes))
+    except Exception as error:  # PicklingError, AttributeError, TypeError: all say why
+        return (
+            f"the rewards cannot be sent to worker processes ({type(error).__name__}: {error});"
+            " define reward functions at the top level of a module to score in several"
+        )
+    return ""
 
 
 def _assemble(

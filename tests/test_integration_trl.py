@@ -195,7 +195,11 @@ def test_reasons_go_to_trl_log_extra() -> None:
         func(**kwargs)
     want = expected(STRICT, COMPLETIONS, ANSWERS)
     reasons = {n + "_reason": want[n + "_reason"] for n in STRICT.reward_names}
-    # the first function logs the golds once, so that TRL's table can be scored again
+    assert logged == reasons
+    # asked to, the first function logs the golds once, so TRL's table can be scored again
+    logged.clear()
+    for func in reward_funcs("strict", log_answer=True):
+        func(**kwargs)
     assert logged == {**reasons, "answer": ANSWERS}
 
 
@@ -348,7 +352,7 @@ def run_grpo(
     )
     trainer = GRPOTrainer(
         model=str(model),
-        reward_funcs=[Recorder(f, calls) for f in reward_funcs(scheme)],
+        reward_funcs=[Recorder(f, calls) for f in reward_funcs(scheme, log_answer=True)],
         args=config,
         train_dataset=Dataset.from_list(rows),
     )

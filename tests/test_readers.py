@@ -703,7 +703,11 @@ def test_trl_table_written_as_json_lines_keeps_its_groups_per_step(tmp_path: Pat
     path = tmp_path / "all_steps.jsonl"
     _trl_table().to_json(path, orient="records", lines=True)
     fmt, why = detect_format(path)
-    assert (fmt, why) == ("trl", "JSON lines with TRL's step/prompt/completion columns")
+    assert (fmt, why) == ("trl", "JSON lines with TRL's step/prompt/completion/advantage columns")
+    # a file of one's own whose `step` means something else stays plain JSON lines
+    own = tmp_path / "own.jsonl"
+    _trl_table().drop(columns="advantage").to_json(own, orient="records", lines=True)
+    assert detect_format(own)[0] == "jsonl"
     result = score_format(path, "trl", [STRICT])
     groups = result.frame["group"].tolist()
     assert groups[0] == groups[1] != groups[2] == groups[3]  # step 1's prompt, step 2's

@@ -812,6 +812,18 @@ def test_a_penalty_may_declare_max_zero(tmp_path: Path) -> None:
     scheme = load_scheme_file(path)
     assert scheme.rewards[1].max == 0.0
     assert scheme.max_total == 2.0
+    # A custom reward with a negative weight adds at best weight * its smallest value,
+    # which no scheme declares: the largest total is unknown (it was taken to be 0).
+    negative = _write(
+        tmp_path / "n.yaml",
+        """
+        rewards:
+          - {reward: correctness}
+          - {name: neg, function: "rewardkit.rewards:digit_strict", max: 0, weight: -1}
+          - {name: long, function: "rewardkit.schemes:resolve_function", max: 0, weight: -1}
+        """,
+    )
+    assert load_scheme_file(negative).max_total is None
 
 
 def test_missing_scheme_file(tmp_path: Path) -> None:
@@ -883,3 +895,25 @@ def test_a_reward_file_imports_a_module_beside_it(tmp_path: Path) -> None:
     scheme = _write(tmp_path / "s.yaml", "rewards:\n  - {function: lib/rew.py:r, max: 1}\n")
     loaded = load_scheme_file(scheme)
     assert loaded.score("x", "1")[loaded.rewards[0].name].value == 0.5
+
+
+def test_a_module_beside_the_scheme_is_not_silently_replaced(tmp_path: Path) -> None:
+    # Two schemes in two folders, each with its own `rewards_<id>.py`: Python imports the
+    # name once, so the second scheme scored with the first folder's code, without a word.
+    module = _module_name()
+    for folder, value in (("a", 1.0), ("b", 0.0)):
+        (tmp_path / folder).mkdir()
+        _write(tmp_path / folder / f"{module}.py", f"def fn(c, a):\n    return {value}\n")
+        _write(tmp_path / folder / "s.yaml", f'rewards:\n  - {{function: "{module}:fn"}}\n')
+    assert load_scheme_file(tmp_path / "a" / "s.yaml").score("x", "1")["fn"].value == 1.0
+    with pytest.raises(SchemeError) as caught:
+        load_scheme_file(tmp_path / "b" / "s.yaml")
+    message = str(caught.value)
+    assert f"the module {module!r} Python imports is {tmp_path / 'a' / module}.py" in message
+    assert f"name the file instead ({module}.py:fn)" in message
+
+
+def test_a_reward_that_calls_sys_exit_is_named(tmp_path: Path) -> None:
+    quits = Scheme("q", (SchemeReward("quits", lambda c, a: sys.exit(3)),))
+    with pytest.raises(RewardError, match="reward 'quits' raised SystemExit: 3"):
+        quits.score("x", "1")

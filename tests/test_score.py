@@ -571,3 +571,46 @@ def test_a_completion_prefix_reaches_every_worker_and_reader(
     for frame in prefixed.values():
         assert frame["format"].tolist() == [0.5] * 150
     assert score_file(path, [STRICT], workers=2).frame["format"].tolist() == [0.0] * 150
+
+
+def test_workers_score_a_small_file_when_asked_or_when_a_reward_is_custom(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """A 20 ms custom reward on a file under 4 MiB ran in one process whatever --workers
+    said; the size rule now only decides the default, and only for built-in rewards."""
+    import concurrent.futures
+
+    import rewardkit.score as score_module
+    from rewardkit.schemes import Scheme, SchemeReward
+
+    pools: list[int] = []
+
+    class Counted(concurrent.futures.ProcessPoolExecutor):
+        def __init__(self, max_workers: int, **kwargs: Any) -> None:
+            pools.append(max_workers)
+            super().__init__(max_workers, **kwargs)
+
+    monkeypatch.setattr(score_module, "ProcessPoolExecutor", Counted)
+    monkeypatch.setattr(score_module, "default_workers", lambda: 2)
+    path = write_jsonl(tmp_path / "small.jsonl", rows_for(40))
+    custom = Scheme("mine", (SchemeReward("length", length_penalty),))
+    score_file(path, [STRICT])  # built-in only, small: one process
+    score_file(path, [STRICT], workers=2)  # asked for
+    score_file(path, [custom])  # a custom reward may be slow
+    assert pools == [2, 2]
+
+
+def test_where_workers_are_spawned_a_scheme_of_lambdas_is_scored_in_one_process(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    # Windows (and a spawn-only start) pickles the schemes for each worker: a lambda
+    # failed the whole file with PicklingError
+    import rewardkit.score as score_module
+    from rewardkit.schemes import Scheme, SchemeReward
+
+    monkeypatch.setattr(score_module, "get_all_start_methods", lambda: ["spawn"])
+    short = Scheme("short", (SchemeReward("short", lambda c, a: float(len(c) < 30), max=1),))
+    path = write_jsonl(tmp_path / "a.jsonl", rows_for(20))
+    result = score_file(path, [short], workers=2)
+    assert result.frame["short"].tolist()[:2] == [0.0, 1.0]
+    assert result.warnings[-1].startswith("scored in one process: the rewards cannot be sent")

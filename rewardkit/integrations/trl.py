@@ -167,7 +167,10 @@ class RewardFunction:
 
 
 def reward_funcs(
-    scheme: SchemeLike = "lenient", answer_key: str = "answer", completion_prefix: str = ""
+    scheme: SchemeLike = "lenient",
+    answer_key: str = "answer",
+    completion_prefix: str = "",
+    log_answer: bool = False,
 ) -> list[RewardFunction]:
     """One TRL reward function per reward of `scheme`, in the scheme's order.
 
@@ -185,13 +188,19 @@ def reward_funcs(
     ...     answer=["72"])
     [0.5]
 
-    The first function also logs the gold answers to TRL's completions table (as the
-    column `answer_key`), which TRL does not log of itself, so that ``rewardkit score``
-    can score the table again.
+    With `log_answer`, the first function also logs the gold answers to TRL's completions
+    table (as the column `answer_key`), which TRL does not log of itself, so that
+    ``rewardkit score`` can score the table again. Turn it on in one `reward_funcs` call
+    only, and log no column of that name yourself: TRL joins what every logger gives a
+    column, and on several GPUs two loggers would give rows each other's golds.
     """
+    if not isinstance(log_answer, bool):
+        raise TypeError(f"log_answer must be True or False, not {log_answer!r}")
     resolved = as_scheme(scheme)
     return [
-        RewardFunction(resolved, reward, answer_key, completion_prefix, log_answer=index == 0)
+        RewardFunction(
+            resolved, reward, answer_key, completion_prefix, log_answer=log_answer and index == 0
+        )
         for index, reward in enumerate(resolved.rewards)
     ]
 
