@@ -442,6 +442,15 @@ def _golden(args: argparse.Namespace, out: Console, err: Console) -> int:
     cases = Path(args.cases) if args.cases else golden.DEFAULT_CASES
     expected = Path(args.expected) if args.expected else golden.DEFAULT_EXPECTED
     specs = args.scheme or ["strict", "lenient"]
+    own = [spec for spec in specs if spec not in ("strict", "lenient")]
+    if own and not args.expected:  # rewardkit's folder holds the built-in schemes' values
+        _error(
+            err,
+            f"{own[0]} is a scheme of your own: its expected values belong in a folder of"
+            f" yours, not in rewardkit's ({expected}); pass --expected DIR (and --cases FILE"
+            " for cases of your own; rewardkit's are used otherwise)",
+        )
+        return EXIT_BAD_INPUT
     try:
         if args.action == "check":
             return golden.run_check(cases, specs, expected, out)

@@ -325,3 +325,17 @@ def test_completion_prefix_scores_a_run_as_its_rewards_did(tmp_path: Path, capsy
         assert main(["score", str(path), "--scheme", "strict", "--json", *argv]) == 0
         stats = json.loads(capsys.readouterr().out)["stats"]
         assert [s["mean"] for s in stats if s["reward"] == "format"] == [value]
+
+
+def test_golden_for_a_scheme_of_ones_own_wants_a_folder_of_ones_own(capsys: Any) -> None:
+    # the default --expected is rewardkit's own golden/expected: `update` wrote the user's
+    # file into the package, and `check` said "missing; run rewardkit golden update"
+    import rewardkit.golden as golden
+
+    before = sorted(p.name for p in golden.DEFAULT_EXPECTED.iterdir())
+    for action in ("check", "update"):
+        code, _, err = run(capsys, "golden", action, "--scheme", "examples/my_scheme.yaml")
+        assert code == 2
+        assert "examples/my_scheme.yaml is a scheme of your own" in err
+        assert "pass --expected DIR" in err
+    assert sorted(p.name for p in golden.DEFAULT_EXPECTED.iterdir()) == before

@@ -277,3 +277,15 @@ def test_importing_the_integration_does_not_import_verl_or_torch() -> None:
 def test_a_float32_ground_truth_reads_as_written() -> None:
     """Widened to float64, np.float32(0.1) read as 0.10000000149011612: a right answer lost."""
     assert compute_score("s", "<answer>0.1</answer>", np.float32(0.1))["correctness"] == 2.0
+
+
+def test_a_scheme_file_edited_in_the_same_process_is_read_again(tmp_path: Path) -> None:
+    # the scheme cache keyed by path alone kept serving the old weights (a notebook)
+    import os
+
+    path = tmp_path / "w.yaml"
+    path.write_text("rewards:\n  - {reward: correctness, weight: 1.0}\n")
+    assert compute_score("s", "<answer>7</answer>", "7", scheme=str(path))["score"] == 2.0
+    path.write_text("rewards:\n  - {reward: correctness, weight: 3.0}\n")
+    os.utime(path, ns=(1, 10**18))  # a new modification time, however fast the writes
+    assert compute_score("s", "<answer>7</answer>", "7", scheme=str(path))["score"] == 6.0

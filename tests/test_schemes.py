@@ -608,7 +608,10 @@ def test_a_module_that_fails_on_import_names_its_file_and_line(
     assert not [m for m in sys.modules if m.startswith(f"rewardkit_user_{module}")]
 
 
-@pytest.mark.parametrize("command", [["score", "examples/completions.jsonl"], ["golden", "check"]])
+@pytest.mark.parametrize(
+    "command",
+    [["score", "examples/completions.jsonl"], ["golden", "check", "--expected", "unused"]],
+)
 def test_cli_reports_a_module_that_fails_on_import(
     capsys: Any, tmp_path: Path, command: list[str]
 ) -> None:

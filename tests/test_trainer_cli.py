@@ -449,3 +449,46 @@ def test_report_tables_into_a_pipe_keep_every_number_whole() -> None:
     show(console, frame_table(frame, "wide"))
     text = console.file.getvalue()  # type: ignore[attr-defined]
     assert text.count("0.250") == 12 and "…" not in text and console.width == 80
+
+
+def test_a_run_whose_scheme_moved_or_changed_resumes_saying_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """config.yaml names the scheme file by its absolute path: once it moved, a resume
+    failed with 'scheme file not found' and refused --set scheme=; and an edited reward
+    resumed without a word, its steps then scored by two definitions."""
+    pytest.importorskip("torch")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "short.py").write_text(
+        "LIMIT = 200\ndef short(c, a):\n    return float(len(c) < LIMIT)\n"
+    )
+    (mine / "s.yaml").write_text("name: s\nrewards:\n  - {reward: correctness}\n"
+                                 "  - {function: short.py:short, max: 1}\n")  # fmt: skip
+    out = tmp_path / "reports"
+    argv = ["train", str(tiny_config(tmp_path)), "--set", f"scheme={mine / 's.yaml'}"]
+    assert main([*argv, "--output-dir", str(out), "--name", "run"]) == 0
+    run = out / "run"
+    moved = tmp_path / "moved"
+    shutil.move(mine, moved)
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--set", "epochs=2"]) == 2
+    err = capsys.readouterr().err.replace("\n", " ")
+    assert "the run's scheme file is gone from where the run found it" in err
+    assert f"--resume {run} --set scheme=NEW_PATH" in err
+    new = ["--set", f"scheme={moved / 's.yaml'}"]
+    assert main(["train", "--resume", str(run), "--set", "epochs=2", *new]) == 0
+    out_text = capsys.readouterr().out
+    assert "Epoch 2" in out_text and "changed since the checkpoint" not in out_text
+    assert f"scheme: {moved / 's.yaml'}" in (run / "config.yaml").read_text()
+    (moved / "short.py").write_text(
+        "LIMIT = 10\ndef short(c, a):\n    return float(len(c) < LIMIT)\n"
+    )
+    assert main(["train", "--resume", str(run), "--set", "epochs=3"]) == 0
+    said = capsys.readouterr().out.replace("\n", " ")
+    assert "short changed since the checkpoint at step" in said
+    # other rewards are not this run's scheme
+    (moved / "s.yaml").write_text("name: s\nrewards:\n  - {reward: correctness}\n")
+    assert main(["train", "--resume", str(run), "--set", "epochs=4"]) == 2
+    err = capsys.readouterr().err.replace("\n", " ")
+    assert "has the rewards correctness, and the run was trained with correctness, short" in err

@@ -7,6 +7,7 @@ needs to continue exactly where the killed one stopped.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,14 @@ from typing import Any
 from trainer.config import ConfigError
 from trainer.runfiles import atomic_write
 
-__all__ = ["CHECKPOINT", "Position", "load_checkpoint", "recorded_engine", "save_checkpoint"]
+__all__ = [
+    "CHECKPOINT",
+    "Position",
+    "load_checkpoint",
+    "recorded_engine",
+    "save_checkpoint",
+    "scheme_fingerprints",
+]
 
 CHECKPOINT = Path("checkpoint") / "state.pt"
 
@@ -29,6 +37,34 @@ class Position:
     sizes: dict[str, int] = field(default_factory=dict)  # sample file sizes at this point
     data: str = ""  # the data set's fingerprint (`Data.fingerprint`); "" in older checkpoints
     engine: str = ""  # the engine that generated ("torch", "vllm"); "" in older checkpoints
+    # each reward's fingerprint (`scheme_fingerprints`); empty in older checkpoints
+    scheme: dict[str, str] = field(default_factory=dict)
+
+
+def scheme_fingerprints(scheme: Any) -> dict[str, str]:
+    """A fingerprint of each reward of `scheme`, by name: what it is (built-in and variant,
+    or the file of a custom function, read whole: a constant it uses counts), its weight
+    and its max. A resume compares them with the checkpoint's, to say what changed.
+
+    >>> from rewardkit.schemes import STRICT
+    >>> sorted(scheme_fingerprints(STRICT)) == sorted(STRICT.reward_names)
+    True
+    """
+    import hashlib
+    import inspect
+
+    prints = {}
+    for reward in scheme.rewards:
+        fn = reward.fn
+        what = str(getattr(fn, "__qualname__", repr(fn)))
+        if reward.builtin:
+            what = f"{fn.__module__}.{what}"
+        else:  # a file's own text, not where it is (a module id names its path)
+            with contextlib.suppress(OSError, TypeError, UnicodeDecodeError):  # no file
+                what += Path(inspect.getsourcefile(fn) or "").read_text(encoding="utf-8")
+        text = f"{what}|{reward.variant}|{reward.weight!r}|{reward.max!r}"
+        prints[reward.name] = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return prints
 
 
 def save_checkpoint(run_dir: Path, model: Any, optimizer: Any, position: Position) -> None:

@@ -104,7 +104,7 @@ def run_train(args: argparse.Namespace) -> int:
     from trainer.console import Display
     from trainer.data import DataError
     from trainer.engine import EngineError
-    from trainer.loop import CONFIG_FILE, load_scheme, train
+    from trainer.loop import CONFIG_FILE, load_scheme, moved_files, train
 
     root: Path | None = None  # the run in progress, for the messages below
     try:
@@ -130,7 +130,15 @@ def run_train(args: argparse.Namespace) -> int:
                     f"{root}: not a run folder (no {CONFIG_FILE}); --resume takes the folder a"
                     " `rewardkit train` run wrote, e.g. reports/<run>"
                 )
-            config = load_config(root / CONFIG_FILE, args.overrides)
+            given_keys = {pair.partition("=")[0].strip() for pair in args.overrides}
+            if gone := [key for key in moved_files(root) if key not in given_keys]:
+                raise ConfigError(
+                    f"{root / CONFIG_FILE}: the run's {gone[0]} file is gone from where the"
+                    " run found it; if it moved, give its new place:"
+                    f" `{_resume(root)} --set {gone[0]}=NEW_PATH` (the checkpoint checks that"
+                    " it is the same)"
+                )
+            config = load_config(root / CONFIG_FILE, args.overrides).with_absolute_paths()
             train(config, root, resume=True, display=Display(out))
             return EXIT_OK
         config = load_config(args.config, args.overrides).with_absolute_paths()

@@ -41,6 +41,7 @@ from trainer.checkpoint import (
     load_checkpoint,
     recorded_engine,
     save_checkpoint,
+    scheme_fingerprints,
 )
 from trainer.config import ConfigError, TrainConfig, dump_config, load_config
 from trainer.console import Display
@@ -54,7 +55,7 @@ from trainer.tracking import Tracker
 from trainer.update import UpdateStats
 from trainer.watch import SignalWatch
 
-__all__ = ["Run", "epoch_order", "step_seed", "train"]
+__all__ = ["Run", "epoch_order", "moved_files", "step_seed", "train"]
 
 CONFIG_FILE = "config.yaml"
 SKIPPED_FILE = "skipped_rows.jsonl"  # the data rows `on_error: skip` left out
@@ -79,6 +80,12 @@ class Run:
     display: Display
     tracker: Tracker
     watch: SignalWatch = field(default_factory=SignalWatch)
+    # the rewards as the run loaded them: a file edited while it trains is not what it runs
+    scheme_prints: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.scheme_prints:
+            self.scheme_prints = scheme_fingerprints(self.scheme)
 
     @property
     def train_set(self) -> list[Problem]:
@@ -142,6 +149,7 @@ def _train(run: Run, resume: bool, after_step: Callable[[int], None] | None) -> 
     position = Position()
     if resume and (root / CHECKPOINT).exists():
         position = load_checkpoint(root, run.policy.model, run.optimizer, data=run.data.fingerprint)
+        _check_scheme(run, position)
         reached = position.epoch + (position.index > 0)  # a checkpoint mid-epoch is in it
         if config.epochs < reached:
             raise ConfigError(
@@ -198,6 +206,55 @@ def _train(run: Run, resume: bool, after_step: Callable[[int], None] | None) -> 
     _finish(run)
 
 
+def moved_files(root: Path) -> list[str]:
+    """The keys of the run's config.yaml (scheme, dataset) that name a file no longer there.
+
+    A resume may give such a key the file's new place (``--set scheme=PATH``): the
+    checkpoint then checks that it is the same data (its fingerprint) and the same rewards
+    (`_check_scheme`).
+    """
+    import yaml
+
+    from rewardkit.schemes import SCHEMES
+    from trainer.config import DATASETS
+
+    try:
+        saved = yaml.safe_load((root / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return []  # load_config says what is wrong with it
+    if not isinstance(saved, dict):
+        return []
+    return [
+        key
+        for key, named in (("scheme", SCHEMES), ("dataset", DATASETS))
+        if isinstance(saved.get(key), str)
+        and saved[key] not in named
+        and not Path(saved[key]).exists()
+    ]
+
+
+def _check_scheme(run: Run, position: Position) -> None:
+    """The resumed run's scheme against the checkpoint's: other rewards are refused (the
+    step table has a column per reward); a reward whose code, weight or max changed is
+    allowed (fixing a reward and resuming is the way on from a reward that raised), and
+    said, since the run's steps then come from two definitions of it."""
+    before, now = position.scheme, run.scheme_prints
+    if not before:  # an older checkpoint
+        return
+    if list(before) != list(now):
+        raise ConfigError(
+            f"{run.root}: the scheme {run.config.scheme} has the rewards {', '.join(now)}, and"
+            f" the run was trained with {', '.join(before)}; resume with the scheme the run"
+            " began with (--set scheme=PATH where its file moved)"
+        )
+    if changed := [name for name in now if now[name] != before[name]]:
+        run.display.warning(
+            f"{', '.join(changed)} changed since the checkpoint at step {position.step} (the"
+            " reward's code, weight or max): its steps up to there were scored by the old"
+            " definition, the steps from here by the new one"
+        )
+
+
 # --- setup ---------------------------------------------------------------------------------
 
 
@@ -205,7 +262,9 @@ def _start(config: TrainConfig, root: Path, resume: bool, display: Display) -> R
     import torch
 
     if resume:
-        saved, values = load_config(root / CONFIG_FILE).to_dict(), config.to_dict()
+        values = config.to_dict()
+        moved = [f"{key}={values[key]}" for key in moved_files(root)]  # checked on restore
+        saved = load_config(root / CONFIG_FILE, moved).to_dict()
         changed = [k for k in values if k not in RESUME_MAY_CHANGE and saved[k] != values[k]]
         if changed:
             raise ConfigError(
@@ -566,6 +625,7 @@ def _save(run: Run, position: Position) -> None:
         run.files.sizes(),
         run.data.fingerprint,
         run.engine.name,
+        run.scheme_prints,
     )
     save_checkpoint(run.root, run.policy.model, run.optimizer, sized)
 

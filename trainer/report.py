@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -317,12 +318,13 @@ def summary_markdown(run: RunData, why: Summary | None) -> str:
             top = why.reasons.groupby("reward", sort=False).head(3)
             lines += ["", _markdown(top[["reward", "reason", "share", "value", "meaning"]])]
         lines.append("")
+    rescore = f"rewardkit score samples.jsonl --scheme {shlex.quote(run.scheme)}"
     lines += [
         "## Files",
         "",
-        "`steps.parquet`, `epochs.parquet`, `eval.parquet`; `samples.jsonl` (re-score with"
-        " `rewardkit score samples.jsonl`); plots `rewards.png`, `zero_spread.png`,"
-        " `pass_at_k.png`; the final model in `model/`.",
+        f"`steps.parquet`, `epochs.parquet`, `eval.parquet`; `samples.jsonl` (re-score with"
+        f" `{rescore}`); plots `rewards.png`, `zero_spread.png`, `pass_at_k.png`; the final"
+        " model in `model/`.",
         "",
     ]
     return "\n".join(lines)

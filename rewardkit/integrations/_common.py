@@ -18,11 +18,16 @@ def as_scheme(scheme: SchemeLike) -> Scheme:
     """
     if isinstance(scheme, Scheme):
         return scheme
-    return _named_scheme(os.fspath(scheme))
+    name = os.fspath(scheme)
+    try:  # a file edited since (in a notebook, say) is read again, as get_scheme would
+        stamp = os.stat(name).st_mtime_ns
+    except OSError:  # a built-in scheme's name, or a missing file (get_scheme says so)
+        stamp = 0
+    return _named_scheme(name, stamp)
 
 
 @lru_cache(maxsize=32)
-def _named_scheme(name: str) -> Scheme:
+def _named_scheme(name: str, stamp: int) -> Scheme:
     # verl calls once per response: read a scheme file once per process, not once per row.
     return get_scheme(name)
 
