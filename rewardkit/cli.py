@@ -355,7 +355,12 @@ def _score(args: argparse.Namespace, out: Console, err: Console) -> int:
         from rewardkit.crosscheck import cross_check
 
         readable = read_rows(path, fmt, keys, on_error=args.on_error, max_line_bytes=max_line_bytes)
-        good = ((line, row) for line, row in readable if not isinstance(row, InputError))
+        prefix = args.completion_prefix
+        good = (
+            (line, {**row, "completion": prefix + row["completion"]} if prefix else row)
+            for line, row in readable
+            if not isinstance(row, InputError)
+        )
         checked = cross_check(good, workers=args.workers)
     if args.out:
         _write_scores(result.frame, Path(args.out))

@@ -602,7 +602,7 @@ def _read_jsonl(reading: Reading, keys: Keys) -> Iterator[Row]:
         prompt = value.get("prompt")
         if keys.group is not None:
             group = _text_id(_need(value, keys.group, "missing_group", "--group-key"))
-        elif value.get("prompt_id") is not None:  # null is no value, as in score_file
+        elif not _is_null(value.get("prompt_id")):  # null (NaN too) is no value, as in score_file
             group = _text_id(value["prompt_id"])
         else:
             group = _prompt_id(value, keys, prompt)

@@ -773,6 +773,9 @@ def test_a_json_nan_prompt_id_is_no_group(tmp_path: Path) -> None:
     groups = score_file(path, [STRICT]).frame["group"].tolist()
     assert groups[0] == groups[1] != groups[2] == groups[3]
     assert "NaN" not in groups
+    # the reader --cross-check uses falls back to the prompt as score_file does
+    read = [row["prompt_id"] for _, row in rows_of(path, "jsonl")]
+    assert read[0] == read[1] != read[2] == read[3] and None not in read
 
 
 def test_files_that_are_not_json_lines_get_their_own_fix(tmp_path: Path) -> None:
