@@ -10,6 +10,7 @@ import pytest
 
 MODULES = [
     "trainer.advantage",
+    "trainer.checkpoint",
     "trainer.config",
     "trainer.console",
     "trainer.data",
