@@ -209,9 +209,19 @@ def _ties(console: Console, ties: pd.DataFrame) -> None:
 
 
 def _pass_at_k(console: Console, table_data: pd.DataFrame, largest_group: int) -> None:
-    if table_data.empty or not (table_data["groups"] > 0).any():
+    if table_data.empty:
         return
-    table = Table(title="pass@k from group correctness (unbiased estimator)")
+    if not (table_data["groups"] > 0).any():  # every k asked for is out of reach
+        shown = ", ".join(f"pass@{k}" for k in sorted(table_data["k"].unique()))
+        console.print(
+            f"[yellow]{shown}: no group has that many samples (the largest has"
+            f" {largest_group}); pass@k needs k <= the samples per prompt[/]"
+        )
+        return
+    table = Table(
+        title="pass@k from group correctness (pass@1: the samples' mean; pass@k: the"
+        " unbiased estimator over the groups of k or more)"
+    )
     table.add_column("scheme")
     ks = sorted(table_data["k"].unique())
     groups = dict(zip(table_data["k"], table_data["groups"], strict=False))

@@ -384,7 +384,7 @@ def _notes(summary: Summary) -> list[str]:
     reasons = summary.reasons
     for (scheme, reward), part in reasons.groupby(["scheme", "reward"], sort=False):
         below = float(part["share"].sum())
-        if below < 0.5:
+        if below < 0.5 - 1e-9:  # shares summed as floats: 31/78 + 4/78 + 4/78 < 0.5
             continue
         top = part.iloc[0]
         zero = part[part["value"] == 0]["share"].sum()
@@ -399,16 +399,19 @@ def _notes(summary: Summary) -> list[str]:
                 f"{row.scheme}: {row.tied:.0%} of groups have the same total on every sample"
                 " (zero advantage: GRPO learns nothing from them)"
             )
-    table = summary.pass_at_k
+    # Samples that never differ in correctness: pass@k finds nothing pass@1 does not. (Not
+    # pass@k <= pass@1: with groups of unequal size the two rest on different groups.)
+    table, ties = summary.pass_at_k, summary.ties
     for scheme in table["scheme"].unique() if not table.empty else []:
         part = table[(table["scheme"] == scheme) & table["pass_at_k"].notna()]
         one = part[part["k"] == 1]["pass_at_k"]
-        higher = part[part["k"] > 1]
-        if not one.empty and not higher.empty and 0 < one.iloc[0] < 1:
-            top = higher.iloc[-1]
-            if top["pass_at_k"] <= one.iloc[0] + 1e-12:
-                notes.append(
-                    f"{scheme}: pass@{int(top['k'])} equals pass@1: samples of a prompt do not"
-                    " differ in correctness (sampling temperature too low?)"
-                )
+        tied = ties[(ties["scheme"] == scheme) & (ties["reward"] == "correctness")]["tied"]
+        varied = 0 < one.iloc[0] < 1 if not one.empty else False
+        agree = not tied.empty and tied.iloc[0] >= 1 - 1e-12
+        if varied and agree and (part["k"] > 1).any():
+            notes.append(
+                f"{scheme}: the samples of every prompt agree in correctness (all right or"
+                " all wrong), so more samples per prompt find nothing one does not"
+                " (sampling temperature too low?)"
+            )
     return notes

@@ -339,3 +339,10 @@ def test_golden_for_a_scheme_of_ones_own_wants_a_folder_of_ones_own(capsys: Any)
         assert "examples/my_scheme.yaml is a scheme of your own" in err
         assert "pass --expected DIR" in err
     assert sorted(p.name for p in golden.DEFAULT_EXPECTED.iterdir()) == before
+
+
+def test_pass_at_k_out_of_every_groups_reach_is_said(capsys: Any) -> None:
+    # --k 20 where the largest group has 8: the pass@k table vanished without a word
+    code, out, _ = run(capsys, "score", "examples/completions.jsonl", "--k", "20")
+    assert code == 0
+    assert "pass@20: no group has that many samples (the largest has 8)" in out.replace("\n", " ")

@@ -614,3 +614,37 @@ def test_where_workers_are_spawned_a_scheme_of_lambdas_is_scored_in_one_process(
     result = score_file(path, [short], workers=2)
     assert result.frame["short"].tolist()[:2] == [0.0, 1.0]
     assert result.warnings[-1].startswith("scored in one process: the rewards cannot be sent")
+
+
+def test_the_temperature_note_rests_on_tied_groups_not_on_unequal_averages() -> None:
+    from rewardkit.report import summarize
+
+    right, wrong = "<answer>24</answer>", "x"
+
+    def rows(groups: list[list[str]]) -> list[dict[str, Any]]:
+        return [
+            {"completion": c, "answer": "24", "prompt_id": f"p{g}"}
+            for g, group in enumerate(groups)
+            for c in group
+        ]
+
+    # one group of 8 with 1 right, one of 8 with none, ten of 3 all right: pass@8 (0.5,
+    # over the two groups of 8) is below pass@1 (31/46, every sample), yet samples differ
+    unequal = [[right] + [wrong] * 7, [wrong] * 8] + [[right] * 3] * 10
+    notes = summarize(score_records(rows(unequal), [STRICT]), [STRICT]).notes
+    assert not [n for n in notes if "temperature" in n]
+    # every group all right or all wrong: sampling more finds nothing
+    agreeing = [[right] * 4, [wrong] * 4, [right] * 4]
+    notes = summarize(score_records(rows(agreeing), [STRICT]), [STRICT]).notes
+    assert "strict: the samples of every prompt agree in correctness" in " ".join(notes)
+
+
+def test_a_reward_below_its_maximum_on_half_the_rows_in_split_reasons_gets_its_note() -> None:
+    from rewardkit.report import summarize
+
+    # 31 + 4 + 4 of 78 rows: summed as floats the shares made 0.49999999999999994
+    kinds = ["<answer>24</answer>"] * 39 + ["<answer>5</answer>"] * 31
+    kinds += ["24"] * 4 + ["<answer>24"] * 4
+    frame = score_records([{"completion": c, "answer": "24"} for c in kinds], [STRICT])
+    notes = summarize(frame, [STRICT]).notes
+    assert any(n.startswith("strict correctness is 0 on 50% of rows") for n in notes)
