@@ -368,3 +368,19 @@ def test_runs_compare_side_by_side(tmp_path: Path) -> None:
     assert {p.name for p in written} == {"comparison.csv", "comparison.png"}
     summary = (roots[0] / "summary.md").read_text()
     assert "zero reward spread" in summary and "strict" in summary
+    assert "`rewardkit score samples.jsonl --scheme strict`" in summary
+    # best and end are means over the same window, so the best is never below the end (a
+    # 5-step best beside a 1-step end was, on short runs)
+    late = load_run(roots[1])
+    late.steps["total_mean"] = [0.0] * (len(late.steps) - 1) + [3.0]
+    row = compare_runs([late]).iloc[0]
+    assert row["reward_best"] == row["reward_end"] == 3.0
+
+
+def test_problems_past_the_last_full_step_are_said_to_be_left_out(tmp_path: Path) -> None:
+    out = io.StringIO()
+    display = Display(Console(file=out, width=200))
+    train(fast_config(train_samples=14), tmp_path / "run", display=display)  # 3 steps of 4
+    said = out.getvalue()
+    assert "14 training problems fill 3 steps of 4 prompts: each epoch leaves 2 out" in said
+    assert pd.read_parquet(tmp_path / "run" / "epochs.parquet")["prompts_seen"].tolist() == [12]

@@ -303,6 +303,13 @@ def _start(config: TrainConfig, root: Path, resume: bool, display: Display) -> R
             f" in {policy.precision.describe()}"
         )
     )
+    if left := len(train_set) % config.prompts_per_step:
+        display.warning(
+            f"{len(train_set)} training problems fill {len(train_set) // config.prompts_per_step}"
+            f" steps of {config.prompts_per_step} prompts: each epoch leaves {left} out (other"
+            " ones each epoch, in its shuffled order); make train_samples a multiple of"
+            " prompts_per_step to train on all of them every epoch"
+        )
     if data.skipped:
         _report_skipped(root, data.skipped, display)
     if cost is not None:

@@ -214,8 +214,11 @@ def compare_runs(runs: Sequence[RunData]) -> pd.DataFrame:
         row: dict[str, Any] = {"run": name, "scheme": run.scheme, "steps": len(run.steps)}
         row["reward_start"] = learning.loc["total", "start"]
         row["reward_end"] = learning.loc["total", "end"]
+        # the best mean over the window `reward_end` takes (a tenth of the run): at least
+        # the end, since the end is one of those windows
+        window = _window(run.steps)
         row["reward_best"] = float(
-            run.steps["total_mean"].rolling(SMOOTH, min_periods=1).mean().max()
+            run.steps["total_mean"].rolling(window, min_periods=window).mean().max()
         )
         for name in run.rewards:
             row[f"{name}_end"] = learning.loc[name, "end"]
@@ -447,7 +450,7 @@ def plot_comparison(runs: Sequence[RunData], path: Path) -> list[Path]:
                 color=line.get_color(),
                 label=f"{label} {passes[-1]}",
             )
-    axes[0].set(xlabel="step", ylabel="mean total reward", title="reward")
+    axes[0].set(xlabel="step", ylabel=f"mean total reward (rolling {SMOOTH})", title="reward")
     axes[1].set(
         xlabel="step",
         ylabel="share of groups",

@@ -42,7 +42,9 @@ class UpdateStats:
     ratio: float
     grad_norm: float  # before clipping
     seconds: float
-    tokens: int  # tokens run through forward and backward, prompt included
+    # the batch's tokens per update, a prompt counted once per completion as TRL counts
+    # them (the update computes each prompt once per group: `shared_prompt_logprobs`)
+    tokens: int
 
 
 def reference_logprobs(
