@@ -637,14 +637,14 @@ def _module_id(file: Path) -> str:
 def _import_near(spec: str, module_name: str, base: Path | None) -> Any:
     """Import a module, looking also beside the scheme file and in the working directory."""
     try:
-        return _not_shadowing(spec, module_name, base, importlib.import_module(module_name))
+        module = importlib.import_module(module_name)
     except ModuleNotFoundError as error:
         if not _is_missing(module_name, error):
             raise _import_failed(spec, module_name, error) from error
-    except ImportError:
-        raise
     except (Exception, SystemExit) as error:  # a user's module: whatever it raises, name it
         raise _import_failed(spec, module_name, error) from error
+    else:
+        return _not_shadowing(spec, module_name, base, module)
     for folder in (base, Path.cwd()):
         if folder is not None and str(folder.resolve()) not in sys.path:
             sys.path.append(str(folder.resolve()))
@@ -664,25 +664,37 @@ def _import_near(spec: str, module_name: str, base: Path | None) -> Any:
 def _not_shadowing(spec: str, module_name: str, base: Path | None, module: Any) -> Any:
     """`module`, unless the scheme's folder holds another module of its (top-level) name.
 
-    Python imports a name once per process: an installed package of that name, or the
-    module of another scheme's folder imported before, would stand in for the file beside
-    this scheme file, and every score would come from the other code without a word.
+    Python imports a name once per process: an installed package of that name, a module
+    of the working directory or of another scheme's folder imported before, would stand in
+    for the one beside this scheme file, and every score would come from the other code
+    without a word. Beside means ``top.py`` or a folder ``top`` (a package, with or
+    without ``__init__.py``).
     """
     if base is None:
         return module
     top = module_name.partition(".")[0]
-    beside = next(
-        (c for c in (base / f"{top}.py", base / top / "__init__.py") if c.is_file()), None
-    )
-    imported = getattr(sys.modules.get(top), "__file__", None)
-    if beside is None or imported is None or Path(imported).resolve() == beside.resolve():
+    imported = sys.modules.get(top)
+    if imported is None:
         return module
+    file, folder = base / f"{top}.py", base / top
+    if file.is_file():
+        beside, places = file, [getattr(imported, "__file__", None)]
+    elif folder.is_dir():
+        beside, places = folder, list(getattr(imported, "__path__", []))
+    else:
+        return module
+    if any(p is not None and Path(p).resolve() == beside.resolve() for p in places):
+        return module
+    where = next((p for p in places if p is not None), "elsewhere")
+    path = module_name.replace(".", "/") + (
+        "/__init__" if beside == folder == base / module_name else ""
+    )
+    named = f"{path}.py:{spec.rpartition(':')[2]}"
     raise ImportError(
-        f"custom reward {spec!r}: the module {top!r} Python imports is {imported}, not the"
+        f"custom reward {spec!r}: the module {top!r} Python imports is {where}, not the"
         f" {beside} beside the scheme file (a module name is imported once per process, and"
-        " an installed package or another scheme's module of that name comes first); name the"
-        f" file instead ({beside.name if beside.name != '__init__.py' else top + '/__init__.py'}"
-        f":{spec.rpartition(':')[2]}), or rename the module"
+        " another module of that name, installed, in the working directory or beside another"
+        f" scheme, came first); name the file instead ({named}), or rename the module"
     )
 
 

@@ -920,3 +920,30 @@ def test_a_reward_that_calls_sys_exit_is_named(tmp_path: Path) -> None:
     quits = Scheme("q", (SchemeReward("quits", lambda c, a: sys.exit(3)),))
     with pytest.raises(RewardError, match="reward 'quits' raised SystemExit: 3"):
         quits.score("x", "1")
+
+
+def test_a_package_folder_beside_the_scheme_is_not_silently_replaced(tmp_path: Path) -> None:
+    # a folder without __init__.py (a namespace package) was not checked
+    package = _module_name()
+    for folder, value in (("a", 1.0), ("b", 0.0)):
+        (tmp_path / folder / package).mkdir(parents=True)
+        _write(tmp_path / folder / package / "r.py", f"def fn(c, a):\n    return {value}\n")
+        _write(tmp_path / folder / "s.yaml", f'rewards:\n  - {{function: "{package}.r:fn"}}\n')
+    assert load_scheme_file(tmp_path / "a" / "s.yaml").score("x", "1")["fn"].value == 1.0
+    with pytest.raises(SchemeError, match=rf"name the file instead \({package}/r\.py:fn\)"):
+        load_scheme_file(tmp_path / "b" / "s.yaml")
+
+
+def test_an_importable_modules_own_import_error_names_its_line(tmp_path: Path) -> None:
+    # importable already (PYTHONPATH, installed, loaded before): its ImportError went out
+    # bare, without the reward, the module or the line
+    module = _module_name()
+    _write(tmp_path / f"{module}.py", "from math import nope\ndef fn(c, a):\n    return 1.0\n")
+    sys.path.insert(0, str(tmp_path))
+    scheme = _write(tmp_path / "s.yaml", f'rewards:\n  - {{function: "{module}:fn"}}\n')
+    with pytest.raises(SchemeError) as caught:
+        load_scheme_file(scheme)
+    assert f"custom reward '{module}:fn': importing {module} raised ImportError" in str(
+        caught.value
+    )
+    assert f"{module}.py:1" in str(caught.value)

@@ -383,4 +383,53 @@ def test_problems_past_the_last_full_step_are_said_to_be_left_out(tmp_path: Path
     train(fast_config(train_samples=14), tmp_path / "run", display=display)  # 3 steps of 4
     said = out.getvalue()
     assert "14 training problems fill 3 steps of 4 prompts: each epoch leaves 2 out" in said
+    assert "set train_samples=12" in said
     assert pd.read_parquet(tmp_path / "run" / "epochs.parquet")["prompts_seen"].tolist() == [12]
+
+
+def test_scheme_fingerprints_hold_across_objects_and_partials() -> None:
+    """A callable object's or a partial's repr holds its address: every resume warned."""
+    import functools
+
+    from rewardkit.schemes import Scheme, SchemeReward
+    from trainer.checkpoint import scheme_fingerprints
+
+    class Limit:
+        def __init__(self, n: int) -> None:
+            self.n = n
+
+        def __call__(self, c: str, a: str) -> float:
+            return float(len(c) < self.n)
+
+    def short(c: str, a: str, n: int) -> float:
+        return float(len(c) < n)
+
+    def scheme(limit: int) -> Scheme:
+        return Scheme(
+            "s",
+            (
+                SchemeReward("obj", Limit(limit)),
+                SchemeReward("part", functools.partial(short, n=limit)),
+            ),
+        )
+
+    assert scheme_fingerprints(scheme(5)) == scheme_fingerprints(scheme(5))
+    changed = scheme_fingerprints(scheme(6))
+    assert changed["part"] != scheme_fingerprints(scheme(5))["part"]  # its argument changed
+
+
+def test_a_config_written_with_relative_paths_still_resumes(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    rows = [f'{{"question": "What is {i} + 2?", "answer": "#### {i + 2}"}}' for i in range(12)]
+    (tmp_path / "data.jsonl").write_text("\n".join(rows) + "\n")
+    config = fast_config(dataset=str(tmp_path / "data.jsonl"))
+    root = train(config, tmp_path / "run", display=quiet())
+    saved = (root / "config.yaml").read_text()
+    (root / "config.yaml").write_text(saved.replace(str(tmp_path / "data.jsonl"), "data.jsonl"))
+    from trainer.config import load_config
+
+    resumed = load_config(root / "config.yaml", ["epochs=2"]).with_absolute_paths()
+    train(resumed, root, resume=True, display=quiet())  # refused as "changes dataset" before
+    assert pd.read_parquet(root / "epochs.parquet")["epoch"].tolist() == [1, 2]

@@ -8,6 +8,8 @@ needs to continue exactly where the killed one stopped.
 from __future__ import annotations
 
 import contextlib
+import functools
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,8 +57,14 @@ def scheme_fingerprints(scheme: Any) -> dict[str, str]:
 
     prints = {}
     for reward in scheme.rewards:
-        fn = reward.fn
-        what = str(getattr(fn, "__qualname__", repr(fn)))
+        fn: Any = reward.fn
+        what = ""
+        while isinstance(fn, functools.partial):  # its function, and what it is given
+            what += _no_address(f"{fn.args!r}{fn.keywords!r}")
+            fn = fn.func
+        if not hasattr(fn, "__qualname__"):  # a callable object: its class
+            fn = type(fn)
+        what += str(fn.__qualname__)
         if reward.builtin:
             what = f"{fn.__module__}.{what}"
         else:  # a file's own text, not where it is (a module id names its path)
@@ -98,6 +106,15 @@ def recorded_engine(run_dir: Path) -> str:
         return ""
 
 
+def _no_address(text: str) -> str:
+    """A repr without the memory addresses that differ from one process to the next.
+
+    >>> _no_address("<object at 0x7f3a2b>")
+    '<object>'
+    """
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", text)
+
+
 def load_checkpoint(run_dir: Path, model: Any, optimizer: Any, data: str = "") -> Position:
     """Restore `model` and `optimizer` in place; the position to continue from.
 
@@ -127,8 +144,10 @@ def load_checkpoint(run_dir: Path, model: Any, optimizer: Any, data: str = "") -
     if data and position.data and position.data != data:
         raise ConfigError(
             f"{run_dir}: the data set is not the one the run was trained on (its problems,"
-            " their order or their texts differ), so the resumed run would not continue the"
-            " same data order; restore the data the run started with, or start a new run"
+            " their order or their texts differ, or a local file's name: a problem's id is"
+            " the file's name and its line), so the resumed run would not continue the same"
+            " data order; restore the data the run started with (a moved file keeps its"
+            " name), or start a new run"
         )
     try:
         model.load_state_dict(state["model"])

@@ -132,8 +132,9 @@ def run_train(args: argparse.Namespace) -> int:
                 )
             given_keys = {pair.partition("=")[0].strip() for pair in args.overrides}
             if gone := [key for key in moved_files(root) if key not in given_keys]:
+                kind = "folder" if gone[0] == "model" else "file"
                 raise ConfigError(
-                    f"{root / CONFIG_FILE}: the run's {gone[0]} file is gone from where the"
+                    f"{root / CONFIG_FILE}: the run's {gone[0]} {kind} is gone from where the"
                     " run found it; if it moved, give its new place:"
                     f" `{_resume(root)} --set {gone[0]}=NEW_PATH` (the checkpoint checks that"
                     " it is the same)"

@@ -207,11 +207,13 @@ def _train(run: Run, resume: bool, after_step: Callable[[int], None] | None) -> 
 
 
 def moved_files(root: Path) -> list[str]:
-    """The keys of the run's config.yaml (scheme, dataset) that name a file no longer there.
+    """The keys of the run's config.yaml (scheme, dataset, model) that name a local file or
+    folder no longer there.
 
     A resume may give such a key the file's new place (``--set scheme=PATH``): the
-    checkpoint then checks that it is the same data (its fingerprint) and the same rewards
-    (`_check_scheme`).
+    checkpoint then checks that it is the same data (its fingerprint), the same rewards
+    (`_check_scheme`) and the same model (its weights must fit). A model is a local folder
+    only when config.yaml names it by an absolute path (else it is a hub id).
     """
     import yaml
 
@@ -224,13 +226,17 @@ def moved_files(root: Path) -> list[str]:
         return []  # load_config says what is wrong with it
     if not isinstance(saved, dict):
         return []
-    return [
+    gone = [
         key
         for key, named in (("scheme", SCHEMES), ("dataset", DATASETS))
         if isinstance(saved.get(key), str)
         and saved[key] not in named
         and not Path(saved[key]).exists()
     ]
+    model = saved.get("model")
+    if isinstance(model, str) and Path(model).is_absolute() and not Path(model).exists():
+        gone.append("model")
+    return gone
 
 
 def _check_scheme(run: Run, position: Position) -> None:
@@ -264,7 +270,9 @@ def _start(config: TrainConfig, root: Path, resume: bool, display: Display) -> R
     if resume:
         values = config.to_dict()
         moved = [f"{key}={values[key]}" for key in moved_files(root)]  # checked on restore
-        saved = load_config(root / CONFIG_FILE, moved).to_dict()
+        # as the resumed config is: a config.yaml written with relative paths (older runs,
+        # or edited by hand) names the same files
+        saved = load_config(root / CONFIG_FILE, moved).with_absolute_paths().to_dict()
         changed = [k for k in values if k not in RESUME_MAY_CHANGE and saved[k] != values[k]]
         if changed:
             raise ConfigError(
@@ -304,11 +312,12 @@ def _start(config: TrainConfig, root: Path, resume: bool, display: Display) -> R
         )
     )
     if left := len(train_set) % config.prompts_per_step:
+        full = len(train_set) // config.prompts_per_step
         display.warning(
-            f"{len(train_set)} training problems fill {len(train_set) // config.prompts_per_step}"
-            f" steps of {config.prompts_per_step} prompts: each epoch leaves {left} out (other"
-            " ones each epoch, in its shuffled order); make train_samples a multiple of"
-            " prompts_per_step to train on all of them every epoch"
+            f"{len(train_set)} training problems fill {full} step{'' if full == 1 else 's'} of"
+            f" {config.prompts_per_step} prompts: each epoch leaves {left} out (other ones"
+            " each epoch, in its shuffled order); to train on the same problems every epoch,"
+            f" set train_samples={full * config.prompts_per_step}"
         )
     if data.skipped:
         _report_skipped(root, data.skipped, display)

@@ -217,9 +217,8 @@ def compare_runs(runs: Sequence[RunData]) -> pd.DataFrame:
         # the best mean over the window `reward_end` takes (a tenth of the run): at least
         # the end, since the end is one of those windows
         window = _window(run.steps)
-        row["reward_best"] = float(
-            run.steps["total_mean"].rolling(window, min_periods=window).mean().max()
-        )
+        rolling = run.steps["total_mean"].rolling(window, min_periods=window).mean().max()
+        row["reward_best"] = max(float(rolling), row["reward_end"])  # the two round apart
         for name in run.rewards:
             row[f"{name}_end"] = learning.loc[name, "end"]
         row["zero_spread_start"] = learning.loc["total", "tied_start"]
