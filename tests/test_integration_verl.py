@@ -1,6 +1,6 @@
 """rewardkit.integrations.verl: verl's custom reward function contract, without verl.
 
-verl loads ``custom_reward_function.path`` as a file under a module name of its own
+verl loads ``reward.custom_reward_function.path`` as a file under a module name of its own
 (``verl/utils/import_utils.py`` ``load_module``), wraps the function so the config's
 ``reward_kwargs`` are merged into every call (``verl/trainer/ppo/reward.py``
 ``get_custom_reward_fn``), calls it with keywords, takes ``result["score"]`` as the reward,

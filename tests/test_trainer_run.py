@@ -320,7 +320,7 @@ def test_a_resume_with_engine_auto_keeps_the_engine_the_run_began_with(
 def test_resume_refuses_a_changed_config(tmp_path: Path) -> None:
     config = fast_config()
     root = train(config, tmp_path / "run", display=quiet())
-    with pytest.raises(ConfigError, match="may change, and this changes learning_rate"):
+    with pytest.raises(ConfigError, match=r"its new place\), and this changes learning_rate"):
         train(config.replace(learning_rate=1.0), root, resume=True, display=quiet())
     with pytest.raises(FileExistsError, match="--resume"):
         train(config, root, display=quiet())

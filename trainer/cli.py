@@ -57,7 +57,8 @@ def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--resume",
         metavar="RUN_DIR",
         help="continue a stopped run from its last checkpoint (same data order); only"
-        " epochs, micro_batch_size, gradient_checkpointing and sync_check_every may change",
+        " epochs, micro_batch_size, gradient_checkpointing and sync_check_every may change,"
+        " and scheme, dataset or model only to give a file that moved its new place",
     )
     return parser
 

@@ -277,7 +277,8 @@ def _start(config: TrainConfig, root: Path, resume: bool, display: Display) -> R
         if changed:
             raise ConfigError(
                 f"{root}: --resume continues the run with its own config.yaml; only"
-                f" {', '.join(RESUME_MAY_CHANGE)} may change, and this changes"
+                f" {', '.join(RESUME_MAY_CHANGE)} may change (and scheme, dataset or model"
+                " only where the file it names is gone: its new place), and this changes"
                 f" {', '.join(changed)} (drop those --set values)"
             )
     elif root.exists() and any(root.iterdir()):

@@ -6,13 +6,15 @@ verl loads a reward function from a file named in its config. Point it at this f
 
     python -m verl.trainer.main_ppo \\
         ... \\
-        custom_reward_function.path=/path/to/site-packages/rewardkit/integrations/verl.py \\
-        custom_reward_function.name=compute_score \\
-        +custom_reward_function.reward_kwargs.scheme=strict
+        reward.custom_reward_function.path=/path/to/site-packages/rewardkit/integrations/verl.py \\
+        reward.custom_reward_function.name=compute_score \\
+        +reward.custom_reward_function.reward_kwargs.scheme=strict
 
-Releases of verl with the reward loop read the same two keys under ``reward.``
-(``reward.custom_reward_function.path=...``) and move the top-level ones there themselves;
-they also accept ``pkg://rewardkit.integrations.verl`` as the path. The scheme is
+verl 0.7.1 to 0.9.1 read these keys under ``reward.`` and also accept
+``pkg://rewardkit.integrations.verl`` as the path. The old top-level
+``custom_reward_function.*`` keys are still accepted by their configs, but 0.9.x's
+``main_ppo`` ignores them and trains on verl's own GSM8K reward; releases from before the
+reward loop know only those (drop the ``reward.`` prefix there). The scheme is
 ``lenient`` unless ``reward_kwargs.scheme`` names another (a built-in name or the path of a
 scheme file), and a row whose ``extra_info`` holds a ``"scheme"`` is scored under that one.
 
