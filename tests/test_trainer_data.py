@@ -263,3 +263,20 @@ def test_fit_prompts_names_the_row_or_skips_it_and_keeps_enough_to_train(tmp_pat
     assert len(fitted.train) + len(fitted.test) == 11
     with pytest.raises(DataError, match="fewer than prompts_per_step=2"):
         fit(skipping, context=12)  # nothing fits
+
+
+def test_a_context_no_prompt_fits_is_said_as_such() -> None:
+    """With max_new_tokens past the context every row was 'bad', and with skip the error
+    said '0 training problems, ... lower prompts_per_step', which could not help."""
+    from trainer.data import Data, DataError, Problem, fit_prompts
+
+    data = Data(
+        [Problem(str(i), "x" * 10, "#### 1") for i in range(4)], [Problem("t", "y", "#### 2")]
+    )
+    with pytest.raises(DataError, match="max_new_tokens=64 leaves no room for a prompt"):
+        fit_prompts(data, lambda p: len(p.question), 64, TrainConfig(max_new_tokens=64))
+    config = TrainConfig(max_new_tokens=8, on_error="skip", prompts_per_step=2)
+    with pytest.raises(
+        DataError, match=r"0 training problems fit .* \(the prompts of 4 are too long"
+    ):
+        fit_prompts(data, lambda p: len(p.question), 16, config)

@@ -41,3 +41,54 @@ def test_the_autocast_context_follows_the_precision() -> None:
         assert (weight @ weight).dtype == torch.bfloat16
     with Precision("float32", "cpu").autocast():
         assert (weight @ weight).dtype == torch.float32
+
+
+def _saved_tiny(folder: Any, **changes: Any) -> str:
+    """The embedded tiny model and tokenizer saved to `folder`, changed as asked."""
+    from trainer.tiny import build_model, build_tokenizer
+
+    tokenizer = build_tokenizer(["What is 2 + 3?"])
+    model = build_model(tokenizer, seed=0)
+    if "vocab_size" in changes:
+        model.resize_token_embeddings(changes["vocab_size"])
+    if changes.get("no_pad_no_eos"):
+        tokenizer.pad_token = None
+        tokenizer.eos_token = None
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+def test_a_tokenizer_and_model_that_cannot_train_together_are_refused(tmp_path: Any) -> None:
+    """An IndexError in the embedding mid-step, or 'Could not infer dtype of NoneType' from
+    the engine, each with a run folder left behind: now errors before anything starts."""
+    from trainer.model import load_policy
+
+    small = _saved_tiny(tmp_path / "small", vocab_size=10)
+    with pytest.raises(ModelError, match=r"the tokenizer has [\d,]+ tokens and the model's"):
+        load_policy(fast_config(model=small), [])
+    bare = _saved_tiny(tmp_path / "bare", no_pad_no_eos=True)
+    with pytest.raises(ModelError, match="neither a pad nor an EOS token"):
+        load_policy(fast_config(model=bare), [])
+
+
+class _Spelling:
+    """A tokenizer that spells `<think>` as a special token and cannot spell `</answer>`."""
+
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[str]:
+        return [text]
+
+    def decode(self, ids: list[str], skip_special_tokens: bool = False) -> str:
+        text = ids[0]
+        if text == "</answer>":
+            return "</as>"
+        return "" if text == "<think>" and skip_special_tokens else text
+
+
+def test_tags_the_model_cannot_write_are_named() -> None:
+    from trainer.model import tag_problems
+
+    assert tag_problems(_Spelling(), ["<think>", "<answer>", "</answer>"]) == [
+        "<think> (a special token, which decoding deletes)",
+        "</answer> (the vocabulary cannot spell it)",
+    ]

@@ -19,7 +19,7 @@ import pandas as pd  # noqa: E402
 from rich.console import Console  # noqa: E402
 from trainer_fixtures import fast_config  # noqa: E402
 
-from rewardkit.schemes import LENIENT  # noqa: E402
+from rewardkit.schemes import LENIENT, STRICT  # noqa: E402
 from rewardkit.score import Keys, score_file, score_records  # noqa: E402
 from trainer.config import ConfigError, TrainConfig  # noqa: E402
 from trainer.console import Display  # noqa: E402
@@ -433,3 +433,23 @@ def test_a_config_written_with_relative_paths_still_resumes(
     resumed = load_config(root / "config.yaml", ["epochs=2"]).with_absolute_paths()
     train(resumed, root, resume=True, display=quiet())  # refused as "changes dataset" before
     assert pd.read_parquet(root / "epochs.parquet")["epoch"].tolist() == [1, 2]
+
+
+def test_a_template_that_opens_think_in_the_prompt_is_scored_with_it(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """DeepSeek-R1's and Qwen3's templates end the prompt with <think>\\n: a perfect reply
+    lost its opening tag to the rewards (strict format 0, no_think_tag)."""
+    import trainer.loop
+
+    render = trainer.loop.render_prompt
+    monkeypatch.setattr(trainer.loop, "render_prompt", lambda *args: render(*args) + "<think>\n")
+    root = train(fast_config(scheme="strict"), tmp_path / "run", display=quiet())
+    lines = [json.loads(line) for line in (root / "samples.jsonl").read_text().splitlines()]
+    assert all(line["completion"].startswith("<think>\n") for line in lines)
+    assert {line["reasons"]["format"] for line in lines}.isdisjoint({"no_think_tag"})
+    evals = [json.loads(x) for x in (root / "eval_samples.jsonl").read_text().splitlines()]
+    assert all(line["completion"].startswith("<think>\n") for line in evals)
+    # what the run stored is what rewardkit score reads and scores alike
+    rescored = score_records(lines, [STRICT])
+    assert rescored["total"].tolist() == [line["rewards"]["total"] for line in lines]

@@ -159,6 +159,11 @@ def fit_prompts(
     (['a'], 'the prompt is 10 tokens; wit')
     """
     room = context - config.max_new_tokens
+    if room <= 0:  # no prompt can fit: say so once, not as a bad row to skip
+        raise DataError(
+            f"max_new_tokens={config.max_new_tokens} leaves no room for a prompt in the"
+            f" model's context of {context} tokens; lower max_new_tokens below {context}"
+        )
     skipped = list(data.skipped)
     splits: list[list[Problem]] = []
     for split in (data.train, data.test):
@@ -183,6 +188,14 @@ def fit_prompts(
     if len(skipped) == len(data.skipped):
         return data
     fitted = Data(splits[0], splits[1], skipped)
+    if len(fitted.train) < config.prompts_per_step:
+        raise DataError(
+            f"{config.dataset}: {len(fitted.train)} training problems fit the model's context"
+            f" of {context} tokens with max_new_tokens={config.max_new_tokens} (the prompts of"
+            f" {len(data.train) - len(fitted.train)} are too long), fewer than"
+            f" prompts_per_step={config.prompts_per_step}; lower max_new_tokens, shorten the"
+            " system prompt, or use a model with a longer context"
+        )
     _check_steps(fitted, config)
     if not fitted.test:
         raise DataError(

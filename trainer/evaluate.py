@@ -22,6 +22,7 @@ from rewardkit.score import score_records
 from trainer.config import TrainConfig
 from trainer.data import Problem
 from trainer.engine import Engine, Generation
+from trainer.prompt import reply_start
 
 __all__ = ["EvalResult", "evaluate"]
 
@@ -98,7 +99,7 @@ def _records(
     sampled groups of one evaluation give its pass@k when re-scored."""
     return [
         {
-            "completion": generation.text,
+            "completion": reply_start(prompt) + generation.text,  # the whole reply
             "answer": problem.answer,
             "prompt_id": f"eval/{kind}/{problem.id}",
             "prompt": prompt,

@@ -48,9 +48,16 @@ from trainer.console import Display
 from trainer.data import Data, Problem, Skipped, fit_prompts, load_problems
 from trainer.engine import Engine, EngineError, Generation, make_engine
 from trainer.evaluate import evaluate, stop_cost
-from trainer.model import Policy, enable_checkpointing, load_policy, no_progress_bars
-from trainer.prompt import encode_prompt, render_prompt
+from trainer.model import (
+    Policy,
+    enable_checkpointing,
+    load_policy,
+    no_progress_bars,
+    tag_problems,
+)
+from trainer.prompt import encode_prompt, render_prompt, reply_start
 from trainer.runfiles import RunFiles, atomic_write_bytes
+from trainer.tiny import TAGS
 from trainer.tracking import Tracker
 from trainer.update import UpdateStats
 from trainer.watch import SignalWatch
@@ -312,6 +319,13 @@ def _start(config: TrainConfig, root: Path, resume: bool, display: Display) -> R
             f" in {policy.precision.describe()}"
         )
     )
+    if any(r.builtin for r in scheme.rewards) and (bad := tag_problems(policy.tokenizer, TAGS)):
+        display.warning(
+            f"the model cannot write {', '.join(bad)}: completions are decoded with special"
+            " tokens skipped, so the format and mark rewards (and strict correctness) read"
+            " them as missing; add the tags as ordinary tokens (tokenizer.add_tokens(...),"
+            " then model.resize_token_embeddings(len(tokenizer))) and save both again"
+        )
     if left := len(train_set) % config.prompts_per_step:
         full = len(train_set) // config.prompts_per_step
         display.warning(
@@ -462,7 +476,7 @@ def _step(
     # 2. score with the scheme, through the same code as `rewardkit score`
     records = [
         {
-            "completion": c.text,
+            "completion": reply_start(prompts[i // n]) + c.text,  # the whole reply
             "answer": problems[i // n].answer,
             "prompt_id": f"step{step}/{problems[i // n].id}",
             "prompt": prompts[i // n],

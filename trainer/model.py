@@ -28,6 +28,7 @@ __all__ = [
     "no_progress_bars",
     "resolve_device",
     "resolve_precision",
+    "tag_problems",
 ]
 
 
@@ -128,12 +129,51 @@ def load_policy(config: TrainConfig, texts: Iterable[str]) -> Policy:
         model = build_model(tokenizer, seed=config.seed)
     else:
         tokenizer, model = _pretrained(config.model)
+        _check_pair(config.model, tokenizer, model)
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         tokenizer.padding_side = "left"
     device = resolve_device(config)
     model.to(device)
     return Policy(model, tokenizer, resolve_precision(config, device))
+
+
+def _check_pair(name: str, tokenizer: Any, model: Any) -> None:
+    """A `ModelError` where the tokenizer and the model cannot train together: ids past the
+    model's embedding (an IndexError mid-step), or neither a pad nor an EOS token (batches
+    are padded, and generation stops at EOS)."""
+    vocab = getattr(model.config, "vocab_size", None)
+    if isinstance(vocab, int) and len(tokenizer) > vocab:
+        raise ModelError(
+            f"model={name!r}: the tokenizer has {len(tokenizer):,} tokens and the model's"
+            f" embedding {vocab:,}, so some token ids have no embedding; resize it"
+            " (model.resize_token_embeddings(len(tokenizer))) and save both again"
+        )
+    if tokenizer.pad_token is None and tokenizer.eos_token is None:
+        raise ModelError(
+            f"model={name!r}: the tokenizer has neither a pad nor an EOS token; batches are"
+            " padded and completions end at EOS: set one (tokenizer.eos_token = ..., or"
+            " tokenizer.add_special_tokens({'pad_token': ...})) and save it again"
+        )
+
+
+def tag_problems(tokenizer: Any, tags: Iterable[str]) -> list[str]:
+    """Why the model could not write each of `tags` as the rewards read it, or [] when it
+    can: completions are decoded with special tokens skipped, so a tag that is a special
+    token vanishes, and a tag the vocabulary cannot spell never appears.
+
+    >>> from trainer.tiny import TAGS, build_tokenizer
+    >>> tag_problems(build_tokenizer(["2 + 3"]), TAGS)
+    []
+    """
+    problems = []
+    for tag in tags:
+        ids = tokenizer.encode(tag, add_special_tokens=False)
+        if tokenizer.decode(ids, skip_special_tokens=False) != tag:
+            problems.append(f"{tag} (the vocabulary cannot spell it)")
+        elif tokenizer.decode(ids, skip_special_tokens=True) != tag:
+            problems.append(f"{tag} (a special token, which decoding deletes)")
+    return problems
 
 
 def enable_checkpointing(model: Any) -> None:

@@ -38,6 +38,24 @@ def render_prompt(tokenizer: Any, question: str, system_prompt: str) -> str:
     return f"{bos}{head}Question: {question}\nAnswer: "
 
 
+def reply_start(prompt: str) -> str:
+    """The start of the reply that a chat template already wrote into `prompt`.
+
+    The templates of DeepSeek-R1-Distill and Qwen3's thinking models end the generation
+    prompt with ``<think>\\n``: the model never writes it, and a completion scored alone
+    misses its opening tag (strict format 0, ``no_think_tag``). The rewards score the whole
+    reply, this and the completion, as TRL's ``reward_funcs(..., completion_prefix=...)``
+    does; samples.jsonl stores it so, for ``rewardkit score`` to read.
+
+    >>> reply_start("<|im_start|>assistant\\n<think>\\n"), reply_start("Answer: ")
+    ('<think>\\n', '')
+    """
+    for opened in ("<think>\n", "<think>"):
+        if prompt.endswith(opened):
+            return opened
+    return ""
+
+
 def encode_prompt(tokenizer: Any, text: str) -> list[int]:
     """Token ids of a rendered prompt, adding nothing (the text already holds any BOS)."""
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
