@@ -65,8 +65,17 @@ def test_a_tokenizer_and_model_that_cannot_train_together_are_refused(tmp_path: 
     from trainer.model import load_policy
 
     small = _saved_tiny(tmp_path / "small", vocab_size=10)
-    with pytest.raises(ModelError, match=r"the tokenizer has [\d,]+ tokens and the model's"):
+    with pytest.raises(ModelError, match=r"the model's embedding has 10 rows, and the run uses"):
         load_policy(fast_config(model=small), [])
+    # more tokens than the embedding is fine while the run uses none of them (CodeLlama's
+    # tokenizer holds 4 fill-in-the-middle tokens its 32,000-row embedding lacks)
+    extra = _saved_tiny(tmp_path / "extra")
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(extra)
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<PRE>", "<SUF>", "<MID>"]})
+    tokenizer.save_pretrained(extra)
+    assert load_policy(fast_config(model=extra), []).model is not None
     bare = _saved_tiny(tmp_path / "bare", no_pad_no_eos=True)
     with pytest.raises(ModelError, match="neither a pad nor an EOS token"):
         load_policy(fast_config(model=bare), [])
@@ -80,9 +89,11 @@ class _Spelling:
 
     def decode(self, ids: list[str], skip_special_tokens: bool = False) -> str:
         text = ids[0]
-        if text == "</answer>":
-            return "</as>"
-        return "" if text == "<think>" and skip_special_tokens else text
+        if text.endswith("</answer>"):
+            return text.removesuffix("</answer>") + "</as>"
+        if text.endswith("<think>") and skip_special_tokens:
+            return text.removesuffix("<think>")
+        return text
 
 
 def test_tags_the_model_cannot_write_are_named() -> None:
@@ -92,3 +103,27 @@ def test_tags_the_model_cannot_write_are_named() -> None:
         "<think> (a special token, which decoding deletes)",
         "</answer> (the vocabulary cannot spell it)",
     ]
+
+
+class _Spaced(_Spelling):
+    """A byte-level BPE with add_prefix_space: a text decodes with a space before it."""
+
+    def decode(self, ids: list[str], skip_special_tokens: bool = False) -> str:
+        return " " + ids[0]
+
+
+def test_a_tokenizer_that_adds_a_leading_space_spells_the_tags() -> None:
+    from trainer.model import tag_problems
+
+    assert tag_problems(_Spaced(), ["<think>", "</answer>"]) == []
+
+
+def test_a_prompt_token_past_the_embedding_is_found() -> None:
+    from trainer.model import unembedded_prompt
+
+    class Model:
+        def get_input_embeddings(self) -> Any:
+            return torch.nn.Embedding(10, 4)
+
+    assert unembedded_prompt(Model(), [1, 9, 3]) is None
+    assert unembedded_prompt(Model(), [1, 12, 10]) == 12

@@ -58,7 +58,7 @@ def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="RUN_DIR",
         help="continue a stopped run from its last checkpoint (same data order); only"
         " epochs, micro_batch_size, gradient_checkpointing and sync_check_every may change,"
-        " and scheme, dataset or model only to give a file that moved its new place",
+        " and scheme, dataset or model only to give a moved file its new place",
     )
     return parser
 

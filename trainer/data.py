@@ -189,12 +189,17 @@ def fit_prompts(
         return data
     fitted = Data(splits[0], splits[1], skipped)
     if len(fitted.train) < config.prompts_per_step:
+        fewer = (
+            f", lower prompts_per_step to {len(fitted.train)} or fewer, or give more problems"
+            if fitted.train
+            else ""
+        )
         raise DataError(
             f"{config.dataset}: {len(fitted.train)} training problems fit the model's context"
-            f" of {context} tokens with max_new_tokens={config.max_new_tokens} (the prompts of"
-            f" {len(data.train) - len(fitted.train)} are too long), fewer than"
+            f" of {context} tokens with max_new_tokens={config.max_new_tokens}"
+            f" ({len(data.train) - len(fitted.train)} prompts are too long), fewer than"
             f" prompts_per_step={config.prompts_per_step}; lower max_new_tokens, shorten the"
-            " system prompt, or use a model with a longer context"
+            f" system prompt, use a model with a longer context{fewer}"
         )
     _check_steps(fitted, config)
     if not fitted.test:

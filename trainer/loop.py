@@ -49,15 +49,17 @@ from trainer.data import Data, Problem, Skipped, fit_prompts, load_problems
 from trainer.engine import Engine, EngineError, Generation, make_engine
 from trainer.evaluate import evaluate, stop_cost
 from trainer.model import (
+    TAG_TEXTS,
+    ModelError,
     Policy,
     enable_checkpointing,
     load_policy,
     no_progress_bars,
     tag_problems,
+    unembedded_prompt,
 )
 from trainer.prompt import encode_prompt, render_prompt, reply_start
 from trainer.runfiles import RunFiles, atomic_write_bytes
-from trainer.tiny import TAGS
 from trainer.tracking import Tracker
 from trainer.update import UpdateStats
 from trainer.watch import SignalWatch
@@ -285,7 +287,7 @@ def _start(config: TrainConfig, root: Path, resume: bool, display: Display) -> R
             raise ConfigError(
                 f"{root}: --resume continues the run with its own config.yaml; only"
                 f" {', '.join(RESUME_MAY_CHANGE)} may change (and scheme, dataset or model"
-                " only where the file it names is gone: its new place), and this changes"
+                " only to give a moved file its new place), and this changes"
                 f" {', '.join(changed)} (drop those --set values)"
             )
     elif root.exists() and any(root.iterdir()):
@@ -319,7 +321,9 @@ def _start(config: TrainConfig, root: Path, resume: bool, display: Display) -> R
             f" in {policy.precision.describe()}"
         )
     )
-    if any(r.builtin for r in scheme.rewards) and (bad := tag_problems(policy.tokenizer, TAGS)):
+    if any(r.builtin for r in scheme.rewards) and (
+        bad := tag_problems(policy.tokenizer, TAG_TEXTS)
+    ):
         display.warning(
             f"the model cannot write {', '.join(bad)}: completions are decoded with special"
             " tokens skipped, so the format and mark rewards (and strict correctness) read"
@@ -410,7 +414,15 @@ def _fit_context(data: Data, policy: Policy, config: TrainConfig) -> tuple[Data,
     def tokens(problem: Problem) -> int:
         if problem.question not in lengths:
             text = render_prompt(tokenizer, problem.question, config.system_prompt)
-            lengths[problem.question] = len(encode_prompt(tokenizer, text))
+            ids = encode_prompt(tokenizer, text)
+            if (past := unembedded_prompt(policy.model, ids)) is not None:
+                where = f"{problem.source}, {problem.where}" if problem.source else problem.id
+                raise ModelError(
+                    f"{where}: the prompt holds token id {past}, which the model's embedding"
+                    f" ({config.model}) does not reach; resize it (model."
+                    "resize_token_embeddings(len(tokenizer))) and save both again"
+                )
+            lengths[problem.question] = len(ids)
         return lengths[problem.question]
 
     context = getattr(policy.model.config, "max_position_embeddings", None)

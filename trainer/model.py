@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from rewardkit.extract import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN
 from trainer.config import TINY_MODEL, ConfigError, TrainConfig
 
 if TYPE_CHECKING:
@@ -29,7 +30,12 @@ __all__ = [
     "resolve_device",
     "resolve_precision",
     "tag_problems",
+    "unembedded_prompt",
 ]
+
+
+# the tags the built-in rewards read, which the model must be able to write
+TAG_TEXTS = (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE)
 
 
 class ModelError(ConfigError):
@@ -139,28 +145,52 @@ def load_policy(config: TrainConfig, texts: Iterable[str]) -> Policy:
 
 
 def _check_pair(name: str, tokenizer: Any, model: Any) -> None:
-    """A `ModelError` where the tokenizer and the model cannot train together: ids past the
-    model's embedding (an IndexError mid-step), or neither a pad nor an EOS token (batches
-    are padded, and generation stops at EOS)."""
-    vocab = getattr(model.config, "vocab_size", None)
-    if isinstance(vocab, int) and len(tokenizer) > vocab:
-        raise ModelError(
-            f"model={name!r}: the tokenizer has {len(tokenizer):,} tokens and the model's"
-            f" embedding {vocab:,}, so some token ids have no embedding; resize it"
-            " (model.resize_token_embeddings(len(tokenizer))) and save both again"
-        )
+    """A `ModelError` where the tokenizer and the model cannot train together: a token the
+    run uses (padding, EOS, BOS, the tags) with an id past the model's embedding (an
+    IndexError mid-step; `unembedded_prompt` checks the prompts), or neither a pad nor an
+    EOS token (batches are padded, and generation stops at EOS). A tokenizer may hold more
+    tokens than the embedding (CodeLlama's fill-in-the-middle ones) when the run uses none.
+    """
     if tokenizer.pad_token is None and tokenizer.eos_token is None:
         raise ModelError(
             f"model={name!r}: the tokenizer has neither a pad nor an EOS token; batches are"
             " padded and completions end at EOS: set one (tokenizer.eos_token = ..., or"
             " tokenizer.add_special_tokens({'pad_token': ...})) and save it again"
         )
+    size = _embedding_rows(model)
+    used = {
+        f"{what} token": getattr(tokenizer, f"{what}_token_id", None)
+        for what in ("pad", "eos", "bos")
+    }
+    for tag in TAG_TEXTS:
+        ids = tokenizer.encode(tag, add_special_tokens=False)
+        used[tag] = max(ids) if ids else None
+    past = [f"{what} (id {i})" for what, i in used.items() if isinstance(i, int) and i >= size]
+    if past:
+        raise ModelError(
+            f"model={name!r}: the model's embedding has {size:,} rows, and the run uses"
+            f" {', '.join(past)} past them; resize it (model.resize_token_embeddings("
+            "len(tokenizer))) and save both again"
+        )
+
+
+def unembedded_prompt(model: Any, ids: Iterable[int]) -> int | None:
+    """The first of a prompt's token `ids` that the model has no embedding for, or None."""
+    size = _embedding_rows(model)
+    return next((i for i in ids if i >= size), None)
+
+
+def _embedding_rows(model: Any) -> int:
+    embedding = model.get_input_embeddings()
+    return int(getattr(embedding, "num_embeddings", 0) or model.config.vocab_size)
 
 
 def tag_problems(tokenizer: Any, tags: Iterable[str]) -> list[str]:
     """Why the model could not write each of `tags` as the rewards read it, or [] when it
     can: completions are decoded with special tokens skipped, so a tag that is a special
-    token vanishes, and a tag the vocabulary cannot spell never appears.
+    token vanishes, and a tag the vocabulary cannot spell never appears. Each tag is
+    encoded after other text, as it stands in a completion (a tokenizer that adds a space
+    before a text's start would otherwise seem to misspell it).
 
     >>> from trainer.tiny import TAGS, build_tokenizer
     >>> tag_problems(build_tokenizer(["2 + 3"]), TAGS)
@@ -168,10 +198,10 @@ def tag_problems(tokenizer: Any, tags: Iterable[str]) -> list[str]:
     """
     problems = []
     for tag in tags:
-        ids = tokenizer.encode(tag, add_special_tokens=False)
-        if tokenizer.decode(ids, skip_special_tokens=False) != tag:
+        ids = tokenizer.encode("2" + tag, add_special_tokens=False)
+        if not tokenizer.decode(ids, skip_special_tokens=False).endswith(tag):
             problems.append(f"{tag} (the vocabulary cannot spell it)")
-        elif tokenizer.decode(ids, skip_special_tokens=True) != tag:
+        elif not tokenizer.decode(ids, skip_special_tokens=True).endswith(tag):
             problems.append(f"{tag} (a special token, which decoding deletes)")
     return problems
 
