@@ -14,6 +14,7 @@ import re
 __all__ = [
     "ANSWER_CLOSE",
     "ANSWER_OPEN",
+    "TAGS",
     "THINK_CLOSE",
     "THINK_OPEN",
     "answer_pairs",
@@ -30,6 +31,7 @@ THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"
 ANSWER_OPEN = "<answer>"
 ANSWER_CLOSE = "</answer>"
+TAGS = (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE)  # in the order a reply has them
 
 _BOXED = "\\boxed{"
 # A tag never contains a "<" after its first character, so no two occurrences overlap and one

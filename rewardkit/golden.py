@@ -35,7 +35,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from rewardkit.schemes import RewardError, Scheme, get_scheme
+from rewardkit.schemes import RewardError, Scheme, schemes_of
 
 __all__ = [
     "DEFAULT_CASES",
@@ -360,16 +360,9 @@ def _results(
     expected_dir: Path,
     replace_unreadable: bool = False,
 ) -> list[SchemeResult]:
-    paths: dict[Path, str] = {}
     results: list[SchemeResult] = []
-    for scheme in schemes:
+    for scheme in schemes_of(schemes):  # two of one name would share their expected file
         path = expected_path(expected_dir, scheme)
-        if path in paths:
-            raise GoldenError(
-                f"two schemes are both called {scheme.name!r} ({paths[path]} and"
-                f" {scheme.source}); they would share {path}: give them distinct names"
-            )
-        paths[path] = scheme.source
         actual = compute(cases, scheme)
         try:
             expected = load_expected(path)
@@ -534,12 +527,6 @@ def _print(report: GoldenReport, console: Console, verb: str) -> None:
             console.print(f"{name}: {_cases(len(result.actual))} {verb} {where}")
 
 
-def _schemes(scheme_specs: Sequence[str]) -> list[Scheme]:
-    if not scheme_specs:
-        raise GoldenError("no scheme given; name one or more: strict, lenient or a scheme file")
-    return [get_scheme(spec) for spec in scheme_specs]
-
-
 def run_check(
     cases_path: str | Path,
     scheme_specs: Sequence[str],
@@ -551,7 +538,7 @@ def run_check(
     `scheme_specs` are scheme names or scheme file paths (see `rewardkit.schemes.get_scheme`).
     A bad cases file raises `GoldenError` and a bad scheme `SchemeError`.
     """
-    report = check(cases_path, _schemes(scheme_specs), expected_dir)
+    report = check(cases_path, schemes_of(scheme_specs), expected_dir)
     _print(report, console, "match")
     if report.ok:
         return 0
@@ -577,7 +564,7 @@ def run_update(
     console: Console,
 ) -> int:
     """``rewardkit golden update``: rewrite the expected files, print what changed; 0."""
-    report = update(cases_path, _schemes(scheme_specs), expected_dir)
+    report = update(cases_path, schemes_of(scheme_specs), expected_dir)
     _print(report, console, "unchanged in")
     if any(r.changes and not r.missing for r in report.results):
         console.print("Explain these changes in the commit message.")

@@ -554,11 +554,6 @@ def _need(record: Mapping[str, Any], key: str, code: str, flag: str, why: str = 
     return record[key]
 
 
-def _text_id(value: Any) -> str | None:
-    """An id or group value as text (None for null, NaN included), as `score_file` reads one."""
-    return _key_text(value)
-
-
 def _digest(*parts: Any) -> str:
     """A short stable name for a prompt: the same prompt, the same group."""
     text = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str)
@@ -569,7 +564,7 @@ def _digest(*parts: Any) -> str:
 def _prompt_id(record: Mapping[str, Any], keys: Keys, prompt: Any, step: Any = None) -> str | None:
     """`--group-key` when given; else the step (when logged) and a digest of the prompt."""
     if keys.group is not None:
-        return _text_id(_need(record, keys.group, "missing_group", "--group-key"))
+        return _key_text(_need(record, keys.group, "missing_group", "--group-key"))
     if _is_null(prompt):
         return None
     return _digest(prompt) if step is None else f"{step}:{_digest(prompt)}"
@@ -601,15 +596,15 @@ def _read_jsonl(reading: Reading, keys: Keys) -> Iterator[Row]:
         answer = _need(value, keys.answer, "missing_answer", "--answer-key")
         prompt = value.get("prompt")
         if keys.group is not None:
-            group = _text_id(_need(value, keys.group, "missing_group", "--group-key"))
+            group = _key_text(_need(value, keys.group, "missing_group", "--group-key"))
         elif not _is_null(value.get("prompt_id")):  # null (NaN too) is no value, as in score_file
-            group = _text_id(value["prompt_id"])
+            group = _key_text(value["prompt_id"])
         else:
             group = _prompt_id(value, keys, prompt)
         yield _row(
             _completion_text(completion, keys.completion),
             _answer_text(answer, keys.answer),
-            _text_id(value.get(keys.id)),
+            _key_text(value.get(keys.id)),
             group,
             prompt,
         )
@@ -638,7 +633,7 @@ def _read_lm_eval(reading: Reading, keys: Keys) -> Iterator[Row]:
                 "no 'doc_id' field: not an lm-eval samples line; pass --format to read the"
                 " file as another format",
             )
-        doc_id = _text_id(value["doc_id"])
+        doc_id = _key_text(value["doc_id"])
         resps = _need(
             value,
             _field(keys.completion, _DEFAULT.completion, "resps"),
@@ -674,7 +669,7 @@ def _read_lm_eval(reading: Reading, keys: Keys) -> Iterator[Row]:
                     " generated text: only generate_until tasks (like gsm8k) have completions",
                 )
         if keys.group is not None:
-            group = _text_id(_need(value, keys.group, "missing_group", "--group-key"))
+            group = _key_text(_need(value, keys.group, "missing_group", "--group-key"))
         else:
             group = doc_id
         answer_text = _answer_text(answer, answer_key)
@@ -699,7 +694,7 @@ def _read_verl(reading: Reading, keys: Keys) -> Iterator[Row]:
         yield _row(
             _completion_text(output, output_key),
             _answer_text(answer, answer_key),
-            _text_id(value.get(keys.id)),
+            _key_text(value.get(keys.id)),
             _prompt_id(value, keys, prompt, value.get("step")),
             prompt,
         )
@@ -722,13 +717,13 @@ def _read_chat(reading: Reading, keys: Keys) -> Iterator[Row]:
         answer = _need(value, keys.answer, "missing_answer", "--answer-key")
         prompt = messages[:last]
         if keys.group is None and value.get("prompt_id") is not None:
-            group = _text_id(value["prompt_id"])
+            group = _key_text(value["prompt_id"])
         else:
             group = _prompt_id(value, keys, prompt)
         yield _row(
             completion,
             _answer_text(answer, keys.answer),
-            _text_id(value.get(keys.id)),
+            _key_text(value.get(keys.id)),
             group,
             prompt,
         )
@@ -758,7 +753,7 @@ def _trl_row(row: Mapping[str, Any], keys: Keys, parse_reprs: bool) -> dict[str,
     return _row(
         _completion_text(completion, keys.completion),
         _answer_text(answer, keys.answer),
-        _text_id(row.get(keys.id)),
+        _key_text(row.get(keys.id)),
         _prompt_id(row, keys, prompt, None if step in (None, "") else step),
         prompt,
     )

@@ -26,6 +26,7 @@ from typing import Any, NamedTuple, TypeGuard, cast
 from rewardkit.extract import (
     ANSWER_CLOSE,
     ANSWER_OPEN,
+    TAGS,
     THINK_CLOSE,
     THINK_OPEN,
     fallback_text,
@@ -128,11 +129,10 @@ class RewardDef:
 
 
 # The four tags, in the order the marks count them.
-_TAGS = (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE)
-_MARKED_TAGS = tuple(tag + "\n" for tag in _TAGS)
+_MARKED_TAGS = tuple(tag + "\n" for tag in TAGS)
 
 
-# For each tag of _TAGS, in order: the reason when it is absent, when its tag-plus-newline
+# For each tag of TAGS, in order: the reason when it is absent, when its tag-plus-newline
 # is repeated, and when it is present without the newline.
 _MARKS = tuple(
     ("no_" + name, "repeated_" + name, no_newline)
@@ -179,8 +179,8 @@ class _Layout(NamedTuple):
     a function of that list alone; see `_layout`.
     """
 
-    marked: tuple[int, ...]  # c.count(tag + "\n") for each tag of _TAGS
-    present: tuple[bool, ...]  # tag in c, for each tag of _TAGS
+    marked: tuple[int, ...]  # c.count(tag + "\n") for each tag of TAGS
+    present: tuple[bool, ...]  # tag in c, for each tag of TAGS
     think_pair: bool  # has_pair(c, THINK_OPEN, THINK_CLOSE)
     answer_pair: bool  # has_pair(c, ANSWER_OPEN, ANSWER_CLOSE): strict_answer(c) is not None
     last_pair_is_last_tags: bool  # the last pair is the last <answer> and the last </answer>
@@ -210,7 +210,7 @@ def _layout_of(
 def _walk_layout(found: tuple[str, ...]) -> _Layout:
     """The layout from a short tag sequence, walking it once."""
     bare = [tag.rstrip("\n") for tag in found]
-    present = tuple(tag in bare for tag in _TAGS)
+    present = tuple(tag in bare for tag in TAGS)
     think_pair = THINK_OPEN in bare and THINK_CLOSE in bare[bare.index(THINK_OPEN) :]
     # The pairs as strict_answer finds them: each <answer> with the first </answer> after it.
     last: tuple[int, int] | None = None
@@ -235,7 +235,7 @@ def _scan_layout(completion: str, found: list[str]) -> _Layout:
     left False, which only sends `strict_answer` the long way.)
     """
     marked = tuple(map(found.count, _MARKED_TAGS))
-    present = tuple(tag in completion for tag in _TAGS)
+    present = tuple(tag in completion for tag in TAGS)
     think_pair = has_pair(completion, THINK_OPEN, THINK_CLOSE)
     answer_pair = has_pair(completion, ANSWER_OPEN, ANSWER_CLOSE)
     return _layout_of(marked, present, think_pair, answer_pair, False)

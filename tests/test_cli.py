@@ -240,6 +240,8 @@ def test_a_scheme_named_twice_is_an_error(capsys: Any, grouped_file: Path) -> No
     )
     assert code == 2 and "two schemes are both called 'strict'" in err
     assert "Traceback" not in err
+    code, _, err = run(capsys, "golden", "check", "--scheme", "strict", "--scheme", "strict")
+    assert code == 2 and "two schemes are both called 'strict'" in err
 
 
 def test_text_from_the_data_is_shown_as_written(capsys: Any, tmp_path: Path) -> None:

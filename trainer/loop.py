@@ -33,6 +33,7 @@ from typing import Any
 
 from rich.markup import escape
 
+from rewardkit.extract import TAGS
 from rewardkit.schemes import RewardError, Scheme, get_scheme
 from rewardkit.score import score_records
 from trainer.checkpoint import (
@@ -49,7 +50,6 @@ from trainer.data import Data, Problem, Skipped, fit_prompts, load_problems
 from trainer.engine import Engine, EngineError, Generation, make_engine
 from trainer.evaluate import evaluate, stop_cost
 from trainer.model import (
-    TAG_TEXTS,
     ModelError,
     Policy,
     enable_checkpointing,
@@ -321,9 +321,7 @@ def _start(config: TrainConfig, root: Path, resume: bool, display: Display) -> R
             f" in {policy.precision.describe()}"
         )
     )
-    if any(r.builtin for r in scheme.rewards) and (
-        bad := tag_problems(policy.tokenizer, TAG_TEXTS)
-    ):
+    if any(r.builtin for r in scheme.rewards) and (bad := tag_problems(policy.tokenizer, TAGS)):
         display.warning(
             f"the model cannot write {', '.join(bad)}: completions are decoded with special"
             " tokens skipped, so the format and mark rewards (and strict correctness) read"

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from rewardkit.extract import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN
+from rewardkit.extract import TAGS
 from trainer.config import TINY_MODEL, ConfigError, TrainConfig
 
 if TYPE_CHECKING:
@@ -32,10 +32,6 @@ __all__ = [
     "tag_problems",
     "unembedded_prompt",
 ]
-
-
-# the tags the built-in rewards read, which the model must be able to write
-TAG_TEXTS = (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE)
 
 
 class ModelError(ConfigError):
@@ -162,7 +158,7 @@ def _check_pair(name: str, tokenizer: Any, model: Any) -> None:
         f"{what} token": getattr(tokenizer, f"{what}_token_id", None)
         for what in ("pad", "eos", "bos")
     }
-    for tag in TAG_TEXTS:
+    for tag in TAGS:
         ids = tokenizer.encode(tag, add_special_tokens=False)
         used[tag] = max(ids) if ids else None
     past = [f"{what} (id {i})" for what, i in used.items() if isinstance(i, int) and i >= size]

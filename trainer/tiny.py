@@ -24,11 +24,10 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from rewardkit.extract import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN
+from rewardkit.extract import TAGS
 
 __all__ = ["CHAT_TEMPLATE", "TAGS", "build_model", "build_tokenizer"]
 
-TAGS = (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE)
 # A word, one digit (numbers are spelled digit by digit), one space or newline, one symbol.
 PIECES = r"[A-Za-z]+|\d|\s|[^\sA-Za-z\d]"
 _SYMBOLS = [*"0123456789+-*/=.,?!:;$%()#'\"<>", " ", "\n"]
