@@ -166,12 +166,16 @@ def _reasons(console: Console, reasons: pd.DataFrame) -> None:
 def _groups(console: Console, summary: Summary) -> None:
     """The zero-spread table, or why there is none, and the rows it leaves out."""
     if summary.groups == 0:
-        console.print("[dim]No groups (no prompt_id or prompt field): group statistics skipped.[/]")
+        console.print(
+            "[dim]No groups (no prompt_id or prompt field): group statistics skipped. If"
+            " another field names the prompt (GSM8K's is question), pass --group-key FIELD.[/]"
+        )
         return
     if summary.ungrouped_rows:
         console.print(
             f"[yellow]{summary.ungrouped_rows:,} of {summary.rows:,} rows have no prompt_id or"
-            " prompt: they are left out of the group statistics and pass@k[/]"
+            " prompt: they are left out of the group statistics and pass@k (--group-key FIELD"
+            " groups by another field)[/]"
         )
     if summary.largest_group < 2:
         console.print(

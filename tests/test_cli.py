@@ -276,6 +276,18 @@ def test_null_group_fields_are_no_group(capsys: Any, tmp_path: Path) -> None:
     assert "pass@k from group" in out and "pass@1" in out and "pass@2" not in out
 
 
+def test_no_groups_points_to_the_group_key(capsys: Any, tmp_path: Path) -> None:
+    # GSM8K-style rows name their prompt `question`: the note says how to group by it.
+    rows = [{"question": "q", "completion": "#### 5", "answer": "5"} for _ in range(2)]
+    path = tmp_path / "gsm.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    code, out, _ = run(capsys, "score", str(path))
+    assert code == 0 and "No groups" in " ".join(out.split())
+    assert "--group-key FIELD" in " ".join(out.split())
+    code, out, _ = run(capsys, "score", str(path), "--group-key", "question", "--json")
+    assert code == 0 and json.loads(out)["groups"] == 1
+
+
 def test_a_k_no_group_reaches_says_so(capsys: Any, grouped_file: Path) -> None:
     code, out, _ = run(capsys, "score", str(grouped_file), "--k", "1,16")
     assert code == 0
