@@ -137,10 +137,28 @@ class _BadLine(Exception):
         self.message = message
 
 
+# Names other tools give these fields, most likely first, so that the error can name the
+# flag whole. `label` is left out: it is often a correctness label, not the gold.
+_OTHER_NAMES = {
+    "--answer-key": ("gold", "ground_truth", "gold_answer", "target", "solution", "reference"),
+    "--completion-key": ("response", "output", "generation", "model_output", "prediction"),
+    "--group-key": ("question", "problem", "query"),
+}
+
+
 def _suggest(keys: Iterable[str], wanted: str, flag: str) -> str:
+    """Says which field is missing, which the line has, and the flag that fixes it.
+
+    >>> print(_suggest({"completion": "c", "gold": "5"}, "answer", "--answer-key"))
+    no 'answer' field (the line has: completion, gold); if gold holds it, pass --answer-key gold
+    """
     names = sorted(str(k) for k in keys)
     listed = ", ".join(names[:12]) + (" ..." if len(names) > 12 else "")
-    hint = f"; if another field holds it, pass {flag} NAME" if names else ""
+    likely = next((n for n in _OTHER_NAMES.get(flag, ()) if n in names), None)
+    if likely is not None:
+        hint = f"; if {likely} holds it, pass {flag} {likely}"
+    else:
+        hint = f"; if another field holds it, pass {flag} NAME" if names else ""
     return f"no {wanted!r} field (the line has: {listed or 'no fields'}){hint}"
 
 

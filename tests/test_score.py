@@ -162,6 +162,8 @@ BAD_LINES = [
     (b'{"completion": "1", "answer": ', "invalid_json", "not valid JSON"),
     (b'{"answer": "1"}', "missing_completion", "--completion-key"),
     (b'{"completion": "1"}', "missing_answer", "--answer-key"),
+    (b'{"completion": "1", "gold": "1"}', "missing_answer", "pass --answer-key gold"),
+    (b'{"response": "1", "answer": "1"}', "missing_completion", "pass --completion-key response"),
     (b'{"completion": 5, "answer": "1"}', "completion_not_text", "not text"),
     (b'{"completion": null, "answer": "1"}', "completion_not_text", "not text"),
     (b'{"completion": "1", "answer": null}', "missing_answer", "no ground truth"),
