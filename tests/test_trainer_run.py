@@ -453,3 +453,34 @@ def test_a_template_that_opens_think_in_the_prompt_is_scored_with_it(
     # what the run stored is what rewardkit score reads and scores alike
     rescored = score_records(lines, [STRICT])
     assert rescored["total"].tolist() == [line["rewards"]["total"] for line in lines]
+
+
+def test_the_reward_plot_shows_a_reward_that_is_the_whole_total(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    # strict's example: mark is all of the total. A solid total drawn over it hid it; the
+    # title said "strict" twice for a run named after its scheme.
+    import trainer.report as report
+    from trainer.report import RunData, plot_run
+
+    pytest.importorskip("matplotlib")
+    steps = pd.DataFrame(
+        {
+            "step": [1, 2, 3],
+            "mark_mean": [0.0, 0.1, 0.2],
+            "mark_tied": [1.0, 0.0, 0.0],
+            "total_mean": [0.0, 0.1, 0.2],
+            "zero_spread": [1.0, 0.0, 0.0],
+        }
+    )
+    figures: list[Any] = []
+    monkeypatch.setattr(report, "_save", lambda figure, path: figures.append(figure) or path)
+    empty = pd.DataFrame()
+    plot_run(RunData(tmp_path / "strict", {"scheme": "strict"}, steps, empty, empty))
+    axis = figures[0].axes[0]
+    assert axis.get_title() == "strict: reward per component"
+    lines = {line.get_label(): line for line in axis.get_lines()}
+    assert lines["total"].get_linestyle() == "--"
+    figures.clear()
+    plot_run(RunData(tmp_path / "mine", {"scheme": "strict"}, steps, empty, empty))
+    assert figures[0].axes[0].get_title() == "mine: reward per component (strict)"

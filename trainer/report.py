@@ -385,11 +385,15 @@ def plot_run(run: RunData) -> list[Path]:
     figure, axis = plt.subplots(figsize=(7, 4))
     for name in [*run.rewards, "total"]:
         smooth = steps[f"{name}_mean"].rolling(SMOOTH, min_periods=1).mean()
-        axis.plot(steps["step"], smooth, label=name, linewidth=2.5 if name == "total" else 1.5)
+        # The total dashed and black: where one reward is all of it (strict's mark in the
+        # example), a solid total would hide that reward's line.
+        style = {"color": "black", "linestyle": "--", "linewidth": 2} if name == "total" else {}
+        axis.plot(steps["step"], smooth, label=name, **style)
     axis.set(
         xlabel="step",
         ylabel=f"mean reward (rolling {SMOOTH})",
-        title=f"{run.name}: reward per component ({run.scheme})",
+        title=f"{run.name}: reward per component"
+        + ("" if run.name == run.scheme else f" ({run.scheme})"),
     )
     axis.legend()
     written.append(_save(figure, run.root / "rewards.png"))
