@@ -57,6 +57,10 @@ _Fields = tuple[str, str, str | None, str | None]  # what a row holds: completio
 
 # Below this size one in-process worker is faster than starting a pool, with the built-in
 # rewards (some 100,000 lines a second); a custom reward may take milliseconds a line.
+# The id and group columns' dtype: pandas 3's "str" keeps a null as a null, and so does
+# pandas 2's "string"; pandas 2's "str" is numpy's and turns None into the text "None",
+# which made every row without a group one group.
+_TEXT = "str" if int(pd.__version__.split(".")[0]) >= 3 else "string"
 _PARALLEL_MIN_BYTES = 4 * 1024 * 1024
 _CHUNKS_PER_WORKER = 4
 
@@ -936,7 +940,7 @@ def _frame(schemes: tuple[Scheme, ...], chunks: list[_Columns]) -> pd.DataFrame:
         texts = pa.concat_arrays([_texts(part) for part in parts]) if parts else _texts([])
         if texts.null_count < len(texts):
             # Text becomes pandas' string dtype once per line, then repeats per scheme.
-            data[name] = pd.array(texts, dtype="str").take(each_line)
+            data[name] = pd.array(texts, dtype=_TEXT).take(each_line)
     totals = []
     reward_columns: dict[str, list[Any]] = {}
     reason_columns: dict[str, list[Any]] = {}

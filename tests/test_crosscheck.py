@@ -115,6 +115,7 @@ def test_render_shows_agreement_speed_and_disagreements() -> None:
         assert expected in text
 
 
+@needs_math_verify
 def test_render_shows_ids_and_answers_as_written() -> None:
     """Brackets in the data are text, not rich markup (`[b]` was swallowed, `[/]` crashed)."""
     completion, answer, _, _ = CASES[4]  # only rewardkit right: a listed disagreement

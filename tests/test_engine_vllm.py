@@ -13,19 +13,20 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-import torch
 
-from trainer.config import TrainConfig
-from trainer.engine import (
+torch = pytest.importorskip("torch")
+
+from trainer.config import TrainConfig  # noqa: E402
+from trainer.engine import (  # noqa: E402
     EngineError,
     VLLMEngine,
     VLLMGeneration,
     WeightSyncError,
     vllm_status,
 )
-from trainer.model import Policy
-from trainer.prompt import encode_prompt, render_prompt
-from trainer.tiny import build_model, build_tokenizer
+from trainer.model import Policy  # noqa: E402
+from trainer.prompt import encode_prompt, render_prompt  # noqa: E402
+from trainer.tiny import build_model, build_tokenizer  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
