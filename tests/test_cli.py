@@ -165,6 +165,16 @@ def test_console_script_runs_without_torch(grouped_file: Path) -> None:
     assert done.returncode == 0, done.stderr
 
 
+def test_python_dash_m_rewardkit_is_the_command(grouped_file: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "rewardkit", "score", str(grouped_file), "--json"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["rows"] > 0
+
+
 @pytest.mark.parametrize("json_flag", [[], ["--json"]])
 def test_a_reader_that_stops_early_ends_the_command_quietly(json_flag: list[str]) -> None:
     """`rewardkit score f | head`: no traceback, no error line, exit 1, as rich's own tables."""
