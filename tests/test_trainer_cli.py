@@ -34,6 +34,26 @@ def test_train_without_the_train_extra_says_how_to_install_it(
     assert "pip install 'rewardkit[train]'" in capsys.readouterr().err
 
 
+def test_train_with_too_old_a_transformers_says_which_it_needs(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # transformers 4.45-4.53 satisfied the extra's old floor and failed mid-run.
+    import importlib.metadata
+
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    real = importlib.metadata.version
+    monkeypatch.setattr(
+        importlib.metadata,
+        "version",
+        lambda name: "4.53.3" if name == "transformers" else real(name),
+    )
+    assert main(["train"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "needs transformers>=4.54, and this environment has 4.53.3" in err
+    assert "pip install 'rewardkit[train]'" in err
+
+
 def test_a_bad_value_exits_2_with_the_reason(capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("torch")
     assert main(["train", "--set", "clip_eps=2"]) == 2

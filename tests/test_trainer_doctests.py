@@ -11,11 +11,13 @@ import pytest
 MODULES = [
     "trainer.advantage",
     "trainer.checkpoint",
+    "trainer.cli",
     "trainer.config",
     "trainer.console",
     "trainer.data",
     "trainer.engine",
     "trainer.evaluate",
+    "trainer.hf",
     "trainer.loop",
     "trainer.loss",
     "trainer.model",

@@ -132,11 +132,12 @@ def test_shared_prompt_logprobs_equal_the_full_sequences(group_sizes: list[int])
 def test_shared_prompt_logprobs_under_gradient_checkpointing_are_the_full_sequences() -> None:
     # transformers drops the KV cache when checkpointing in training; without the fallback
     # the completions were read without their prompt (log-probs off by up to 0.2).
+    from trainer.hf import checkpointing_on
     from trainer.loss import shared_prompt_logprobs
     from trainer.tiny import build_model, build_tokenizer
 
     model = build_model(build_tokenizer(["Tom has apples and pens"]), seed=0).train()
-    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    checkpointing_on(model, use_reentrant=False)
     rollout = _grouped_rollout([4, 4])
     args = (rollout.input_ids, rollout.attention_mask, rollout.completion_len, 0.9)
     mask = rollout.completion_mask.bool()

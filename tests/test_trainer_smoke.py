@@ -18,6 +18,7 @@ from trainer_fixtures import fast_config  # noqa: E402
 
 from trainer.advantage import group_advantages  # noqa: E402
 from trainer.engine import TorchEngine  # noqa: E402
+from trainer.hf import is_checkpointing  # noqa: E402
 from trainer.model import FLOAT32, Precision, enable_checkpointing  # noqa: E402
 from trainer.prompt import encode_prompt, render_prompt  # noqa: E402
 from trainer.rollout import Rollout, make_rollout  # noqa: E402
@@ -152,7 +153,7 @@ def test_gradient_checkpointing_changes_memory_not_the_update() -> None:
     enable_checkpointing(checked)
     engine = TorchEngine(checked, tokenizer)
     engine.generate(prompts, 2, 1.0, 4, ("</answer>",), seed=0)
-    assert checked.is_gradient_checkpointing and engine.fast_decode
+    assert is_checkpointing(checked) and engine.fast_decode
     assert_same_update(
         updated(build_model(tokenizer, seed=0), rollout, reference, config),
         updated(checked, rollout, reference, config),

@@ -12,7 +12,9 @@ interrupted (the run can be resumed from its last checkpoint).
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import importlib.util
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -80,11 +82,35 @@ def add_report_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
+# The oldest transformers the trainer runs on: 4.45-4.53 fail mid-run (no `logits_to_keep`
+# in 4.45, no `cache_utils.DynamicLayer` before 4.54). Kept equal to pyproject's train extra.
+MIN_TRANSFORMERS = (4, 54)
+
+
 def _missing_train_extra() -> str | None:
+    """What the train extra lacks here, as the error's words, or None."""
     for module in ("torch", "transformers"):
         if importlib.util.find_spec(module) is None:
-            return module
+            return f"{module}, which is not installed"
+    version = _version("transformers")
+    if version is not None and version < MIN_TRANSFORMERS:
+        need, have = ".".join(map(str, MIN_TRANSFORMERS)), ".".join(map(str, version))
+        return f"transformers>={need}, and this environment has {have}"
     return None
+
+
+def _version(distribution: str) -> tuple[int, ...] | None:
+    """The leading numbers of `distribution`'s installed version (None when unknown).
+
+    >>> _version("no-such-distribution") is None
+    True
+    """
+    try:
+        text = importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    numbers = re.match(r"\d+(?:\.\d+)*", text)
+    return tuple(int(n) for n in numbers.group().split(".")) if numbers else None
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -92,7 +118,7 @@ def run_train(args: argparse.Namespace) -> int:
     missing = _missing_train_extra()
     if missing is not None:
         err.print(
-            f"[red]error:[/] `rewardkit train` needs {missing}, which is not installed;"
+            f"[red]error:[/] `rewardkit train` needs {escape(missing)};"
             f" install the train extra: {escape(TRAIN_EXTRA_HINT)}",
             highlight=False,
             soft_wrap=True,

@@ -35,6 +35,8 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from trainer.hf import with_cache
+
 if TYPE_CHECKING:
     import torch
 
@@ -209,7 +211,7 @@ def model_forward(
         input_ids=ids,
         attention_mask=mask,
         position_ids=positions,
-        past_key_values=cache,
+        **with_cache(model, cache),
         use_cache=True,
         logits_to_keep=1,
     ).logits[:, -1, :]

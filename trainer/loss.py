@@ -22,6 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from trainer.hf import is_checkpointing, with_cache
+
 if TYPE_CHECKING:
     import torch
 
@@ -84,7 +86,7 @@ def shared_prompt_logprobs(
     prompt_width = width - completion_len
     # Gradient checkpointing in training turns the KV cache off (transformers drops it with
     # a warning), which would leave the completions without their prompt.
-    checkpointing = bool(getattr(model, "is_gradient_checkpointing", False)) and model.training
+    checkpointing = is_checkpointing(model) and model.training
     if prompt_width < 1 or completion_len < 1 or batch < 2 or checkpointing:
         return token_logprobs(model, input_ids, attention_mask, completion_len, temperature)
     prompt_ids, prompt_mask = input_ids[:, :prompt_width], attention_mask[:, :prompt_width]
@@ -102,7 +104,7 @@ def shared_prompt_logprobs(
         input_ids=prompt_ids[first],
         attention_mask=prompt_mask[first],
         position_ids=positions[first, :prompt_width],
-        past_key_values=cache,
+        **with_cache(model, cache),
         use_cache=True,
         logits_to_keep=1,
     ).logits[:, -1:, :]  # (G, 1, V): predicts the first completion token
@@ -120,7 +122,7 @@ def shared_prompt_logprobs(
                 input_ids=input_ids[:, prompt_width:end],
                 attention_mask=attention_mask[:, :end],
                 position_ids=positions[:, prompt_width:end],
-                past_key_values=cache,
+                **with_cache(model, cache),
                 use_cache=True,
             ).logits
         )  # (B, C - 1, V)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from rewardkit.extract import TAGS
 from trainer.config import TINY_MODEL, ConfigError, TrainConfig
+from trainer.hf import checkpointing_on
 
 if TYPE_CHECKING:
     import torch
@@ -210,7 +211,7 @@ def enable_checkpointing(model: Any) -> None:
     which keeps the torch engine's fast decode step (`trainer.decode`) usable, since it
     refuses models with hooks. Under it the update runs over full sequences
     (`trainer.loss.shared_prompt_logprobs` falls back: transformers drops the KV cache)."""
-    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    checkpointing_on(model, use_reentrant=False)
     model.disable_input_require_grads()
 
 
