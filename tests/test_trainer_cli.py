@@ -368,6 +368,38 @@ def test_report_on_a_folder_that_is_not_a_run(
 EXAMPLE_RUN = Path(__file__).resolve().parent.parent / "reports/example-strict-vs-lenient/lenient"
 
 
+def test_report_of_one_run_writes_its_table_where_out_says(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # --out with one run was ignored without a word.
+    assert main(["report", str(EXAMPLE_RUN), "--out", str(tmp_path / "out")]) == 0
+    lines = (tmp_path / "out" / "comparison.csv").read_text().splitlines()
+    assert len(lines) == 2 and "lenient" in lines[1]
+    assert "comparison.csv" in capsys.readouterr().out.replace("\n", "")
+
+
+def test_a_run_without_matplotlib_does_not_claim_plots(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import trainer.report as report
+
+    run = tmp_path / "lenient"
+    shutil.copytree(EXAMPLE_RUN, run)
+    for png in run.glob("*.png"):
+        png.unlink()
+    monkeypatch.setattr(report, "_pyplot", lambda: None)
+    written = report.write_report(run)
+    assert [p.name for p in written] == ["summary.md"] and not list(run.glob("*.png"))
+    summary = (run / "summary.md").read_text()
+    assert report.NO_PLOTS in summary and "rewards.png" not in summary
+    monkeypatch.undo()
+    report.write_report(run)  # with matplotlib: the plots it drew, as the example lists them
+    files = [
+        t.split("## Files")[1] for t in ((r / "summary.md").read_text() for r in (run, EXAMPLE_RUN))
+    ]
+    assert files[0] == files[1] and "`pass_at_k.png`" in files[0]
+
+
 @pytest.mark.parametrize(
     ("damage", "message"),
     [

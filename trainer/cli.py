@@ -77,7 +77,8 @@ def add_report_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--out",
         metavar="DIR",
-        help="where comparison.csv/png go (default: the runs' common parent folder)",
+        help="where comparison.csv/png go (default: the runs' common parent folder; for one"
+        " run they are written only when --out is given)",
     )
     return parser
 
@@ -259,7 +260,9 @@ def run_report(args: argparse.Namespace) -> int:
             from trainer.report import load_run
 
             render_run(out, load_run(args.runs[0]))
-            return EXIT_OK
+            if not args.out:
+                return EXIT_OK
+            # The one-row comparison table, where it was asked for.
         parent = Path(args.out) if args.out else _common_parent(args.runs)
         return _compare(out, args.runs, parent)
     except ReportError as error:

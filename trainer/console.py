@@ -86,11 +86,14 @@ class Display:
             self.live = Live(self._renderable(), console=self.console, refresh_per_second=4)
             self.live.start()
 
-    def finish(self, root: Path) -> None:
+    def finish(self, root: Path, plotted: bool = True) -> None:
+        from trainer.report import NO_PLOTS
+
         self.close()
+        plots = "plots" if plotted else NO_PLOTS
         self.console.print(
             f"[bold green]done[/]: {escape(str(root))} (summary.md, steps/epochs/eval .parquet,"
-            " samples.jsonl, plots, model/)"
+            f" samples.jsonl, {plots}, model/)"
         )
 
     def close(self) -> None:

@@ -678,6 +678,6 @@ def _finish(run: Run) -> None:
     with no_progress_bars():  # its shard bar would break the live view
         run.policy.model.save_pretrained(run.root / "model")
     run.policy.tokenizer.save_pretrained(run.root / "model")
-    write_report(run.root)
+    written = write_report(run.root)
     run.tracker.finish()
-    run.display.finish(run.root)
+    run.display.finish(run.root, plotted=any(p.suffix == ".png" for p in written))

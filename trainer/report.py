@@ -273,8 +273,11 @@ def _markdown(frame: pd.DataFrame, digits: int = 3) -> str:
     return "\n".join([header, rule, *body])
 
 
-def summary_markdown(run: RunData, why: Summary | None) -> str:
-    """The text of ``summary.md``."""
+NO_PLOTS = "no plots (matplotlib is not installed; it comes with the train extra)"
+
+
+def summary_markdown(run: RunData, why: Summary | None, plots: Sequence[str] = ()) -> str:
+    """The text of ``summary.md``; `plots` names the plot files the run folder has."""
     config = run.config
     learning = learning_table(run)
     total = learning.set_index("reward").loc["total"]
@@ -325,8 +328,9 @@ def summary_markdown(run: RunData, why: Summary | None) -> str:
         "## Files",
         "",
         f"`steps.parquet`, `epochs.parquet`, `eval.parquet`; `samples.jsonl` (re-score with"
-        f" `{rescore}`); plots `rewards.png`, `zero_spread.png`, `pass_at_k.png`; the final"
-        " model in `model/`.",
+        f" `{rescore}`); "
+        + ("plots " + ", ".join(f"`{name}`" for name in plots) if plots else NO_PLOTS)
+        + "; the final model in `model/`.",
         "",
     ]
     return "\n".join(lines)
@@ -335,10 +339,10 @@ def summary_markdown(run: RunData, why: Summary | None) -> str:
 def write_report(root: str | Path) -> list[Path]:
     """Write ``summary.md`` and the plots of the run at `root`; return the files written."""
     run = load_run(root)
-    written = [run.root / "summary.md"]
-    atomic_write_bytes(written[0], summary_markdown(run, why_summary(run)).encode())
-    written += plot_run(run)
-    return written
+    plots = plot_run(run)
+    text = summary_markdown(run, why_summary(run), [p.name for p in plots])
+    atomic_write_bytes(run.root / "summary.md", text.encode())
+    return [run.root / "summary.md", *plots]
 
 
 def write_comparison(runs: Sequence[RunData], out: Path) -> tuple[pd.DataFrame, list[Path]]:
