@@ -383,6 +383,7 @@ def test_a_run_without_matplotlib_does_not_claim_plots(
 ) -> None:
     import trainer.report as report
 
+    pytest.importorskip("matplotlib")  # for the second half
     run = tmp_path / "lenient"
     shutil.copytree(EXAMPLE_RUN, run)
     for png in run.glob("*.png"):
