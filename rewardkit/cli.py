@@ -160,9 +160,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--scheme", action="append", metavar="NAME|FILE",
         help="schemes to check (default: strict and lenient)",
     )  # fmt: skip
-    golden.add_argument("--cases", metavar="FILE", help="cases JSONL (default: golden/cases.jsonl)")
     golden.add_argument(
-        "--expected", metavar="DIR", help="expected values folder (default: golden/expected)"
+        "--cases", metavar="FILE", help="cases JSONL (default: rewardkit's golden/cases.jsonl)"
+    )
+    golden.add_argument(
+        "--expected",
+        metavar="DIR",
+        help="expected values folder (default: rewardkit's golden/expected)",
     )
 
     commands.add_parser("rewards", help="list the built-in rewards, schemes and reason codes")
@@ -454,6 +458,13 @@ def _golden(args: argparse.Namespace, out: Console, err: Console) -> int:
             f"{own[0]} is a scheme of your own: its expected values belong in a folder of"
             f" yours, not in rewardkit's ({expected}); pass --expected DIR (and --cases FILE"
             " for cases of your own; rewardkit's are used otherwise)",
+        )
+        return EXIT_BAD_INPUT
+    if args.action == "update" and golden.INSTALLED and not args.expected:
+        _error(
+            err,
+            "rewardkit's expected values are part of the installed package and change only"
+            " with its code; record values of your own with --expected DIR",
         )
         return EXIT_BAD_INPUT
     try:

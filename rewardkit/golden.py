@@ -40,6 +40,7 @@ from rewardkit.schemes import RewardError, Scheme, schemes_of
 __all__ = [
     "DEFAULT_CASES",
     "DEFAULT_EXPECTED",
+    "INSTALLED",
     "Change",
     "GoldenCase",
     "GoldenError",
@@ -56,11 +57,13 @@ __all__ = [
     "update",
 ]
 
-# The repository root is the parent of the `rewardkit` package folder. In an installed (not
-# editable) copy there is no golden/ folder there: pass the paths explicitly.
-_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CASES = _ROOT / "golden" / "cases.jsonl"
-DEFAULT_EXPECTED = _ROOT / "golden" / "expected"
+# In a checkout (and an editable install) the files are the repository's golden/, beside
+# the package folder; an installed copy carries them as rewardkit/_golden (pyproject.toml).
+_CHECKOUT = Path(__file__).resolve().parent.parent / "golden"
+INSTALLED = not (_CHECKOUT / "cases.jsonl").is_file()
+_HOME = Path(__file__).resolve().parent / "_golden" if INSTALLED else _CHECKOUT
+DEFAULT_CASES = _HOME / "cases.jsonl"
+DEFAULT_EXPECTED = _HOME / "expected"
 
 _REQUIRED = ("id", "completion", "answer")
 _KEYS = frozenset({*_REQUIRED, "note"})

@@ -430,3 +430,42 @@ def test_a_custom_reward_that_raises_names_the_case() -> None:
     assert compute([GoldenCase("long", "abcd", "1")], scheme)[0]["fussy"] == 0.25
     with pytest.raises(GoldenError, match="case 'empty', scheme 'fussy': reward 'fussy' raised"):
         compute([GoldenCase("long", "abcd", "1"), GoldenCase("empty", "", "1")], scheme)
+
+
+def test_the_golden_files_ship_in_the_package() -> None:
+    """pyproject maps golden/ to rewardkit/_golden: every file `golden check` reads goes in
+    the wheel (an installed copy once pointed at site-packages/golden/, which is not there)."""
+    import fnmatch
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+
+    root = Path(__file__).resolve().parent.parent
+    setuptools = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert setuptools["package-dir"]["rewardkit._golden"] == "golden"
+    data = setuptools["package-data"]
+    shipped = {
+        "golden" + package.removeprefix("rewardkit._golden").replace(".", "/") + "/" + pattern
+        for package, patterns in data.items()
+        for pattern in patterns
+        if package.startswith("rewardkit._golden")
+    }
+    needed = [root / "golden" / "cases.jsonl", *sorted((root / "golden/expected").glob("*"))]
+    for path in needed:
+        relative = path.relative_to(root).as_posix()
+        assert any(fnmatch.fnmatch(relative, pattern) for pattern in shipped), relative
+    assert {"rewardkit._golden", "rewardkit._golden.expected"} <= set(setuptools["packages"])
+
+
+def test_update_of_rewardkits_own_values_is_refused_in_an_installed_copy(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import rewardkit.golden as golden
+    from rewardkit.cli import main
+
+    assert not golden.INSTALLED  # a checkout: golden/ beside the package
+    monkeypatch.setattr(golden, "INSTALLED", True)
+    assert main(["golden", "update"]) == 2
+    assert "--expected DIR" in capsys.readouterr().err
