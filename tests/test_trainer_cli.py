@@ -546,3 +546,39 @@ def test_a_run_whose_scheme_moved_or_changed_resumes_saying_so(
     assert main(["train", "--resume", str(run), "--set", "epochs=4"]) == 2
     err = capsys.readouterr().err.replace("\n", " ")
     assert "has the rewards correctness, and the run was trained with correctness, short" in err
+
+
+def test_a_folder_another_process_trains_in_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Two processes in one folder both appended to samples.jsonl (steps twice over) and
+    # both said done. The lock another process holds is taken here on a second handle.
+    pytest.importorskip("torch")
+    pytest.importorskip("fcntl")
+    from trainer.lock import FolderLock
+
+    config = tmp_path / "tiny.yaml"
+    config.write_text(TINY)
+    run = tmp_path / "runs" / "run"
+    assert main(["train", str(config), "--output-dir", str(run.parent), "--name", "run"]) == 0
+    capsys.readouterr()
+    before = (run / "samples.jsonl").read_bytes()
+    other = FolderLock.take(run)
+    try:
+        assert main(["train", "--resume", str(run), "--set", "epochs=2"]) == 2
+        err = " ".join(capsys.readouterr().err.split())
+        assert "another process (pid" in err and "is training in this folder" in err
+        assert (run / "samples.jsonl").read_bytes() == before
+        fresh = tmp_path / "runs" / "new"
+        fresh.mkdir()
+        busy = FolderLock.take(fresh)  # a new run of the same name, a moment earlier
+        try:
+            assert (
+                main(["train", str(config), "--output-dir", str(run.parent), "--name", "new"]) == 2
+            )
+            assert "is training in this folder" in " ".join(capsys.readouterr().err.split())
+        finally:
+            busy.release()
+    finally:
+        other.release()
+    assert main(["train", "--resume", str(run), "--set", "epochs=2"]) == 0  # free again

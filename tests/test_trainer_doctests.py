@@ -19,6 +19,7 @@ MODULES = [
     "trainer.evaluate",
     "trainer.hf",
     "trainer.loop",
+    "trainer.lock",
     "trainer.loss",
     "trainer.model",
     "trainer.prompt",

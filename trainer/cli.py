@@ -132,6 +132,7 @@ def run_train(args: argparse.Namespace) -> int:
     from trainer.console import Display
     from trainer.data import DataError
     from trainer.engine import EngineError
+    from trainer.lock import LOCK_FILE, FolderBusy
     from trainer.loop import CONFIG_FILE, load_scheme, moved_files, train
 
     root: Path | None = None  # the run in progress, for the messages below
@@ -197,7 +198,9 @@ def run_train(args: argparse.Namespace) -> int:
         parent = Path(args.output_dir) / (args.name or f"{stamp}-compare")
         for each, name in zip(configs, names, strict=True):
             folder = parent / name
-            if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+            if folder.exists() and (
+                not folder.is_dir() or any(p.name != LOCK_FILE for p in folder.iterdir())
+            ):
                 raise FileExistsError(f"{folder} already holds a run; pick another --name")
             load_scheme(each)  # a custom reward that fails stops here, not after a run
         roots = []
@@ -206,7 +209,14 @@ def run_train(args: argparse.Namespace) -> int:
             train(each, root, display=Display(out))
             roots.append(root)
         return _compare(out, [str(r) for r in roots], parent)
-    except (ConfigError, DataError, EngineError, FileExistsError, FileNotFoundError) as error:
+    except (
+        ConfigError,
+        DataError,
+        EngineError,
+        FileExistsError,
+        FileNotFoundError,
+        FolderBusy,
+    ) as error:
         if isinstance(error, OSError) and error.strerror is not None:
             raise  # the system refused a path: rewardkit.cli.main says which and why
         err.print(f"[red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)

@@ -49,6 +49,7 @@ from trainer.console import Display
 from trainer.data import Data, Problem, Skipped, fit_prompts, load_problems
 from trainer.engine import Engine, EngineError, Generation, make_engine
 from trainer.evaluate import evaluate, stop_cost
+from trainer.lock import LOCK_FILE, FolderLock
 from trainer.model import (
     ModelError,
     Policy,
@@ -88,6 +89,7 @@ class Run:
     files: RunFiles
     display: Display
     tracker: Tracker
+    lock: FolderLock
     watch: SignalWatch = field(default_factory=SignalWatch)
     # the rewards as the run loaded them: a file edited while it trains is not what it runs
     scheme_prints: dict[str, str] = field(default_factory=dict)
@@ -135,7 +137,13 @@ def train(
 
     `after_step(step)` is called after each step is written (tests use it to stop a run).
     """
-    run = _start(config, root, resume, display or Display())
+    lock = FolderLock.take(root) if resume else None  # a new run's: once its folder exists
+    try:
+        run = _start(config, root, resume, display or Display(), lock)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
     # Setup leaves some 400K tracked objects (modules, model, tokenizer, data). Collect its
     # garbage now rather than in the 0.2 s full collection Python would otherwise run a
     # few steps in, and freeze the survivors, which live all run, so that later full
@@ -149,6 +157,7 @@ def train(
         try:
             run.files.flush()  # a run stopped by an error keeps every step it finished
         finally:
+            run.lock.release()
             run.display.close()
     return root
 
@@ -273,7 +282,9 @@ def _check_scheme(run: Run, position: Position) -> None:
 # --- setup ---------------------------------------------------------------------------------
 
 
-def _start(config: TrainConfig, root: Path, resume: bool, display: Display) -> Run:
+def _start(
+    config: TrainConfig, root: Path, resume: bool, display: Display, lock: FolderLock | None
+) -> Run:
     import torch
 
     if resume:
@@ -290,7 +301,7 @@ def _start(config: TrainConfig, root: Path, resume: bool, display: Display) -> R
                 " only to give a moved file its new place), and this changes"
                 f" {', '.join(changed)} (drop those --set values)"
             )
-    elif root.exists() and any(root.iterdir()):
+    elif root.exists() and any(p.name != LOCK_FILE for p in root.iterdir()):
         raise FileExistsError(f"{root} already holds a run; pick another name or --resume it")
     # Everything that can fail on bad input (scheme, data, model, engine) runs before the
     # run folder is made, so a run that cannot start leaves no folder behind.
@@ -311,59 +322,64 @@ def _start(config: TrainConfig, root: Path, resume: bool, display: Display) -> R
     if config.beta > 0:
         reference = load_policy(config, texts).model.eval().requires_grad_(False)
     engine, why = _make_engine(policy, config, longest, root if resume else None)
-    tracker = _open_folder(config, root, write_config=not resume)
-    parameters = sum(p.numel() for p in policy.model.parameters())
-    display.message(
-        f"run [bold]{escape(str(root))}[/]: "
-        + escape(
-            f"model {config.model}, scheme {scheme.name}, engine {why}, {len(train_set)} train"
-            f" / {len(test_set)} test problems from {config.dataset}, {parameters:,} parameters"
-            f" in {policy.precision.describe()}"
+    tracker, lock = _open_folder(config, root, lock)
+    try:
+        parameters = sum(p.numel() for p in policy.model.parameters())
+        display.message(
+            f"run [bold]{escape(str(root))}[/]: "
+            + escape(
+                f"model {config.model}, scheme {scheme.name}, engine {why}, {len(train_set)} train"
+                f" / {len(test_set)} test problems from {config.dataset}, {parameters:,} parameters"
+                f" in {policy.precision.describe()}"
+            )
         )
-    )
-    if any(r.builtin for r in scheme.rewards) and (bad := tag_problems(policy.tokenizer, TAGS)):
-        display.warning(
-            f"the model cannot write {', '.join(bad)}: completions are decoded with special"
-            " tokens skipped, so the format and mark rewards (and strict correctness) read"
-            " them as missing; add the tags as ordinary tokens (tokenizer.add_tokens(...),"
-            " then model.resize_token_embeddings(len(tokenizer))) and save both again"
+        if any(r.builtin for r in scheme.rewards) and (bad := tag_problems(policy.tokenizer, TAGS)):
+            display.warning(
+                f"the model cannot write {', '.join(bad)}: completions are decoded with special"
+                " tokens skipped, so the format and mark rewards (and strict correctness) read"
+                " them as missing; add the tags as ordinary tokens (tokenizer.add_tokens(...),"
+                " then model.resize_token_embeddings(len(tokenizer))) and save both again"
+            )
+        if left := len(train_set) % config.prompts_per_step:
+            full = len(train_set) // config.prompts_per_step
+            display.warning(
+                f"{len(train_set)} training problems fill {full} step{'' if full == 1 else 's'} of"
+                f" {config.prompts_per_step} prompts: each epoch leaves {left} out (other ones"
+                " each epoch, in its shuffled order); to train on the same problems every epoch,"
+                f" set train_samples={full * config.prompts_per_step}"
+            )
+        if data.skipped:
+            _report_skipped(root, data.skipped, display)
+        if cost is not None:
+            display.warning(cost)
+        # Fused: one kernel per parameter instead of torch's per-op lists of temporaries. On a
+        # Qwen2-0.5B-sized model on this CPU an AdamW step took 0.56 s instead of 2.9-3.2 s, a
+        # training step 12.4 s instead of 15.7 (bench/RESULTS.md). TRL fuses too (transformers'
+        # `adamw_torch_fused`). It rounds differently, so the example run changed with it.
+        device = next(policy.model.parameters()).device
+        optimizer = torch.optim.AdamW(
+            policy.model.parameters(),
+            lr=config.learning_rate,
+            weight_decay=config.weight_decay,
+            fused=True if device.type in ("cpu", "cuda") else None,  # None: torch's choice
         )
-    if left := len(train_set) % config.prompts_per_step:
-        full = len(train_set) // config.prompts_per_step
-        display.warning(
-            f"{len(train_set)} training problems fill {full} step{'' if full == 1 else 's'} of"
-            f" {config.prompts_per_step} prompts: each epoch leaves {left} out (other ones"
-            " each epoch, in its shuffled order); to train on the same problems every epoch,"
-            f" set train_samples={full * config.prompts_per_step}"
+        return Run(
+            config,
+            root,
+            scheme,
+            data,
+            policy,
+            reference,
+            engine,
+            optimizer,
+            RunFiles(root),
+            display,
+            tracker,
+            lock,
         )
-    if data.skipped:
-        _report_skipped(root, data.skipped, display)
-    if cost is not None:
-        display.warning(cost)
-    # Fused: one kernel per parameter instead of torch's per-op lists of temporaries. On a
-    # Qwen2-0.5B-sized model on this CPU an AdamW step took 0.56 s instead of 2.9-3.2 s, a
-    # training step 12.4 s instead of 15.7 (bench/RESULTS.md). TRL fuses too (transformers'
-    # `adamw_torch_fused`). It rounds differently, so the example run changed with it.
-    device = next(policy.model.parameters()).device
-    optimizer = torch.optim.AdamW(
-        policy.model.parameters(),
-        lr=config.learning_rate,
-        weight_decay=config.weight_decay,
-        fused=True if device.type in ("cpu", "cuda") else None,  # None: torch's choice
-    )
-    return Run(
-        config,
-        root,
-        scheme,
-        data,
-        policy,
-        reference,
-        engine,
-        optimizer,
-        RunFiles(root),
-        display,
-        tracker,
-    )
+    except BaseException:
+        lock.release()
+        raise
 
 
 def load_scheme(config: TrainConfig) -> tuple[Scheme, str | None]:
@@ -429,21 +445,34 @@ def _fit_context(data: Data, policy: Policy, config: TrainConfig) -> tuple[Data,
     return data, max(tokens(p) for p in data.train + data.test)
 
 
-def _open_folder(config: TrainConfig, root: Path, write_config: bool = True) -> Tracker:
-    """Make the run folder, start W&B in it (when asked) and write the config (a resume
-    writes it once its checkpoint is restored); a folder made here is removed again if W&B
-    cannot start."""
+def _open_folder(
+    config: TrainConfig, root: Path, lock: FolderLock | None
+) -> tuple[Tracker, FolderLock]:
+    """Make the run folder, lock it (a resume comes with its folder locked), start W&B in
+    it (when asked) and write the config (a resume writes it once its checkpoint is
+    restored). A folder made here is removed again if W&B cannot start.
+
+    A new run checks again, under the lock, that the folder holds no run: two runs given
+    one name at once both passed the first check, before either had made the folder.
+    """
     made = not root.exists()
     root.mkdir(parents=True, exist_ok=True)
+    resume = lock is not None
+    if lock is None:
+        lock = FolderLock.take(root)
+        if any(p.name != LOCK_FILE for p in root.iterdir()):
+            lock.release()
+            raise FileExistsError(f"{root} already holds a run; pick another name or --resume it")
     try:
         tracker = Tracker(config, root)  # W&B keeps its files in the run folder
-    except ConfigError:
+    except BaseException:
+        lock.release()
         if made:
             shutil.rmtree(root, ignore_errors=True)
         raise
-    if write_config:
+    if not resume:
         atomic_write_bytes(root / CONFIG_FILE, dump_config(config).encode())
-    return tracker
+    return tracker, lock
 
 
 def _report_skipped(root: Path, skipped: list[Skipped], display: Display) -> None:
