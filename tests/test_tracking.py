@@ -99,10 +99,14 @@ def test_wandb_that_cannot_start_says_what_to_do_and_leaves_no_run_folder(
 
 
 def test_a_real_offline_wandb_run_holds_the_metrics(tmp_path: Path, monkeypatch: Any) -> None:
-    pytest.importorskip("wandb", reason="wandb is not installed (pip install wandb)")
+    wandb = pytest.importorskip("wandb", reason="wandb is not installed (pip install wandb)")
     monkeypatch.setenv("WANDB_MODE", "offline")  # nothing leaves the machine
     monkeypatch.setenv("WANDB_SILENT", "true")
     root = train(fast_config(wandb=True), tmp_path / "run", display=quiet())
+    # run.finish() returns before wandb's service has written the record file (7 bytes of
+    # it, on a loaded machine, in 2 of 3 tries); a process's exit waits for the service,
+    # and so does teardown.
+    wandb.teardown()
     records = list((root / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(records) == 1, list((root / "wandb").iterdir())
     data = records[0].read_bytes()  # wandb's record log: metric names are stored as text
