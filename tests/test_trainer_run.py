@@ -484,3 +484,28 @@ def test_the_reward_plot_shows_a_reward_that_is_the_whole_total(
     figures.clear()
     plot_run(RunData(tmp_path / "mine", {"scheme": "strict"}, steps, empty, empty))
     assert figures[0].axes[0].get_title() == "mine: reward per component (strict)"
+
+
+def test_a_kill_inside_the_final_save_leaves_no_stray_file(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    # safetensors writes through a randomly named temporary file: a kill there left a
+    # weights-sized .tmpXXXX in model/ that the resume's save did not remove.
+    from transformers import PreTrainedModel
+
+    real = PreTrainedModel.save_pretrained
+
+    def killed(self: Any, folder: Any, *args: Any, **kwargs: Any) -> None:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        (Path(folder) / ".tmpJINjSh").write_bytes(b"half the weights")
+        raise Killed
+
+    root = tmp_path / "run"
+    monkeypatch.setattr(PreTrainedModel, "save_pretrained", killed)
+    with pytest.raises(Killed):
+        train(fast_config(), root, display=quiet())
+    monkeypatch.setattr(PreTrainedModel, "save_pretrained", real)
+    train(fast_config(), root, resume=True, display=quiet())
+    assert (root / "model" / "config.json").exists()
+    assert not [p.name for p in (root / "model").iterdir() if p.name.startswith(".tmp")]
+    assert not (root / ".model.partial").exists()

@@ -12,10 +12,14 @@ interrupted (the run can be resumed from its last checkpoint).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.metadata
 import importlib.util
 import re
+import signal
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +28,30 @@ from rich.markup import escape
 
 __all__ = ["add_report_parser", "add_train_parser", "run_report", "run_train"]
 
-EXIT_OK, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 2, 130
+EXIT_OK, EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 2, 130, 143
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (timeout, docker stop, SLURM, systemd), handled as Ctrl-C is: the run stops
+    where it is and says how to resume it. Without a handler Python died without a word."""
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers
+        return
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 TRAIN_EXTRA_HINT = "pip install 'rewardkit[train]'"
 
 
@@ -115,6 +142,11 @@ def _version(distribution: str) -> tuple[int, ...] | None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    with _sigterm_as_interrupt():
+        return _run_train(args)
+
+
+def _run_train(args: argparse.Namespace) -> int:
     out, err = Console(), Console(stderr=True)
     missing = _missing_train_extra()
     if missing is not None:
@@ -244,16 +276,21 @@ def run_train(args: argparse.Namespace) -> int:
             soft_wrap=True,
         )
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
+        what, code = (
+            ("terminated", EXIT_TERMINATED)
+            if isinstance(stop, Terminated)
+            else ("interrupted", EXIT_INTERRUPTED)
+        )
         if root is None or not (root / CONFIG_FILE).is_file():
-            err.print("interrupted before the run folder was written; nothing to resume")
-            return EXIT_INTERRUPTED
+            err.print(f"{what} before the run folder was written; nothing to resume")
+            return code
         err.print(
-            f"interrupted; continue from the last checkpoint with `{escape(_resume(root))}`",
+            f"{what}; continue from the last checkpoint with `{escape(_resume(root))}`",
             highlight=False,
             soft_wrap=True,
         )
-        return EXIT_INTERRUPTED
+        return code
 
 
 def _resume(root: Path | None) -> str:

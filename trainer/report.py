@@ -88,6 +88,13 @@ def load_run(root: str | Path) -> RunData:
     import yaml
 
     root = Path(root)
+    if (root / "config.yaml").exists() and not (root / STEPS).exists():
+        raise ReportError(
+            f"{root}: a run folder without {STEPS} yet: a run writes it within seconds of"
+            " its first step and at each checkpoint, so this run stopped (or is still"
+            " starting) before then; continue it with `rewardkit train --resume"
+            f" {shlex.quote(str(root))}`"
+        )
     if not (root / "config.yaml").exists() or not (root / STEPS).exists():
         raise ReportError(
             f"{root}: not a run folder (it needs config.yaml and {STEPS}; a run writes them"
