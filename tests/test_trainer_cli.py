@@ -73,8 +73,11 @@ def test_resume_of_a_folder_that_holds_no_run_says_what_it_takes(
     pytest.importorskip("torch")
     assert main(["train", "--resume", str(tmp_path / "nothing")]) == 2
     err = capsys.readouterr().err.replace("\n", " ")
-    assert "not a run folder (no config.yaml)" in err
+    assert "nothing: no such folder" in err  # said so, not "not a run folder"
     assert "--resume takes the folder a `rewardkit train` run wrote" in err
+    assert main(["train", "--resume", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.replace("\n", " ")
+    assert "not a run folder (no config.yaml)" in err
 
 
 @pytest.mark.parametrize(
@@ -268,6 +271,52 @@ def test_a_custom_reward_that_raises_stops_training_with_its_message(
     assert "fragile.py:2)" in err and f"rewardkit train --resume {out / 'run'}" in err
 
 
+def test_an_interrupted_comparison_resumes_as_a_whole(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ctrl-C in the second run of --schemes: the hint resumed that run alone, and the
+    # comparison was never written; --resume of the comparison's folder was refused.
+    pytest.importorskip("torch")
+    import pandas as pd
+
+    import trainer.loop
+
+    config, out = tiny_config(tmp_path), tmp_path / "reports"
+    argv = ["train", str(config), "--schemes", "strict,lenient", "--output-dir", str(out)]
+    assert main([*argv, "--name", "whole"]) == 0
+    real = trainer.loop.train
+
+    def stopped_in_lenient(config: Any, root: Path, **kwargs: Any) -> Path:
+        if config.scheme != "lenient":
+            return real(config, root, **kwargs)
+
+        def stop(step: int) -> None:
+            raise KeyboardInterrupt
+
+        return real(config, root, after_step=stop, **kwargs)
+
+    monkeypatch.setattr(trainer.loop, "train", stopped_in_lenient)
+    capsys.readouterr()
+    assert main([*argv, "--name", "cmp"]) == 130
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"continue the comparison with `rewardkit train --resume {out / 'cmp'}`" in err
+    assert not (out / "cmp" / "comparison.csv").exists()
+    assert main([*argv, "--name", "cmp"]) == 2  # the same command again says what to do
+    assert f"or continue that comparison with `rewardkit train --resume {out / 'cmp'}`" in (
+        " ".join(capsys.readouterr().err.split())
+    )
+    monkeypatch.setattr(trainer.loop, "train", real)
+    assert main(["train", "--resume", str(out / "cmp"), "--set", "learning_rate=1"]) == 2
+    assert "drop those --set values" in " ".join(capsys.readouterr().err.split())
+    assert main(["train", "--resume", str(out / "cmp")]) == 0
+    assert "strict: finished; kept as it is" in capsys.readouterr().out.replace("\n", "")
+    frames = [
+        pd.read_csv(out / name / "comparison.csv").drop(columns=["run", "seconds"])
+        for name in ("whole", "cmp")
+    ]
+    pd.testing.assert_frame_equal(frames[0], frames[1])
+
+
 def test_an_interrupted_run_says_how_to_resume_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -405,7 +454,8 @@ def test_a_run_records_absolute_paths_so_it_resumes_from_anywhere(
     assert f"dataset: {work / 'data.jsonl'}" in saved
     monkeypatch.chdir(tmp_path)
     assert main(["train", "--resume", "work/runs/run", "--set", "epochs=2"]) == 0
-    assert "Epoch 2" in capsys.readouterr().out
+    text = capsys.readouterr().out.replace("\n", " ")
+    assert "Epoch 2" in text and "resumed from the checkpoint at step 2 of 4" in text
 
 
 def test_report_on_a_folder_that_is_not_a_run(

@@ -29,6 +29,7 @@ from rich.markup import escape
 __all__ = ["add_report_parser", "add_train_parser", "run_report", "run_train"]
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 2, 130, 143
+COMPARISON_FILE = "comparison.yaml"  # a --schemes folder's plan: its schemes and config
 
 
 class Terminated(KeyboardInterrupt):
@@ -85,7 +86,8 @@ def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--resume",
         metavar="RUN_DIR",
-        help="continue a stopped run from its last checkpoint (same data order); only"
+        help="continue a stopped run (or --schemes comparison) from its last checkpoint (same"
+        " data order); only"
         " epochs, micro_batch_size, gradient_checkpointing and sync_check_every may change,"
         " and scheme, dataset or model only to give a moved file its new place",
     )
@@ -158,6 +160,7 @@ def _run_train(args: argparse.Namespace) -> int:
         )
         return EXIT_BAD_INPUT
     import torch
+    import yaml
 
     from rewardkit.score import InputError
     from trainer.config import ConfigError, load_config
@@ -166,8 +169,10 @@ def _run_train(args: argparse.Namespace) -> int:
     from trainer.engine import EngineError
     from trainer.lock import LOCK_FILE, FolderBusy
     from trainer.loop import CONFIG_FILE, load_scheme, moved_files, train
+    from trainer.runfiles import atomic_write_bytes
 
     root: Path | None = None  # the run in progress, for the messages below
+    comparing: Path | None = None  # the --schemes folder, once its plan is written
     try:
         if args.resume:
             root = Path(args.resume)
@@ -186,10 +191,18 @@ def _run_train(args: argparse.Namespace) -> int:
                     f"--resume continues the run in its own folder with its own config.yaml;"
                     f" drop {', '.join(given)}"
                 )
+            if not root.is_dir():
+                raise ConfigError(
+                    f"{root}: no such folder; --resume takes the folder a `rewardkit train`"
+                    " run wrote, e.g. reports/<run>"
+                )
+            if (root / COMPARISON_FILE).is_file() and not (root / CONFIG_FILE).is_file():
+                return _resume_comparison(out, root, args.overrides)
             if not (root / CONFIG_FILE).is_file():
                 raise ConfigError(
                     f"{root}: not a run folder (no {CONFIG_FILE}); --resume takes the folder a"
-                    " `rewardkit train` run wrote, e.g. reports/<run>"
+                    " `rewardkit train` run wrote, e.g. reports/<run> (or the folder of a"
+                    " --schemes comparison)"
                 )
             given_keys = {pair.partition("=")[0].strip() for pair in args.overrides}
             if gone := [key for key in moved_files(root) if key not in given_keys]:
@@ -233,8 +246,17 @@ def _run_train(args: argparse.Namespace) -> int:
             if folder.exists() and (
                 not folder.is_dir() or any(p.name != LOCK_FILE for p in folder.iterdir())
             ):
-                raise FileExistsError(f"{folder} already holds a run; pick another --name")
+                again = (
+                    f", or continue that comparison with `{_resume(parent)}`"
+                    if (parent / COMPARISON_FILE).is_file()
+                    else ""
+                )
+                raise FileExistsError(f"{folder} already holds a run; pick another --name{again}")
             load_scheme(each)  # a custom reward that fails stops here, not after a run
+        parent.mkdir(parents=True, exist_ok=True)
+        plan = {"schemes": [each.scheme for each in configs], "config": config.to_dict()}
+        atomic_write_bytes(parent / COMPARISON_FILE, yaml.safe_dump(plan).encode())
+        comparing = parent
         roots = []
         for each in configs:
             root = parent / Path(each.scheme).stem
@@ -268,7 +290,7 @@ def _run_train(args: argparse.Namespace) -> int:
             f"[red]error:[/] out of GPU memory ({escape(first)}). One forward pass holds"
             " micro_batch_size sequences, and their logits alone take micro_batch_size x"
             " (prompt + max_new_tokens) x vocabulary x 4 bytes, a few times over. Fix: lower"
-            " micro_batch_size (the update does not depend on it), set"
+            " micro_batch_size (the update depends on it only through rounding), set"
             " gradient_checkpointing=true, or lower max_new_tokens; then continue with"
             f" `{escape(_resume(root))} --set micro_batch_size=N` (both keys may change on"
             " a resume)",
@@ -282,6 +304,14 @@ def _run_train(args: argparse.Namespace) -> int:
             if isinstance(stop, Terminated)
             else ("interrupted", EXIT_INTERRUPTED)
         )
+        if comparing is not None:  # the runs done, this one and those to come
+            err.print(
+                f"{what}; continue the comparison with `{escape(_resume(comparing))}` (each"
+                " run from its last checkpoint, then the runs not begun, then the comparison)",
+                highlight=False,
+                soft_wrap=True,
+            )
+            return code
         if root is None or not (root / CONFIG_FILE).is_file():
             err.print(f"{what} before the run folder was written; nothing to resume")
             return code
@@ -291,6 +321,48 @@ def _run_train(args: argparse.Namespace) -> int:
             soft_wrap=True,
         )
         return code
+
+
+def _resume_comparison(out: Console, parent: Path, overrides: list[str]) -> int:
+    """Continue a `--schemes` comparison: each run that began from its checkpoint (a
+    finished one is kept as it is unless --set changes something), each run not begun from
+    the start, then the comparison."""
+    import yaml
+
+    from trainer.config import ConfigError, from_mapping, load_config, parse_overrides
+    from trainer.console import Display
+    from trainer.loop import CONFIG_FILE, RESUME_MAY_CHANGE, train
+
+    path = parent / COMPARISON_FILE
+    try:
+        plan = yaml.safe_load(path.read_text(encoding="utf-8"))
+        schemes, base = [str(s) for s in plan["schemes"]], from_mapping(plan["config"])
+    except (yaml.YAMLError, OSError, KeyError, TypeError, ValueError, ConfigError) as error:
+        raise ConfigError(
+            f"{path}: not the plan a --schemes run writes ({error}); run the comparison again"
+            " under a new --name"
+        ) from None
+    keys = {pair.partition("=")[0].strip() for pair in overrides}
+    if refused := sorted(keys - set(RESUME_MAY_CHANGE)):
+        raise ConfigError(
+            f"--resume continues the comparison with its own config; only"
+            f" {', '.join(RESUME_MAY_CHANGE)} may change, and this changes"
+            f" {', '.join(refused)} (drop those --set values)"
+        )
+    roots = []
+    for scheme in schemes:
+        root = parent / Path(scheme).stem
+        roots.append(root)
+        if (root / CONFIG_FILE).is_file():
+            if (root / "model" / "config.json").is_file() and not overrides:
+                out.print(f"{escape(str(root))}: finished; kept as it is", highlight=False)
+                continue
+            config = load_config(root / CONFIG_FILE, overrides).with_absolute_paths()
+            train(config, root, resume=True, display=Display(out))
+        else:
+            config = base.replace(scheme=scheme, **parse_overrides(overrides))
+            train(config.with_absolute_paths(), root, display=Display(out))
+    return _compare(out, [str(r) for r in roots], parent)
 
 
 def _resume(root: Path | None) -> str:

@@ -211,6 +211,11 @@ def _train(run: Run, resume: bool, after_step: Callable[[int], None] | None) -> 
             )
         run.files.rollback(position.step, position.epoch, position.sizes)
         run.engine.sync_weights(run.policy.model)  # it was built from the initial weights
+        total = config.epochs * run.steps_per_epoch
+        run.display.message(
+            f"resumed from the checkpoint at step {position.step} of {total}"
+            + ("" if position.step < total else " (the run had finished: its report is redone)")
+        )
     elif resume:  # stopped before its first checkpoint: the start is the last safe point
         run.display.warning(
             f"{root} has no checkpoint yet (the run stopped before its first one): it starts"
