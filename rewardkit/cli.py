@@ -171,12 +171,69 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("rewards", help="list the built-in rewards, schemes and reason codes")
 
-    # The trainer's sub-commands; trainer.cli imports no torch until a run starts.
-    from trainer.cli import add_report_parser, add_train_parser
+    # The trainer's sub-commands; trainer.cli imports no torch until a run starts. When
+    # the `trainer` Python would import is not rewardkit's, they only say so, and the
+    # other commands work as ever.
+    if trainer_problem() is None:
+        from trainer.cli import add_report_parser, add_train_parser
 
-    add_train_parser(commands)
-    add_report_parser(commands)
+        add_train_parser(commands)
+        add_report_parser(commands)
+    else:
+        for name in ("train", "report"):
+            # every argument, -h too, is taken as it comes: the command only says why not
+            stub = commands.add_parser(
+                name,
+                help="(unavailable here; run it to see why)",
+                add_help=False,
+                prefix_chars="\0",
+            )
+            stub.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
     return parser
+
+
+# In trainer/__init__.py: tells rewardkit's package from another distribution's `trainer`
+# installed over it (one on PyPI is), without running the other package's code.
+_TRAINER_MARK = "The GRPO trainer of rewardkit"
+
+
+def trainer_problem() -> str | None:
+    """Why ``import trainer`` would not give rewardkit's trainer, or None when it would.
+
+    The trainer is the top-level package `trainer`, a common name: a ``trainer.py`` or
+    ``trainer/`` in the working folder comes first for ``python -m rewardkit``, and another
+    distribution's `trainer` package installed in the same environment replaces its files.
+    Nothing of the other module is run to find out.
+    """
+    import importlib.util
+
+    ours = Path(__file__).resolve().parent.parent / "trainer" / "__init__.py"
+    try:
+        spec = importlib.util.find_spec("trainer")
+    except (ImportError, ValueError):
+        spec = None
+    origin = Path(spec.origin).resolve() if spec is not None and spec.origin else None
+    if origin is None or not origin.is_file():
+        return (
+            "rewardkit's trainer package is missing from this installation; reinstall"
+            " rewardkit (pip install --force-reinstall 'rewardkit[train]')"
+        )
+    if origin != ours:
+        return (
+            f"the module `trainer` Python finds first is {origin}, not rewardkit's trainer"
+            f" ({ours}); rename yours, or run rewardkit from another folder"
+        )
+    try:
+        marked = _TRAINER_MARK in origin.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        marked = False
+    if not marked:
+        return (
+            f"{origin} is not rewardkit's trainer: another installed package named `trainer`"
+            " wrote its files over it (see `pip show -f trainer`); rewardkit's trainer cannot"
+            " share an environment with it: use a virtual environment of its own"
+        )
+    return None
 
 
 def _error(err: Console, error: object) -> None:
@@ -197,6 +254,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     err = Console(stderr=True, soft_wrap=True)
     try:
         if args.command in {"train", "report"}:
+            if (problem := trainer_problem()) is not None:
+                _error(err, f"`rewardkit {args.command}` is unavailable: {problem}")
+                return EXIT_BAD_INPUT
             from trainer.cli import run_report, run_train
 
             return run_train(args) if args.command == "train" else run_report(args)

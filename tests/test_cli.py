@@ -370,3 +370,39 @@ def test_pass_at_k_out_of_every_groups_reach_is_said(capsys: Any) -> None:
     code, out, _ = run(capsys, "score", "examples/completions.jsonl", "--k", "20")
     assert code == 0
     assert "pass@20: no group has that many samples (the largest has 8)" in out.replace("\n", " ")
+
+
+def test_a_trainer_module_of_the_users_own_breaks_only_train(tmp_path: Path) -> None:
+    # rewardkit's trainer is the top-level package `trainer`: a trainer.py in the working
+    # folder came first for `python -m rewardkit`, was run, and broke every command.
+    (tmp_path / "trainer.py").write_text("open('imported', 'w').close()\n")
+    example = Path(__file__).resolve().parent.parent / "examples" / "completions.jsonl"
+
+    def rewardkit(*argv: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "rewardkit", *argv]
+        return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True)
+
+    done = rewardkit("score", str(example), "--json")
+    assert done.returncode == 0, done.stderr
+    done = rewardkit("train", "-h")
+    assert done.returncode == 2
+    message = " ".join(done.stderr.split())
+    assert f"the module `trainer` Python finds first is {tmp_path / 'trainer.py'}" in message
+    assert "rename yours, or run rewardkit from another folder" in message
+    assert not (tmp_path / "imported").exists()  # the user's module was never run
+
+
+def test_a_trainer_package_installed_over_rewardkits_is_named(
+    monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    import rewardkit.cli
+
+    assert rewardkit.cli.trainer_problem() is None  # this checkout's own
+    # Another distribution's trainer/__init__.py in its place (PyPI has one): no mark.
+    monkeypatch.setattr(rewardkit.cli, "_TRAINER_MARK", "a line no file holds")
+    problem = rewardkit.cli.trainer_problem()
+    assert problem is not None and "another installed package named `trainer`" in problem
+    code, out, err = run(capsys, "report", "somewhere")
+    assert code == 2 and "`rewardkit report` is unavailable" in " ".join(err.split())
+    code, out, _ = run(capsys, "rewards")  # the rest of rewardkit works as ever
+    assert code == 0 and "correctness" in out
