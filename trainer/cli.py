@@ -254,7 +254,8 @@ def _run_train(args: argparse.Namespace) -> int:
                 raise FileExistsError(f"{folder} already holds a run; pick another --name{again}")
             load_scheme(each)  # a custom reward that fails stops here, not after a run
         parent.mkdir(parents=True, exist_ok=True)
-        plan = {"schemes": [each.scheme for each in configs], "config": config.to_dict()}
+        # each run's config is the first one's with its own scheme
+        plan = {"schemes": [each.scheme for each in configs], "config": configs[0].to_dict()}
         atomic_write_bytes(parent / COMPARISON_FILE, yaml.safe_dump(plan).encode())
         comparing = parent
         roots = []
