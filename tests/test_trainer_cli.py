@@ -305,16 +305,24 @@ def test_an_interrupted_comparison_resumes_as_a_whole(
     assert f"or continue that comparison with `rewardkit train --resume {out / 'cmp'}`" in (
         " ".join(capsys.readouterr().err.split())
     )
+    # stopped again while resuming: the same way on, not "nothing to resume"
+    assert main(["train", "--resume", str(out / "cmp")]) == 130
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"continue the comparison with `rewardkit train --resume {out / 'cmp'}`" in err
     monkeypatch.setattr(trainer.loop, "train", real)
     assert main(["train", "--resume", str(out / "cmp"), "--set", "learning_rate=1"]) == 2
     assert "drop those --set values" in " ".join(capsys.readouterr().err.split())
     assert main(["train", "--resume", str(out / "cmp")]) == 0
-    assert "strict: finished; kept as it is" in capsys.readouterr().out.replace("\n", "")
+    text = capsys.readouterr().out.replace("\n", "")
+    assert "(the run had finished: its report is redone)" in text  # strict's
     frames = [
         pd.read_csv(out / name / "comparison.csv").drop(columns=["run", "seconds"])
         for name in ("whole", "cmp")
     ]
     pd.testing.assert_frame_equal(frames[0], frames[1])
+    # --set on a comparison's resume goes into its plan too, for runs begun after it
+    assert main(["train", "--resume", str(out / "cmp"), "--set", "epochs=2"]) == 0
+    assert "epochs: 2" in (out / "cmp" / "comparison.yaml").read_text()
 
 
 def test_an_interrupted_run_says_how_to_resume_it(

@@ -509,3 +509,22 @@ def test_a_kill_inside_the_final_save_leaves_no_stray_file(
     assert (root / "model" / "config.json").exists()
     assert not [p.name for p in (root / "model").iterdir() if p.name.startswith(".tmp")]
     assert not (root / ".model.partial").exists()
+
+
+def test_a_ctrl_c_in_setups_collection_still_frees_the_folder(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    # The held Ctrl-C was raised after the collection but outside train()'s try: the
+    # folder's lock, the files and the display were left as they were.
+    import trainer.loop
+    from trainer.lock import FolderLock
+
+    def interrupted() -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer.loop.gc, "collect", interrupted)
+    root = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt) as caught:
+        train(fast_config(), root, display=quiet())
+    FolderLock.take(root).release()  # free, while the traceback is still alive
+    assert caught.traceback  # (kept alive until here, as a notebook keeps it)

@@ -87,9 +87,9 @@ def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--resume",
         metavar="RUN_DIR",
         help="continue a stopped run (or --schemes comparison) from its last checkpoint (same"
-        " data order); only"
-        " epochs, micro_batch_size, gradient_checkpointing and sync_check_every may change,"
-        " and scheme, dataset or model only to give a moved file its new place",
+        " data order); only epochs, micro_batch_size, gradient_checkpointing and"
+        " sync_check_every may change, and for a single run scheme, dataset or model only to"
+        " give a moved file its new place",
     )
     return parser
 
@@ -197,6 +197,7 @@ def _run_train(args: argparse.Namespace) -> int:
                     " run wrote, e.g. reports/<run>"
                 )
             if (root / COMPARISON_FILE).is_file() and not (root / CONFIG_FILE).is_file():
+                comparing = root
                 return _resume_comparison(out, root, args.overrides)
             if not (root / CONFIG_FILE).is_file():
                 raise ConfigError(
@@ -326,13 +327,15 @@ def _run_train(args: argparse.Namespace) -> int:
 
 def _resume_comparison(out: Console, parent: Path, overrides: list[str]) -> int:
     """Continue a `--schemes` comparison: each run that began from its checkpoint (a
-    finished one is kept as it is unless --set changes something), each run not begun from
-    the start, then the comparison."""
+    finished one redoes only its report), each run not begun from the start, then the
+    comparison. `overrides` go into the plan first, so that the runs begun later get them
+    too: the runs compared are always runs of one config."""
     import yaml
 
     from trainer.config import ConfigError, from_mapping, load_config, parse_overrides
     from trainer.console import Display
     from trainer.loop import CONFIG_FILE, RESUME_MAY_CHANGE, train
+    from trainer.runfiles import atomic_write_bytes
 
     path = parent / COMPARISON_FILE
     try:
@@ -350,19 +353,19 @@ def _resume_comparison(out: Console, parent: Path, overrides: list[str]) -> int:
             f" {', '.join(RESUME_MAY_CHANGE)} may change, and this changes"
             f" {', '.join(refused)} (drop those --set values)"
         )
+    if overrides:
+        base = base.replace(**parse_overrides(overrides))
+        plan["config"] = base.to_dict()
+        atomic_write_bytes(path, yaml.safe_dump(plan).encode())
     roots = []
     for scheme in schemes:
         root = parent / Path(scheme).stem
         roots.append(root)
         if (root / CONFIG_FILE).is_file():
-            if (root / "model" / "config.json").is_file() and not overrides:
-                out.print(f"{escape(str(root))}: finished; kept as it is", highlight=False)
-                continue
             config = load_config(root / CONFIG_FILE, overrides).with_absolute_paths()
             train(config, root, resume=True, display=Display(out))
         else:
-            config = base.replace(scheme=scheme, **parse_overrides(overrides))
-            train(config.with_absolute_paths(), root, display=Display(out))
+            train(base.replace(scheme=scheme).with_absolute_paths(), root, display=Display(out))
     return _compare(out, [str(r) for r in roots], parent)
 
 

@@ -151,10 +151,10 @@ def train(
     # garbage now rather than in the 0.2 s full collection Python would otherwise run a
     # few steps in, and freeze the survivors, which live all run, so that later full
     # collections skip them. Unfrozen at the end.
-    with _signals_held():
-        gc.collect()
-    gc.freeze()
     try:
+        with _signals_held():
+            gc.collect()
+        gc.freeze()
         _train(run, resume, after_step)
     finally:
         gc.unfreeze()
@@ -505,7 +505,12 @@ def _open_folder(
             shutil.rmtree(root, ignore_errors=True)
         raise
     if not resume:
-        atomic_write_bytes(root / CONFIG_FILE, dump_config(config).encode())
+        try:
+            atomic_write_bytes(root / CONFIG_FILE, dump_config(config).encode())
+        except BaseException:
+            lock.release()
+            tracker.finish()
+            raise
     return tracker, lock
 
 
