@@ -75,6 +75,13 @@ def build_tiny_model(folder: Path, chat_template: str | None = None) -> Path:
     return folder
 
 
+def checkpointing_key(config_class: type) -> str:
+    """transformers 5.23 renamed `gradient_checkpointing` to `activation_checkpointing`; the
+    old name warns (FutureWarning) until v6, and older versions lack the new one."""
+    new = "activation_checkpointing" in getattr(config_class, "__dataclass_fields__", {})
+    return "activation_checkpointing" if new else "gradient_checkpointing"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scheme", default="lenient", help="strict, lenient, or a scheme file")
@@ -103,7 +110,7 @@ def main(argv: list[str] | None = None) -> None:
             logging_steps=1,
             reward_weights=reward_weights(args.scheme),  # TRL's `reward` = the scheme's total
             bf16=False,  # TRL's defaults (bf16, gradient checkpointing) are slow on a CPU
-            gradient_checkpointing=False,
+            **{checkpointing_key(GRPOConfig): False},
             use_cpu=True,
             report_to="none",
             save_strategy="no",

@@ -140,6 +140,7 @@ def tiny_config(tmp_path: Path) -> Path:
 
 def test_train_both_schemes_then_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("torch")
+    pytest.importorskip("matplotlib")  # comparison.png
     config = tiny_config(tmp_path)
     out = tmp_path / "reports"
     argv = ["train", str(config), "--schemes", "strict,lenient", "--output-dir", str(out)]

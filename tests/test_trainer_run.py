@@ -35,6 +35,7 @@ def quiet() -> Display:
 
 
 def test_the_default_config_runs_two_steps(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")  # the plots it checks for
     # The embedded default, cut to 2 steps (32 problems = 2 steps of 16 prompts).
     config = TrainConfig().replace(train_samples=32, test_samples=8, epochs=1, engine="torch")
     root = train(config, tmp_path / "run", display=quiet())
@@ -350,6 +351,7 @@ def test_samples_are_read_back_by_rewardkit_score(tmp_path: Path) -> None:
 
 
 def test_runs_compare_side_by_side(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")  # comparison.png
     roots = [
         train(fast_config(scheme=s), tmp_path / s, display=quiet()) for s in ("strict", "lenient")
     ]
