@@ -260,6 +260,17 @@ def detect_format(
     def present(*names: str) -> str:
         return "/".join(n for n in names if n in fields)
 
+    if _is_wandb_table(first):
+        columns = [str(c) for c in first["columns"]]
+        shown = ", ".join(columns[:8]) + (" ..." if len(columns) > 8 else "")
+        if keys.completion in columns:
+            return "trl", f"a W&B table ({len(first['data']):,} rows) with columns {shown}"
+        tried = {
+            "trl": f"the W&B table has no {keys.completion!r} column (columns: {shown});"
+            " pass --completion-key COLUMN",
+            **{fmt: "a W&B table is not JSON lines" for fmt in FORMATS if fmt != "trl"},
+        }
+        raise _no_format(name, line, tried)
     if {"doc_id", "resps"} <= fields:
         shape = "samples_*.jsonl" if _LM_EVAL_NAME.search(file_name) else "JSON lines"
         found_fields = present("doc_id", "doc", "resps", "filtered_resps", "filter")
@@ -796,6 +807,8 @@ def _read_trl(reading: Reading, keys: Keys) -> Iterator[Row]:
         return _read_parquet(reading, keys)
     if suffix in {".jsonl", ".json"} or _first_char(path) in {"{", "["}:
         found = _first_object(path, reading.max_line_bytes)
+        if found.value is not None and _is_wandb_table(found.value):
+            return _wandb_table_rows(reading, keys, found.value)
         if found.value is not None and keys.completion not in found.value:
             raise InputError(
                 path,
@@ -807,6 +820,37 @@ def _read_trl(reading: Reading, keys: Keys) -> Iterator[Row]:
             )
         return _json_rows(reading, lambda value: iter((_trl_row(value, keys, False),)))
     return _read_csv(reading, keys)
+
+
+def _is_wandb_table(value: Mapping[str, Any]) -> bool:
+    """A W&B table as a run's files hold it (``media/table/*.table.json``; TRL logs its
+    completions table there when it reports to W&B): ``{"columns": [...], "data": [[...]]}``.
+
+    >>> _is_wandb_table({"columns": ["prompt", "completion"], "data": [["q", "a"]]})
+    True
+    """
+    columns, data = value.get("columns"), value.get("data")
+    return isinstance(columns, list) and isinstance(data, list) and set(value) <= _WANDB_KEYS
+
+
+_WANDB_KEYS = frozenset({"columns", "data", "_type", "ncols", "nrows", "column_types", "log_mode"})
+
+
+def _wandb_table_rows(reading: Reading, keys: Keys, table: Mapping[str, Any]) -> Iterator[Row]:
+    """The rows of a W&B table, read as TRL's completions table (a row is a line)."""
+    columns = [str(c) for c in table["columns"]]
+    for line, values in enumerate(table["data"], start=1):
+        reading.lines_read = line
+        try:
+            if not isinstance(values, list) or len(values) != len(columns):
+                raise _RowError(
+                    "not_an_object",
+                    f"row {line} of the W&B table is not a list of {len(columns)} values, one"
+                    " per column; the table file is damaged",
+                )
+            yield line, _trl_row(dict(zip(columns, values, strict=True)), keys, False)
+        except _RowError as error:
+            yield line, InputError(reading.path, line, error.code, error.message)
 
 
 def _first_char(path: str) -> str:

@@ -714,6 +714,34 @@ def test_trl_table_written_as_json_lines_keeps_its_groups_per_step(tmp_path: Pat
     assert result.frame["correctness"].tolist() == [2.0, 0.0, 2.0, 0.0]
 
 
+def test_trls_table_as_wandb_logs_it_is_read_as_trls(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # With report_to="wandb", the run's files hold the table as media/table/*.table.json,
+    # one JSON object of columns and rows: "no format fits", and --format trl sent the
+    # user back to --format auto.
+    table = _trl_table()
+    doc = {"columns": list(table.columns), "data": table.values.tolist(), "_type": "table"}
+    path = tmp_path / "completions_4_0a1b.table.json"
+    path.write_text(json.dumps(doc))  # one line, as wandb writes it
+    fmt, why = detect_format(path)
+    assert fmt == "trl" and why.startswith("a W&B table (4 rows) with columns step, prompt")
+    result = score_format(path, "trl", [STRICT])
+    assert result.frame["correctness"].tolist() == [2.0, 0.0, 2.0, 0.0]
+    groups = result.frame["group"].tolist()
+    assert groups[0] == groups[1] != groups[2] == groups[3]  # per step, as TRL's parquet
+    assert result.lines_read == 4
+    doc["data"][1] = doc["data"][1][:2]  # a damaged row: named, and skippable
+    path.write_text(json.dumps(doc))
+    with pytest.raises(InputError, match="row 2 of the W&B table is not a list of 5 values"):
+        score_format(path, "trl", [STRICT])
+    assert len(score_format(path, "trl", [STRICT], on_error="skip").frame) == 3
+    other = tmp_path / "other.table.json"
+    other.write_text(json.dumps({"columns": ["a", "b"], "data": [[1, 2]]}))
+    with pytest.raises(InputError, match="the W&B table has no 'completion' column"):
+        detect_format(other)
+
+
 def test_a_csv_of_trls_table_with_unreadable_message_lists_is_an_error(tmp_path: Path) -> None:
     # pandas' to_csv of the parquet TRL wrote: numpy arrays of several messages come out
     # as numpy's repr (no commas between the messages), which reads back as nothing; it
