@@ -839,18 +839,19 @@ _WANDB_KEYS = frozenset({"columns", "data", "_type", "ncols", "nrows", "column_t
 def _wandb_table_rows(reading: Reading, keys: Keys, table: Mapping[str, Any]) -> Iterator[Row]:
     """The rows of a W&B table, read as TRL's completions table (a row is a line)."""
     columns = [str(c) for c in table["columns"]]
-    for line, values in enumerate(table["data"], start=1):
-        reading.lines_read = line
-        try:
-            if not isinstance(values, list) or len(values) != len(columns):
-                raise _RowError(
+
+    def records() -> Iterator[Mapping[str, Any] | _RowError]:
+        for line, values in enumerate(table["data"], start=1):
+            if isinstance(values, list) and len(values) == len(columns):
+                yield dict(zip(columns, values, strict=True))
+            else:
+                yield _RowError(
                     "not_an_object",
                     f"row {line} of the W&B table is not a list of {len(columns)} values, one"
                     " per column; the table file is damaged",
                 )
-            yield line, _trl_row(dict(zip(columns, values, strict=True)), keys, False)
-        except _RowError as error:
-            yield line, InputError(reading.path, line, error.code, error.message)
+
+    return _table_rows(reading, keys, records())
 
 
 def _first_char(path: str) -> str:
@@ -883,15 +884,23 @@ def _read_parquet(reading: Reading, keys: Keys) -> Iterator[Row]:
 
 
 def _parquet_rows(reading: Reading, keys: Keys, table: Any) -> Iterator[Row]:
-    line = 0
-    for batch in table.iter_batches(batch_size=1024):
-        for row in batch.to_pylist():
-            line += 1
-            reading.lines_read = line  # a table's lines are its rows
-            try:
-                yield line, _trl_row(row, keys, parse_reprs=False)
-            except _RowError as error:
-                yield line, InputError(reading.path, line, error.code, error.message)
+    batches = table.iter_batches(batch_size=1024)
+    return _table_rows(reading, keys, (row for batch in batches for row in batch.to_pylist()))
+
+
+def _table_rows(
+    reading: Reading, keys: Keys, records: Iterable[Mapping[str, Any] | _RowError]
+) -> Iterator[Row]:
+    """TRL's table, record by record (a record that could not be read is its error); a
+    table's lines are its rows."""
+    for line, record in enumerate(records, start=1):
+        reading.lines_read = line
+        try:
+            if isinstance(record, _RowError):
+                raise record
+            yield line, _trl_row(record, keys, parse_reprs=False)
+        except _RowError as error:
+            yield line, InputError(reading.path, line, error.code, error.message)
 
 
 def _parquet_columns(path: str) -> list[str]:

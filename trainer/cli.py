@@ -167,7 +167,7 @@ def _run_train(args: argparse.Namespace) -> int:
     from trainer.console import Display
     from trainer.data import DataError
     from trainer.engine import EngineError
-    from trainer.lock import LOCK_FILE, FolderBusy
+    from trainer.lock import FolderBusy, holds_files
     from trainer.loop import CONFIG_FILE, load_scheme, moved_files, train
     from trainer.runfiles import atomic_write_bytes
 
@@ -244,9 +244,7 @@ def _run_train(args: argparse.Namespace) -> int:
         parent = Path(args.output_dir) / (args.name or f"{stamp}-compare")
         for each, name in zip(configs, names, strict=True):
             folder = parent / name
-            if folder.exists() and (
-                not folder.is_dir() or any(p.name != LOCK_FILE for p in folder.iterdir())
-            ):
+            if folder.exists() and (not folder.is_dir() or holds_files(folder)):
                 again = (
                     f", or continue that comparison with `{_resume(parent)}`"
                     if (parent / COMPARISON_FILE).is_file()

@@ -29,9 +29,22 @@ try:
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["LOCK_FILE", "FolderBusy", "FolderLock"]
+__all__ = ["LOCK_FILE", "FolderBusy", "FolderLock", "holds_files"]
 
 LOCK_FILE = ".lock"
+
+
+def holds_files(folder: Path) -> bool:
+    """Whether `folder` exists and holds anything but a lock file (which a run that stopped
+    while starting may leave alone there).
+
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> FolderLock.take(root).release()
+    >>> holds_files(root), holds_files(root / "absent")
+    (False, False)
+    """
+    return folder.is_dir() and any(p.name != LOCK_FILE for p in folder.iterdir())
 
 
 class FolderBusy(RuntimeError):

@@ -52,7 +52,7 @@ from trainer.console import Display
 from trainer.data import Data, Problem, Skipped, fit_prompts, load_problems
 from trainer.engine import Engine, EngineError, Generation, make_engine
 from trainer.evaluate import evaluate, stop_cost
-from trainer.lock import LOCK_FILE, FolderLock
+from trainer.lock import FolderLock, holds_files
 from trainer.model import (
     ModelError,
     Policy,
@@ -335,8 +335,8 @@ def _start(
                 " only to give a moved file its new place), and this changes"
                 f" {', '.join(changed)} (drop those --set values)"
             )
-    elif root.exists() and any(p.name != LOCK_FILE for p in root.iterdir()):
-        raise FileExistsError(f"{root} already holds a run; pick another name or --resume it")
+    else:
+        _refuse_taken(root)
     # Everything that can fail on bad input (scheme, data, model, engine) runs before the
     # run folder is made, so a run that cannot start leaves no folder behind.
     torch.manual_seed(config.seed)
@@ -494,9 +494,11 @@ def _open_folder(
     resume = lock is not None
     if lock is None:
         lock = FolderLock.take(root)
-        if any(p.name != LOCK_FILE for p in root.iterdir()):
+        try:
+            _refuse_taken(root)
+        except FileExistsError:
             lock.release()
-            raise FileExistsError(f"{root} already holds a run; pick another name or --resume it")
+            raise
     try:
         tracker = Tracker(config, root)  # W&B keeps its files in the run folder
     except BaseException:
@@ -512,6 +514,12 @@ def _open_folder(
             tracker.finish()
             raise
     return tracker, lock
+
+
+def _refuse_taken(root: Path) -> None:
+    """A new run's folder must not hold another run's files."""
+    if holds_files(root):
+        raise FileExistsError(f"{root} already holds a run; pick another name or --resume it")
 
 
 def _report_skipped(root: Path, skipped: list[Skipped], display: Display) -> None:
