@@ -174,7 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     # The trainer's sub-commands; trainer.cli imports no torch until a run starts. When
     # the `trainer` Python would import is not rewardkit's, they only say so, and the
     # other commands work as ever.
-    if trainer_problem() is None:
+    problem = trainer_problem()
+    if problem is None:
         from trainer.cli import add_report_parser, add_train_parser
 
         add_train_parser(commands)
@@ -189,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
                 prefix_chars="\0",
             )
             stub.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
+            stub.set_defaults(unavailable=problem)
     return parser
 
 
@@ -254,7 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     err = Console(stderr=True, soft_wrap=True)
     try:
         if args.command in {"train", "report"}:
-            if (problem := trainer_problem()) is not None:
+            if (problem := getattr(args, "unavailable", None)) is not None:  # a stub's
                 _error(err, f"`rewardkit {args.command}` is unavailable: {problem}")
                 return EXIT_BAD_INPUT
             from trainer.cli import run_report, run_train
