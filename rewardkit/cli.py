@@ -81,7 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
         " named) and print tables: reward statistics, strict against lenient, why rewards"
         " are zero, groups with no GRPO signal, pass@k.",
     )
-    score.add_argument("file", help="completions: rewardkit JSONL or a --format below")
+    score.add_argument(
+        "file", help="completions: rewardkit JSONL or a --format below; - for standard input"
+    )
     score.add_argument(
         "--format", choices=_FORMATS, default="auto",
         help="auto (default: from the extension and first record), jsonl, lm-eval"
@@ -103,15 +105,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     score.add_argument("--json", action="store_true", help="print the summary as JSON")
     score.add_argument(
-        "--completion-key", default="completion", metavar="KEY",
-        help="field holding the completion (default: completion; the format's own field)",
+        "--completion-key", default=None, metavar="KEY",
+        help="field holding the completion (default: the format's own: completion, lm-eval"
+        " resps, verl output, chat messages)",
     )  # fmt: skip
     score.add_argument(
-        "--answer-key", default="answer", metavar="KEY",
-        help="field holding the gold answer (default: answer; the format's own field)",
+        "--answer-key", default=None, metavar="KEY",
+        help="field holding the gold answer (default: the format's own: answer, lm-eval"
+        " target, verl gts)",
     )  # fmt: skip
     score.add_argument(
-        "--id-key", default="id", metavar="KEY", help="field naming each row (default: id)"
+        "--id-key",
+        default=None,
+        metavar="KEY",
+        help="field naming each row (default: id; lm-eval: doc_id)",
     )
     score.add_argument(
         "--group-key", default=None, metavar="KEY",
@@ -341,6 +348,7 @@ def _score(args: argparse.Namespace, out: Console, err: Console) -> int:
 
     from rewardkit.readers import (
         detect_format,
+        json_document,
         read_rows,
         readable_file,
         score_format,
@@ -376,7 +384,8 @@ def _score(args: argparse.Namespace, out: Console, err: Console) -> int:
         if fmt == "auto":
             fmt, why = detect_format(path, keys, max_line_bytes=max_line_bytes)
             err.print(f"read {args.file} as {fmt} ({why})", highlight=False, markup=False)
-        if fmt == "jsonl":
+        # score_file reads JSON lines only; the readers also read a JSON array of rows.
+        if fmt == "jsonl" and not isinstance(json_document(path, max_line_bytes), list):
             result = _with_progress(
                 err,
                 path,
@@ -410,7 +419,7 @@ def _score(args: argparse.Namespace, out: Console, err: Console) -> int:
             err.print("(pass --on-error skip to score every good line and list the bad ones)")
         return EXIT_BAD_INPUT
     frame = result.frame
-    if args.id_key != "id" and ("id" not in frame.columns or frame["id"].isna().all()):
+    if args.id_key is not None and ("id" not in frame.columns or frame["id"].isna().all()):
         err.print(
             f"[yellow]warning:[/] no row has a field {escape(repr(args.id_key))} (--id-key):"
             " rows are shown by line number; check the field's name"
@@ -454,7 +463,12 @@ def _score(args: argparse.Namespace, out: Console, err: Console) -> int:
 
             render_cross_check(out, checked)
     if args.out:
-        err.print(f"wrote {len(result.frame):,} rows to {args.out}")
+        err.print(
+            f"wrote {len(result.frame):,} rows to {args.out}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     if result.skipped:
         err.print(
             f"[yellow]{len(result.skipped):,} line(s) skipped[/]; first: line"

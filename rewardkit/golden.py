@@ -513,7 +513,9 @@ def _print(report: GoldenReport, console: Console, verb: str) -> None:
         name, where = result.scheme.name, _shown(result.path)
         if result.missing:
             if report.written:
-                console.print(f"{name}: created {where} with {_cases(len(result.actual))}")
+                console.print(
+                    f"{name}: created {where} with {_cases(len(result.actual))}", markup=False
+                )
             else:
                 console.print(
                     Text(
@@ -525,9 +527,9 @@ def _print(report: GoldenReport, console: Console, verb: str) -> None:
             console.print(_table(result, notes))
             if report.written:
                 cases = len({change.case_id for change in result.changes})
-                console.print(f"{name}: recorded {cases} changed case(s) in {where}")
+                console.print(f"{name}: recorded {cases} changed case(s) in {where}", markup=False)
         else:
-            console.print(f"{name}: {_cases(len(result.actual))} {verb} {where}")
+            console.print(f"{name}: {_cases(len(result.actual))} {verb} {where}", markup=False)
 
 
 def run_check(

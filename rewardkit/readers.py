@@ -69,6 +69,7 @@ from rewardkit.schemes import SchemeLike
 from rewardkit.score import (
     BOM_WARNING,
     DEFAULT_MAX_LINE_BYTES,
+    Fields,
     InputError,
     Keys,
     ScoreResult,
@@ -151,11 +152,11 @@ def readable_file(path: str | Path) -> str:
     Detecting the format and scoring each read the file, and scoring in parallel reads it
     in byte ranges, so a pipe or device (``/dev/stdin``, bash's ``<(zcat f.gz)``) is first
     copied into a temporary file, which is removed when the process exits. Errors name the
-    copy; the caller names `path` instead.
+    copy; the caller names `path` instead. ``-`` is standard input.
 
     Raises `InputError` when `path` is missing, a folder, unreadable or compressed.
     """
-    name = str(path)
+    name = "/dev/stdin" if str(path) == "-" else str(path)
     try:
         mode = os.stat(name).st_mode
     except OSError:
@@ -219,7 +220,7 @@ def detect_format(
     if suffix in _TABLE_SUFFIXES:
         kind = _TABLE_SUFFIXES[suffix]
         columns = _parquet_columns(name) if kind == "parquet" else _csv_header(name)
-        completion = keys.completion
+        completion = keys.fields().completion
         if completion in columns:
             shown = ", ".join(columns[:8]) + (" ..." if len(columns) > 8 else "")
             return "trl", f"a {kind} table with columns {shown}"
@@ -232,6 +233,11 @@ def detect_format(
         raise _no_format(name, 1, tried)
     found = _first_object(name, max_line_bytes)
     line, first = found.line, found.value
+    completion = keys.fields().completion
+    header = _csv_columns(name) if first is None and not found.array else None
+    if header is not None and completion in header:  # a CSV without its extension (a pipe)
+        shown = ", ".join(header[:8]) + (" ..." if len(header) > 8 else "")
+        return "trl", f"a CSV table with columns {shown}"
     if first is None:  # no line says what the file is: say what is wrong with the first
         others = f" (nor is any other of the first {found.looked:,} non-blank lines)"
         fix = (
@@ -245,16 +251,13 @@ def detect_format(
             f"no line is a JSON object to tell the format from: {found.passed}"
             f"{others if found.looked > 1 else ''}; {fix}"
         )
-        if Path(name).name.startswith("results_") and suffix == ".json":
-            message += (
-                " (lm-eval's results_*.json holds only the aggregate scores; pass the"
-                " samples_<task>_<date>.jsonl it writes with --log_samples)"
-            )
-        raise InputError(name, line, "unknown_format", message)
+        raise InputError(name, line, "unknown_format", message + _results_hint(name))
     fields = set(first)
     file_name = Path(name).name
     # When lines before it were passed over, say which object decided and why.
     later = f"; from line {line}, as {found.passed}" if found.passed else ""
+    if found.array:
+        later = f"; the file is one JSON array of them{later.replace('line', 'item', 1)}"
     tried = {}
 
     def present(*names: str) -> str:
@@ -263,10 +266,10 @@ def detect_format(
     if _is_wandb_table(first):
         columns = [str(c) for c in first["columns"]]
         shown = ", ".join(columns[:8]) + (" ..." if len(columns) > 8 else "")
-        if keys.completion in columns:
+        if completion in columns:
             return "trl", f"a W&B table ({len(first['data']):,} rows) with columns {shown}"
         tried = {
-            "trl": f"the W&B table has no {keys.completion!r} column (columns: {shown});"
+            "trl": f"the W&B table has no {completion!r} column (columns: {shown});"
             " pass --completion-key COLUMN",
             **{fmt: "a W&B table is not JSON lines" for fmt in FORMATS if fmt != "trl"},
         }
@@ -285,14 +288,26 @@ def detect_format(
     tried["trl"] = (
         "not a .parquet or .csv table, nor JSON lines with step/prompt/completion/advantage"
     )
-    if keys.completion in fields:
-        return "jsonl", f"JSON lines with a {keys.completion!r} field{later}"
-    tried["jsonl"] = f"no {keys.completion!r} field"
+    if completion in fields:
+        return "jsonl", f"JSON lines with a {completion!r} field{later}"
+    tried["jsonl"] = f"no {completion!r} field"
     if _is_messages(first.get("messages")):
         return "chat", f"JSON lines with an OpenAI-style 'messages' list{later}"
     tried["chat"] = "no 'messages' list of {role, content} objects"
     listed = ", ".join(sorted(fields)[:12]) + (" ..." if len(fields) > 12 else "")
-    raise _no_format(name, line, tried, f"; line {line} has the fields: {listed or 'none'}")
+    hint = f"; line {line} has the fields: {listed or 'none'}{_results_hint(name)}"
+    raise _no_format(name, line, tried, hint)
+
+
+def _results_hint(path: str) -> str:
+    """What to pass instead of lm-eval's aggregate results file."""
+    file = Path(path)
+    if not (file.name.startswith("results_") and file.suffix.lower() == ".json"):
+        return ""
+    return (
+        " (lm-eval's results_*.json holds only the aggregate scores; pass the"
+        " samples_<task>_<date>.jsonl it writes with --log_samples)"
+    )
 
 
 def _no_format(path: str, line: int, tried: Mapping[str, str], hint: str = "") -> InputError:
@@ -309,15 +324,29 @@ def _no_format(path: str, line: int, tried: Mapping[str, str], hint: str = "") -
 class _Found(NamedTuple):
     """What detection reads: the first JSON object and its line, or None and the first
     non-blank line; why the first line passed over is not an object ("" for none); and
-    how many non-blank lines were looked at."""
+    how many non-blank lines were looked at. `array`: the lines are the items of one JSON
+    array (`json_document`)."""
 
     line: int
     value: dict[str, Any] | None
     passed: str
     looked: int
+    array: bool = False
 
 
 def _first_object(path: str, max_bytes: int) -> _Found:
+    document = json_document(path, max_bytes)
+    if isinstance(document, dict):
+        return _Found(1, document, "", 1)
+    if isinstance(document, list):
+        for index, item in enumerate(document[:_DETECT_LINES], start=1):
+            if isinstance(item, dict):
+                passed = "" if index == 1 else f"item 1 is a JSON {type(document[0]).__name__}"
+                return _Found(index, item, passed, index, array=True)
+        if document:
+            why = f"item 1 of the JSON array is a JSON {type(document[0]).__name__}, not an object"
+            return _Found(1, None, why, min(len(document), _DETECT_LINES), array=True)
+        raise InputError(path, None, "empty", "the file is an empty JSON array; nothing to score")
     passed, passed_line, looked, lines = "", 0, 0, 0
     for line, raw in _raw_lines(path, max_bytes):
         lines = line
@@ -345,6 +374,43 @@ def _first_object(path: str, max_bytes: int) -> _Found:
         return _Found(passed_line, None, passed, looked)
     what = "empty" if lines == 0 else "only blank lines"
     raise InputError(path, None, "empty", f"the file is {what}; there is nothing to score")
+
+
+def json_document(path: str, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Any:
+    """The file's one JSON document, when it is one and not JSON lines; else None.
+
+    Two kinds of file are one document rather than a line per row: a JSON array of rows
+    (what ``json.dump(rows, f, indent=2)`` writes, and lm-eval 0.4.0-0.4.1 wrote its
+    samples so), and, in a ``.json`` file, one object (a W&B table, often longer than a line
+    may be). A file whose first line is a JSON object of its own is JSON lines, and is not
+    read whole.
+
+    >>> import tempfile
+    >>> with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+    ...     _ = f.write('[\n  {"completion": "<answer>4</answer>", "answer": "4"}\n]\n')
+    >>> json_document(f.name)
+    [{'completion': '<answer>4</answer>', 'answer': '4'}]
+    """
+    first = _first_char(path)
+    if first == "{" and Path(path).suffix.lower() == ".json":
+        lines = _raw_lines(path, max_line_bytes)
+        raw = next((raw for _, raw in lines if raw is None or raw.strip()), b"")
+        with contextlib.suppress(_RowError):
+            if raw is not None and isinstance(_json_value(raw.removeprefix(_BOM)), dict):
+                return None  # JSON lines: the first line holds an object of its own
+    elif first != "[":
+        return None
+    try:
+        with open(path, "rb") as handle:
+            return json.loads(handle.read().removeprefix(_BOM))
+    except (OSError, ValueError):  # not one document: read line by line, each error named
+        return None
+
+
+_ARRAY_WARNING = (
+    "the file is one JSON array, not JSON lines: rows are numbered by their place in it"
+    " (item N where a message says line N)"
+)
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -518,6 +584,10 @@ def _json_rows(
     Lines, blank lines and a byte-order mark are handled as `score_file` handles them.
     """
     path, max_bytes = reading.path, reading.max_line_bytes
+    document = json_document(path, max_bytes)
+    if isinstance(document, list):
+        yield from _array_rows(reading, document, record)
+        return
     for line, raw in _raw_lines(path, max_bytes):
         reading.lines_read = line
         try:
@@ -545,12 +615,29 @@ def _json_rows(
             yield line, row
 
 
+def _array_rows(
+    reading: Reading,
+    items: list[Any],
+    record: Callable[[dict[str, Any]], Iterator[dict[str, Any]]],
+) -> Iterator[Row]:
+    """`_json_rows` over the items of a JSON array, each numbered by its place in it."""
+    reading.warnings.append(_ARRAY_WARNING)
+    for item, value in enumerate(items, start=1):
+        reading.lines_read = item
+        try:
+            if not isinstance(value, dict):
+                raise _RowError(
+                    "not_an_object", f"the item is a JSON {type(value).__name__}, not an object"
+                )
+            rows = list(record(value))
+        except _RowError as error:
+            yield item, InputError(reading.path, item, error.code, error.message)
+            continue
+        for row in rows:
+            yield item, row
+
+
 # --- fields --------------------------------------------------------------------------------
-
-
-def _field(given: str, default: str, native: str) -> str:
-    """The format's own field, unless the user named another one."""
-    return native if given == default else given
 
 
 def _need(record: Mapping[str, Any], key: str, code: str, flag: str, why: str = "") -> Any:
@@ -572,7 +659,9 @@ def _digest(*parts: Any) -> str:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
 
 
-def _prompt_id(record: Mapping[str, Any], keys: Keys, prompt: Any, step: Any = None) -> str | None:
+def _prompt_id(
+    record: Mapping[str, Any], keys: Fields, prompt: Any, step: Any = None
+) -> str | None:
     """`--group-key` when given; else the step (when logged) and a digest of the prompt."""
     if keys.group is not None:
         return _key_text(_need(record, keys.group, "missing_group", "--group-key"))
@@ -599,8 +688,9 @@ def _row(
 # --- the formats ---------------------------------------------------------------------------
 
 
-def _read_jsonl(reading: Reading, keys: Keys) -> Iterator[Row]:
+def _read_jsonl(reading: Reading, given: Keys) -> Iterator[Row]:
     """rewardkit's own lines; `score_file` scores them faster, this serves other callers."""
+    keys = given.fields()
 
     def record(value: dict[str, Any]) -> Iterator[dict[str, Any]]:
         completion = _need(value, keys.completion, "missing_completion", "--completion-key")
@@ -633,8 +723,14 @@ def _lm_eval_prompt(arguments: Any) -> Any:
     return None
 
 
-def _read_lm_eval(reading: Reading, keys: Keys) -> Iterator[Row]:
-    """One row per response; the filter lines that repeat a doc's responses are read once."""
+def _read_lm_eval(reading: Reading, given: Keys) -> Iterator[Row]:
+    """One row per response; the filter lines that repeat a doc's responses are read once.
+
+    A completion field other than ``resps`` (``filtered_resps``) differs from filter to
+    filter: each filter's responses are then a group of their own, and none is a repeat.
+    """
+    keys = given.fields(completion="resps", answer="target")
+    per_filter = keys.completion != "resps"
     seen: dict[str, str] = {}  # doc_id -> digest of its resps
 
     def record(value: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -644,58 +740,66 @@ def _read_lm_eval(reading: Reading, keys: Keys) -> Iterator[Row]:
                 "no 'doc_id' field: not an lm-eval samples line; pass --format to read the"
                 " file as another format",
             )
-        doc_id = _key_text(value["doc_id"])
-        resps = _need(
-            value,
-            _field(keys.completion, _DEFAULT.completion, "resps"),
-            "missing_resps",
-            "--completion-key",
-        )
+        doc_id = str(_key_text(value["doc_id"]))
+        if per_filter and value.get("filter") is not None:
+            doc_id = f"{doc_id}/{_key_text(value['filter'])}"
+        resps = _need(value, keys.completion, "missing_resps", "--completion-key")
         if not isinstance(resps, list):
             raise _RowError(
                 "completion_not_text",
-                f"'resps' is {type(resps).__name__}, not a list of lists of responses",
+                f"{keys.completion!r} is {type(resps).__name__}, not a list of lists of responses",
             )
-        answer_key = _field(keys.answer, _DEFAULT.answer, "target")
         doc = value.get("doc")
         doc = doc if isinstance(doc, dict) else {}
-        if answer_key in value:
-            answer = value[answer_key]
-        elif answer_key != "target" and answer_key in doc:
-            answer = doc[answer_key]
+        if keys.answer in value:
+            answer = value[keys.answer]
+        elif given.answer is not None and keys.answer in doc:
+            answer = doc[keys.answer]
         else:
-            answer = _need(value, answer_key, "missing_answer", "--answer-key")
+            answer = _need(value, keys.answer, "missing_answer", "--answer-key")
         digest = _digest(resps)
-        if seen.get(str(doc_id)) == digest:
+        if seen.get(doc_id) == digest:
             return  # the same doc under another filter: its responses are already read
-        seen[str(doc_id)] = digest
+        seen[doc_id] = digest
         texts: list[Any] = [
             r for request in resps for r in (request if isinstance(request, list) else [request])
         ]
+        if not texts:
+            raise _RowError(
+                "missing_completion",
+                f"{keys.completion!r} holds no response: the harness generated nothing for"
+                f" doc {doc_id}",
+            )
         for text in texts:
             if not isinstance(text, str):
                 raise _RowError(
                     "completion_not_text",
-                    f"a response in 'resps' is {type(text).__name__} ({_preview(text)}), not"
-                    " generated text: only generate_until tasks (like gsm8k) have completions",
+                    f"a response in {keys.completion!r} is {type(text).__name__}"
+                    f" ({_preview(text)}), not generated text: only generate_until tasks (like"
+                    " gsm8k) have completions",
                 )
         if keys.group is not None:
             group = _key_text(_need(value, keys.group, "missing_group", "--group-key"))
         else:
             group = doc_id
-        answer_text = _answer_text(answer, answer_key)
+        name: str | None = doc_id
+        if given.id is not None:  # the harness names rows by doc_id; the user chose a field
+            named = value.get(keys.id, doc.get(keys.id))
+            name = None if _is_null(named) else _key_text(named)
+        answer_text = _answer_text(answer, keys.answer)
         prompt = _lm_eval_prompt(value.get("arguments"))
         for index, text in enumerate(texts):
-            row_id = doc_id if len(texts) == 1 else f"{doc_id}#{index}"
+            row_id = name if len(texts) == 1 or name is None else f"{name}#{index}"
             yield _row(text, answer_text, row_id, group, prompt)
 
     return _json_rows(reading, record)
 
 
-def _read_verl(reading: Reading, keys: Keys) -> Iterator[Row]:
+def _read_verl(reading: Reading, given: Keys) -> Iterator[Row]:
+    keys = given.fields(completion="output", answer="gts")
+    output_key, answer_key = keys.completion, keys.answer
+
     def record(value: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        output_key = _field(keys.completion, _DEFAULT.completion, "output")
-        answer_key = _field(keys.answer, _DEFAULT.answer, "gts")
         output = _need(value, output_key, "missing_completion", "--completion-key")
         why = (
             " (newer verl dumps hold the ground truth as 'gts'; older ones only input/output/score)"
@@ -713,9 +817,11 @@ def _read_verl(reading: Reading, keys: Keys) -> Iterator[Row]:
     return _json_rows(reading, record)
 
 
-def _read_chat(reading: Reading, keys: Keys) -> Iterator[Row]:
+def _read_chat(reading: Reading, given: Keys) -> Iterator[Row]:
+    keys = given.fields(completion="messages")
+    messages_key = keys.completion
+
     def record(value: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        messages_key = _field(keys.completion, _DEFAULT.completion, "messages")
         messages = _need(value, messages_key, "missing_completion", "--completion-key")
         if not _is_messages(messages):
             raise _RowError(
@@ -726,7 +832,7 @@ def _read_chat(reading: Reading, keys: Keys) -> Iterator[Row]:
         last = _last_assistant(messages, messages_key)
         completion = _completion_text([messages[last]], messages_key)
         answer = _need(value, keys.answer, "missing_answer", "--answer-key")
-        prompt = messages[:last]
+        prompt = messages[:last] or None  # no message before the reply: no prompt, no group
         if keys.group is None and value.get("prompt_id") is not None:
             group = _key_text(value["prompt_id"])
         else:
@@ -742,7 +848,7 @@ def _read_chat(reading: Reading, keys: Keys) -> Iterator[Row]:
     return _json_rows(reading, record)
 
 
-def _trl_row(row: Mapping[str, Any], keys: Keys, parse_reprs: bool) -> dict[str, Any]:
+def _trl_row(row: Mapping[str, Any], keys: Fields, parse_reprs: bool) -> dict[str, Any]:
     completion = _need(row, keys.completion, "missing_completion", "--completion-key")
     why = (
         " (TRL's table logs no gold answer of itself: train with reward_funcs(...,"
@@ -800,7 +906,8 @@ def _messages_from_text(value: Any, key: str | None = None) -> Any:
 _MESSAGE_START = re.compile(r"""\[\s*\{\s*['"](role|content)['"]\s*:""")
 
 
-def _read_trl(reading: Reading, keys: Keys) -> Iterator[Row]:
+def _read_trl(reading: Reading, given: Keys) -> Iterator[Row]:
+    keys = given.fields()
     path = reading.path
     suffix = Path(path).suffix.lower()
     if suffix == ".parquet" or _starts_with(path, b"PAR1"):
@@ -836,7 +943,7 @@ def _is_wandb_table(value: Mapping[str, Any]) -> bool:
 _WANDB_KEYS = frozenset({"columns", "data", "_type", "ncols", "nrows", "column_types", "log_mode"})
 
 
-def _wandb_table_rows(reading: Reading, keys: Keys, table: Mapping[str, Any]) -> Iterator[Row]:
+def _wandb_table_rows(reading: Reading, keys: Fields, table: Mapping[str, Any]) -> Iterator[Row]:
     """The rows of a W&B table, read as TRL's completions table (a row is a line)."""
     columns = [str(c) for c in table["columns"]]
 
@@ -870,7 +977,7 @@ def _starts_with(path: str, magic: bytes) -> bool:
         return handle.read(len(magic)) == magic
 
 
-def _read_parquet(reading: Reading, keys: Keys) -> Iterator[Row]:
+def _read_parquet(reading: Reading, keys: Fields) -> Iterator[Row]:
     import pyarrow.parquet as pq  # a dependency, but only this reader needs it
 
     path = reading.path
@@ -883,13 +990,13 @@ def _read_parquet(reading: Reading, keys: Keys) -> Iterator[Row]:
     return _parquet_rows(reading, keys, table)
 
 
-def _parquet_rows(reading: Reading, keys: Keys, table: Any) -> Iterator[Row]:
+def _parquet_rows(reading: Reading, keys: Fields, table: Any) -> Iterator[Row]:
     batches = table.iter_batches(batch_size=1024)
     return _table_rows(reading, keys, (row for batch in batches for row in batch.to_pylist()))
 
 
 def _table_rows(
-    reading: Reading, keys: Keys, records: Iterable[Mapping[str, Any] | _RowError]
+    reading: Reading, keys: Fields, records: Iterable[Mapping[str, Any] | _RowError]
 ) -> Iterator[Row]:
     """TRL's table, record by record (a record that could not be read is its error); a
     table's lines are its rows."""
@@ -975,6 +1082,15 @@ def _csv_header(path: str) -> list[str]:
         return _header(path, lines, csv.reader(lines, strict=True))
 
 
+def _csv_columns(path: str) -> list[str] | None:
+    """The header of a CSV table with two columns or more, else None."""
+    try:
+        columns = _csv_header(path)
+    except InputError:
+        return None
+    return columns if len(columns) > 1 else None
+
+
 def _header(path: str, lines: _CsvLines, reader: Any) -> list[str]:
     """The first record; `InputError` when the file is empty or not a CSV table."""
     try:
@@ -1006,7 +1122,7 @@ def _header(path: str, lines: _CsvLines, reader: Any) -> list[str]:
     return header
 
 
-def _read_csv(reading: Reading, keys: Keys) -> Iterator[Row]:
+def _read_csv(reading: Reading, keys: Fields) -> Iterator[Row]:
     csv.field_size_limit(_CSV_FIELD_LIMIT)
     path = reading.path
     with _open_csv(path) as handle:

@@ -41,6 +41,7 @@ from rewardkit.schemes import RewardError, Scheme, SchemeLike, call_reward, sche
 
 __all__ = [
     "DEFAULT_MAX_LINE_BYTES",
+    "Fields",
     "InputError",
     "Keys",
     "ScoreResult",
@@ -53,7 +54,7 @@ __all__ = [
 
 DEFAULT_MAX_LINE_BYTES = 8 * 1024 * 1024
 _BOM = b"\xef\xbb\xbf"
-_Fields = tuple[str, str, str | None, str | None]  # what a row holds: completion, answer, id, group
+_Values = tuple[str, str, str | None, str | None]  # what a row holds: completion, answer, id, group
 
 # Below this size one in-process worker is faster than starting a pool, with the built-in
 # rewards (some 100,000 lines a second); a custom reward may take milliseconds a line.
@@ -67,12 +68,45 @@ _CHUNKS_PER_WORKER = 4
 
 @dataclass(frozen=True)
 class Keys:
-    """Which JSON fields hold what. `group` None means ``prompt_id``, else ``prompt``."""
+    """Which fields hold what, as the user names them; None means the format's own field.
 
-    completion: str = "completion"
-    answer: str = "answer"
-    id: str = "id"
+    The own fields: ``completion``, ``answer`` and ``id`` in rewardkit's JSON lines,
+    ``resps`` and ``target`` in lm-eval's samples, ``output`` and ``gts`` in verl's dumps
+    (`rewardkit.readers`). A name given reads that field, even one that is another
+    format's own: ``Keys(answer="answer")`` reads a verl dump's ``answer`` field. `group`
+    None means ``prompt_id``, else ``prompt``.
+
+    >>> Keys().fields(completion="output", answer="gts")
+    Fields(completion='output', answer='gts', id='id', group=None)
+    >>> Keys(answer="answer").fields(completion="output", answer="gts").answer
+    'answer'
+    """
+
+    completion: str | None = None
+    answer: str | None = None
+    id: str | None = None
     group: str | None = None
+
+    def fields(
+        self, completion: str = "completion", answer: str = "answer", id: str = "id"
+    ) -> Fields:
+        """The fields to read in a format whose own fields are the arguments."""
+        return Fields(
+            completion if self.completion is None else self.completion,
+            answer if self.answer is None else self.answer,
+            id if self.id is None else self.id,
+            self.group,
+        )
+
+
+@dataclass(frozen=True)
+class Fields:
+    """`Keys` resolved for one format: the name of every field to read."""
+
+    completion: str
+    answer: str
+    id: str
+    group: str | None
 
 
 class InputError(ValueError):
@@ -300,7 +334,7 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def _group_of(record: Mapping[str, Any], keys: Keys) -> str | None:
+def _group_of(record: Mapping[str, Any], keys: Fields) -> str | None:
     """The row's group: `keys.group`, else ``prompt_id``, else a digest of ``prompt``.
 
     A null value is no value: a row whose ``prompt_id`` is null falls back to its prompt,
@@ -336,7 +370,7 @@ def _prompt_json(prompt: Any) -> str:
         ) from None
 
 
-def _read_record(record: Any, keys: Keys) -> _Fields:
+def _read_record(record: Any, keys: Fields) -> _Values:
     if not isinstance(record, dict):
         raise _BadLine(
             "not_an_object",
@@ -590,7 +624,7 @@ class _Columns:
         state["ids"], state["groups"] = _texts(self.ids), _texts(self.groups)
         return state
 
-    def add(self, lines: Sequence[int], rows: Sequence[_Fields]) -> bool:
+    def add(self, lines: Sequence[int], rows: Sequence[_Values]) -> bool:
         """Score `rows` (completion, answer, id, group); `lines` are their line numbers.
 
         A row on which a custom reward fails (raises, or returns what is not a reward) is
@@ -691,8 +725,8 @@ _BLOCK = 64  # lines parsed, then scored, at a time
 
 
 def _read_line(
-    raw: bytes, first: bool, keys: Keys, skip: bool, max_bytes: int
-) -> _Fields | _BadLine | None:
+    raw: bytes, first: bool, keys: Fields, skip: bool, max_bytes: int
+) -> _Values | _BadLine | None:
     """What one line holds: its four fields, None for a blank line, or the `_BadLine`.
 
     `first` is the file's first line, where a byte-order mark is an error (skipped past
@@ -717,7 +751,7 @@ def _score_chunk(
     start: int,
     end: int,
     schemes: Sequence[Scheme],
-    keys: Keys,
+    keys: Fields,
     skip: bool,
     max_bytes: int,
     prefix: str = "",
@@ -740,7 +774,7 @@ def _score_chunk(
             if first is not None:
                 columns.bom = skip and first.startswith(_BOM)
             numbers: list[int] = []
-            rows: list[_Fields] = []
+            rows: list[_Values] = []
             for fields in read:
                 local += 1
                 if fields is None:
@@ -784,7 +818,7 @@ _WORKER_STATE: dict[str, Any] = {}
 
 
 def _init_worker(
-    schemes: Sequence[Scheme], keys: Keys, skip: bool, max_bytes: int, prefix: str
+    schemes: Sequence[Scheme], keys: Fields, skip: bool, max_bytes: int, prefix: str
 ) -> None:
     _WORKER_STATE.update(schemes=schemes, keys=keys, skip=skip, max_bytes=max_bytes, prefix=prefix)
 
@@ -827,6 +861,7 @@ def score_file(
             name, None, "unreadable", f"cannot read the file ({error.strerror})"
         ) from None
     skip = on_error == "skip"
+    fields = keys.fields()
     if workers is None:  # all cores, where a pool pays for itself
         builtin_only = all(r.builtin for scheme in schemes for r in scheme.rewards)
         small = size < _PARALLEL_MIN_BYTES and builtin_only
@@ -845,7 +880,7 @@ def score_file(
         for start, end in bounds:
             chunks.append(
                 _score_chunk(
-                    name, start, end, schemes, keys, skip, max_line_bytes, completion_prefix
+                    name, start, end, schemes, fields, skip, max_line_bytes, completion_prefix
                 )
             )
             done += end - start
@@ -856,7 +891,7 @@ def score_file(
             max_workers=min(workers, len(bounds)),
             mp_context=get_context(method),
             initializer=_init_worker,
-            initargs=(tuple(schemes), keys, skip, max_line_bytes, completion_prefix),
+            initargs=(tuple(schemes), fields, skip, max_line_bytes, completion_prefix),
         ) as pool:
             futures = [pool.submit(_worker_chunk, name, start, end) for start, end in bounds]
             for (start, end), future in zip(bounds, futures, strict=True):
@@ -1029,14 +1064,15 @@ def score_rows(
         raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
     schemes = schemes_of(schemes)
     columns = _Columns(schemes, completion_prefix)
+    fields = keys.fields()
     numbers: list[int] = []
-    good: list[_Fields] = []
+    good: list[_Values] = []
     for line, record in rows:
         columns.count += 1
         try:
             if isinstance(record, InputError):
                 raise _BadLine(record.code, record.message)
-            good.append(_read_record(record, keys))
+            good.append(_read_record(record, fields))
             numbers.append(line)
         except _BadLine as bad:
             columns.skipped.append(Skipped(line, bad.code, bad.message))

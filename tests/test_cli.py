@@ -101,6 +101,18 @@ def test_out_writes_the_documented_columns(
     assert len(frame) == 16 and frame["line"].min() == 1
 
 
+@pytest.mark.parametrize("name", ["val[step=40].csv", "run[/]x.csv"])
+def test_out_path_with_brackets_is_printed_as_given(
+    capsys: Any, grouped_file: Path, tmp_path: Path, name: str
+) -> None:
+    # Printed as rich markup, "[step=40]" vanished from the path and "[/]" was a traceback.
+    out_path = tmp_path / name
+    out_path.parent.mkdir(exist_ok=True)
+    code, _, err = run(capsys, "score", str(grouped_file), "--out", str(out_path), "--json")
+    assert code == 0 and out_path.is_file()
+    assert f"wrote 16 rows to {out_path}\n" in err
+
+
 def test_one_scheme(capsys: Any, grouped_file: Path) -> None:
     code, out, _ = run(capsys, "score", str(grouped_file), "--scheme", "lenient", "--json")
     assert code == 0

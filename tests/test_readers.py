@@ -76,6 +76,67 @@ def test_lm_eval_single_response_keeps_the_doc_id(tmp_path: Path) -> None:
     assert [(r["id"], r["prompt"]) for _, r in rows] == [("0", "Question: ...\nAnswer:")]
 
 
+def test_lm_eval_filtered_resps_are_a_group_per_filter(tmp_path: Path) -> None:
+    # filtered_resps differs between a doc's filter lines: none is a repeat of another.
+    lines = [json.loads(line) for line in LM_EVAL.read_text().splitlines()]
+    path = write_lines(tmp_path / "s.jsonl", lines)
+    rows = rows_of(path, "lm-eval", Keys(completion="filtered_resps"))
+    per_line = sum(len(line["filtered_resps"]) for line in lines)
+    assert len(rows) == per_line == 6
+    groups = {r["prompt_id"] for _, r in rows}
+    assert groups == {f"{d}/{f}" for d in "012" for f in ("strict-match", "flexible-extract")}
+    assert len({r["id"] for _, r in rows}) == len(rows)
+
+
+def test_lm_eval_id_key_names_the_rows(tmp_path: Path) -> None:
+    line = json.loads(LM_EVAL.read_text().splitlines()[0])
+    line["doc_hash"] = "abc"
+    rows = rows_of(write_lines(tmp_path / "s.jsonl", [line]), "lm-eval", Keys(id="doc_hash"))
+    assert [r["id"] for _, r in rows] == ["abc#0", "abc#1", "abc#2"]
+    assert {r["prompt_id"] for _, r in rows} == {"0"}  # still grouped by doc
+
+
+def test_lm_eval_empty_resps_is_a_bad_line(tmp_path: Path) -> None:
+    line = json.loads(LM_EVAL.read_text().splitlines()[0])
+    line["resps"] = [[]]
+    (error,) = errors_of(write_lines(tmp_path / "s.jsonl", [line]), "lm-eval")
+    assert error.code == "missing_completion" and "holds no response" in error.message
+
+
+@pytest.mark.parametrize(
+    ("fmt", "native", "given"),
+    [("verl", "gts", "answer"), ("lm-eval", "target", "answer"), ("chat", "answer", "gold")],
+)
+def test_a_named_answer_key_is_read_even_where_it_is_another_formats_own(
+    tmp_path: Path, fmt: str, native: str, given: str
+) -> None:
+    # `--answer-key answer` on a verl dump once meant "the format's own" (gts), and the
+    # error then asked for the flag the user had passed.
+    source = {"verl": VERL, "lm-eval": LM_EVAL, "chat": CHAT}[fmt]
+    line = json.loads(source.read_text().splitlines()[0])
+    line.pop(native, None)
+    line[given] = "#### 7"
+    rows = rows_of(write_lines(tmp_path / "x.jsonl", [line]), fmt, Keys(answer=given))
+    assert {r["answer"] for _, r in rows} == {"#### 7"}
+
+
+def test_verl_completion_key_completion_reads_that_field(tmp_path: Path) -> None:
+    line = json.loads(VERL.read_text().splitlines()[0])
+    line["completion"] = "<answer>9</answer>"
+    path = write_lines(tmp_path / "40.jsonl", [line])
+    rows = rows_of(path, "verl", Keys(completion="completion"))
+    assert rows[0][1]["completion"] == "<answer>9</answer>"
+
+
+def test_chat_without_a_prompt_is_in_no_group(tmp_path: Path) -> None:
+    lines = [
+        {"messages": [{"role": "assistant", "content": f"<answer>{n}</answer>"}], "answer": n}
+        for n in (5, 9, 2)
+    ]
+    rows = rows_of(write_lines(tmp_path / "c.jsonl", lines), "chat")
+    assert [r.get("prompt_id") for _, r in rows] == [None, None, None]
+
+
 def test_trl_parquet_rows_groups_and_message_lists() -> None:
     rows = rows_of(TRL_PARQUET, "trl")
     assert len(rows) == 8
@@ -740,6 +801,66 @@ def test_trls_table_as_wandb_logs_it_is_read_as_trls(
     other.write_text(json.dumps({"columns": ["a", "b"], "data": [[1, 2]]}))
     with pytest.raises(InputError, match="the W&B table has no 'completion' column"):
         detect_format(other)
+
+
+def test_a_wandb_table_longer_than_a_line_may_be_is_read_whole(tmp_path: Path) -> None:
+    # A W&B table is one line: long completions took it over --max-line-bytes, and
+    # skipping the "line" dropped the whole table.
+    table = _trl_table()
+    doc = {"columns": list(table.columns), "data": table.values.tolist(), "_type": "table"}
+    path = tmp_path / "completions_4_0a1b.table.json"
+    path.write_text(json.dumps(doc))
+    assert detect_format(path, max_line_bytes=100)[0] == "trl"
+    result = score_format(path, "trl", [STRICT], max_line_bytes=100)
+    assert result.frame["correctness"].tolist() == [2.0, 0.0, 2.0, 0.0]
+
+
+@pytest.mark.parametrize("indent", [None, 2])
+def test_a_json_array_of_rows_is_read_item_by_item(
+    tmp_path: Path, indent: int | None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # What json.dump(rows, f) writes, and lm-eval 0.4.0-0.4.1 wrote its samples so: "line 1
+    # is not valid JSON", or "line 1 is a JSON list", with no way to read it.
+    rows = [
+        {"completion": "<answer>5</answer>", "answer": "5", "prompt": "q"},
+        {"completion": "<answer>6</answer>", "answer": "5", "prompt": "q"},
+        "not a row",
+    ]
+    path = tmp_path / "rows.json"
+    path.write_text(json.dumps(rows, indent=indent))
+    fmt, why = detect_format(path)
+    assert fmt == "jsonl" and "one JSON array" in why
+    with pytest.raises(InputError, match="line 3: the item is a JSON str, not an object"):
+        score_format(path, "jsonl", [STRICT])
+    result = score_format(path, "jsonl", [STRICT], on_error="skip")
+    assert result.frame["correctness"].tolist() == [2.0, 0.0]
+    assert result.lines_read == 3 and [s.line for s in result.skipped] == [3]
+    assert any("one JSON array" in w for w in result.warnings)
+    assert cli.main(["score", str(path), "--on-error", "skip", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["input"]["rows_scored"] == 2
+    samples = [json.loads(line) for line in LM_EVAL.read_text().splitlines()]
+    old = tmp_path / "pretrained__m_gsm8k.jsonl"
+    old.write_text(json.dumps(samples, indent=indent))
+    assert detect_format(old)[0] == "lm-eval"
+    assert rows_of(old, "lm-eval") == rows_of(LM_EVAL, "lm-eval")  # item N is line N
+
+
+def test_a_csv_without_its_extension_is_detected(tmp_path: Path) -> None:
+    # What a pipe holds: `cat table.csv | rewardkit score -` was "line 1 is not valid JSON".
+    path = tmp_path / "stdin-copy"
+    _trl_table().to_csv(path, index=False)
+    fmt, why = detect_format(path)
+    assert fmt == "trl" and why.startswith("a CSV table with columns step, prompt")
+    assert score_format(path, "trl", [STRICT]).frame["correctness"].tolist() == [2.0, 0.0, 2.0, 0.0]
+
+
+def test_cli_dash_reads_standard_input() -> None:
+    code = "import sys; from rewardkit.cli import main; sys.exit(main(sys.argv[1:]))"
+    argv = [sys.executable, "-c", code, "score", "-", "--json"]
+    good = json.dumps({"completion": "<answer>5</answer>", "answer": "5"}) + "\n"
+    done = subprocess.run(argv, input=(good * 2).encode(), capture_output=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["input"]["rows_scored"] == 2
 
 
 def test_a_csv_of_trls_table_with_unreadable_message_lists_is_an_error(tmp_path: Path) -> None:

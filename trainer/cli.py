@@ -397,7 +397,7 @@ def _compare(out: Console, runs: list[str], parent: Path) -> int:
 
     frame, written = write_comparison([load_run(r) for r in runs], parent)
     render_comparison(out, frame)
-    out.print("wrote " + ", ".join(str(p) for p in written))
+    out.print("wrote " + ", ".join(str(p) for p in written), markup=False, highlight=False)
     return EXIT_OK
 
 
