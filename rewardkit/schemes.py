@@ -422,9 +422,9 @@ def _read_mapping(path: Path) -> Mapping[str, Any]:
                 import tomli as tomllib
             data: Any = tomllib.loads(text)
         else:
-            import yaml
+            from rewardkit.yamlfile import load
 
-            data = yaml.safe_load(text)
+            data, _ = load(text)
     except Exception as error:  # the parsers' own error types differ; report, don't hide
         raise SchemeError(f"{path}: not valid {path.suffix[1:].upper()}: {error}") from None
     if not isinstance(data, dict):

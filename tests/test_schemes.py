@@ -947,3 +947,20 @@ def test_an_importable_modules_own_import_error_names_its_line(tmp_path: Path) -
         caught.value
     )
     assert f"{module}.py:1" in str(caught.value)
+
+
+def test_a_duplicate_key_in_a_scheme_file_is_an_error(tmp_path: Path) -> None:
+    # YAML's safe_load kept the last one: the first rewards list was dropped, silently.
+    text = "rewards:\n  - {reward: correctness, weight: 2.0}\nrewards:\n  - {reward: format}\n"
+    path = _write(tmp_path / "dup.yaml", text)
+    with pytest.raises(SchemeError, match=r"duplicate key 'rewards' \(first on line 1\)"):
+        load_scheme_file(path)
+    same_line = _write(tmp_path / "w.yaml", "rewards:\n  - {reward: mark, weight: 2, weight: 5}\n")
+    with pytest.raises(SchemeError, match="duplicate key 'weight'"):
+        load_scheme_file(same_line)
+
+
+def test_exponent_numbers_in_yaml_are_numbers(tmp_path: Path) -> None:
+    # YAML 1.1 reads 1e-3 as text: "weight '1e-3' is not a finite number"; TOML took it.
+    path = _write(tmp_path / "e.yaml", "rewards:\n  - {reward: correctness, weight: 1e-3}\n")
+    assert load_scheme_file(path).rewards[0].weight == 0.001

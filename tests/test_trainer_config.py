@@ -50,6 +50,22 @@ def test_a_yaml_file_then_set_overrides(tmp_path: Path) -> None:
     assert (config.scheme, config.epochs, config.pass_k) == ("strict", 5, (1, 8))
 
 
+def test_a_duplicate_key_in_a_config_file_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text("epochs: 2\nscheme: strict\nepochs: 3\n")  # safe_load took 3, silently
+    with pytest.raises(
+        ConfigError, match=r"run.yaml: .*duplicate key 'epochs' \(first on line 1\)"
+    ):
+        load_config(path)
+
+
+def test_exponent_numbers_are_numbers_in_the_file_and_in_set(tmp_path: Path) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text("learning_rate: 1e-3\n")
+    assert load_config(path).learning_rate == 0.001
+    assert load_config(None, ["learning_rate=5e-4"]).learning_rate == 0.0005
+
+
 def test_the_dump_reads_back_unchanged(tmp_path: Path) -> None:
     config = TrainConfig(scheme="strict", pass_k=(1, 2), stop=("</answer>\n",), train_samples=None)
     path = tmp_path / "config.yaml"

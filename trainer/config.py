@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rewardkit import yamlfile
+
 __all__ = [
     "ENGINES",
     "PRECISIONS",
@@ -453,7 +455,7 @@ def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
             values[key] = text
             continue
         try:
-            values[key] = yaml.safe_load(text)
+            values[key], _ = yamlfile.load(text)
         except yaml.YAMLError:
             values[key] = text  # not YAML: keep the text and let the coercion judge it
     return values
@@ -500,23 +502,14 @@ def _read_yaml(path: Path) -> tuple[dict[Any, Any], dict[str, int]]:
             f"{', a UTF-16 byte-order mark' if utf16 and error.start == 0 else ''}); save the"
             " config file as UTF-8"
         ) from None
-    loader = yaml.SafeLoader(text)  # what yaml.safe_load does, keeping the nodes' lines
     try:
-        node = loader.get_single_node()
-        data = None if node is None else loader.construct_document(node)
+        data, lines = yamlfile.load(text)
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML: {error}") from None
-    finally:
-        loader.dispose()
-    if node is None or data is None:  # an empty file, or comments only
+    if data is None:  # an empty file, or comments only
         return {}, {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config file holds a mapping of key: value lines")
-    lines = {
-        str(key.value): key.start_mark.line + 1
-        for key, _ in node.value
-        if isinstance(key, yaml.ScalarNode)
-    }
     return data, lines
 
 
