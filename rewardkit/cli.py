@@ -222,6 +222,13 @@ def trainer_problem() -> str | None:
     except (ImportError, ValueError):
         spec = None
     origin = Path(spec.origin).resolve() if spec is not None and spec.origin else None
+    if spec is not None and origin is None and spec.submodule_search_locations:
+        folder = next(iter(spec.submodule_search_locations))  # a folder without __init__.py
+        return (
+            f"the module `trainer` Python finds first is the folder {folder} (a namespace"
+            f" package), not rewardkit's trainer ({ours.parent}); rename yours, or run"
+            " rewardkit from another folder"
+        )
     if origin is None or not origin.is_file():
         return (
             "rewardkit's trainer package is missing from this installation; reinstall"

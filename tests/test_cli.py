@@ -404,6 +404,20 @@ def test_a_trainer_module_of_the_users_own_breaks_only_train(tmp_path: Path) -> 
     assert not (tmp_path / "imported").exists()  # the user's module was never run
 
 
+def test_a_trainer_folder_without_init_is_named(tmp_path: Path) -> None:
+    # A namespace package: the error said rewardkit's trainer was missing from this
+    # installation and to reinstall, which cannot help.
+    (tmp_path / "trainer").mkdir()
+    (tmp_path / "trainer" / "my_train.py").write_text("print(1)\n")
+    command = [sys.executable, "-m", "rewardkit", "train", "-h"]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True)
+    message = " ".join(done.stderr.split())
+    if "usage: rewardkit train" in done.stdout:  # an install whose trainer comes first
+        pytest.skip("this installation finds its own trainer before a namespace package")
+    assert done.returncode == 2
+    assert f"is the folder {tmp_path / 'trainer'} (a namespace package)" in message
+
+
 def test_a_trainer_package_installed_over_rewardkits_is_named(
     monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
