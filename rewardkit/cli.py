@@ -7,6 +7,7 @@ Exit status: 0 on success, 1 when ``golden check`` finds changes, 2 on bad usage
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -386,37 +387,39 @@ def _score(args: argparse.Namespace, out: Console, err: Console) -> int:
     max_line_bytes = args.max_line_bytes or DEFAULT_MAX_LINE_BYTES
     fmt = args.format
     try:
-        # A pipe (/dev/stdin, <(zcat f.gz)) comes as a temporary copy: it is read twice.
-        path = readable_file(args.file)
-        if fmt == "auto":
-            fmt, why = detect_format(path, keys, max_line_bytes=max_line_bytes)
-            err.print(f"read {args.file} as {fmt} ({why})", highlight=False, markup=False)
-        # score_file reads JSON lines only; the readers also read a JSON array of rows.
-        if fmt == "jsonl" and not isinstance(json_document(path, max_line_bytes), list):
-            result = _with_progress(
-                err,
-                path,
-                lambda progress: score_file(
+        # A custom reward's print() goes to stderr: stdout holds the output (--json).
+        with contextlib.redirect_stdout(sys.stderr):
+            # A pipe (/dev/stdin, <(zcat f.gz)) comes as a temporary copy: it is read twice.
+            path = readable_file(args.file)
+            if fmt == "auto":
+                fmt, why = detect_format(path, keys, max_line_bytes=max_line_bytes)
+                err.print(f"read {args.file} as {fmt} ({why})", highlight=False, markup=False)
+            # score_file reads JSON lines only; the readers also read a JSON array of rows.
+            if fmt == "jsonl" and not isinstance(json_document(path, max_line_bytes), list):
+                result = _with_progress(
+                    err,
                     path,
+                    lambda progress: score_file(
+                        path,
+                        schemes,
+                        keys,
+                        workers=args.workers,
+                        on_error=args.on_error,
+                        max_line_bytes=max_line_bytes,
+                        progress=progress,
+                        completion_prefix=args.completion_prefix,
+                    ),
+                )
+            else:  # the reader yields normalised records: completion, answer, id, prompt_id
+                result = score_format(
+                    path,
+                    fmt,
                     schemes,
                     keys,
-                    workers=args.workers,
                     on_error=args.on_error,
                     max_line_bytes=max_line_bytes,
-                    progress=progress,
                     completion_prefix=args.completion_prefix,
-                ),
-            )
-        else:  # the reader yields normalised records: completion, answer, id, prompt_id
-            result = score_format(
-                path,
-                fmt,
-                schemes,
-                keys,
-                on_error=args.on_error,
-                max_line_bytes=max_line_bytes,
-                completion_prefix=args.completion_prefix,
-            )
+                )
         result.path = args.file
     except InputError as error:
         # Named as the user named it, not by the temporary copy of a pipe.

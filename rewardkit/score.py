@@ -23,9 +23,11 @@ import numbers
 import os
 import re
 import shlex
+import signal
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
@@ -820,6 +822,9 @@ _WORKER_STATE: dict[str, Any] = {}
 def _init_worker(
     schemes: Sequence[Scheme], keys: Fields, skip: bool, max_bytes: int, prefix: str
 ) -> None:
+    # Ctrl-C reaches the whole process group: the parent stops the workers (`_stop`), so
+    # that a worker does not print a traceback of its own or go on to its next chunk.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _WORKER_STATE.update(schemes=schemes, keys=keys, skip=skip, max_bytes=max_bytes, prefix=prefix)
 
 
@@ -827,6 +832,39 @@ def _worker_chunk(path: str, start: int, end: int) -> _Columns:
     s = _WORKER_STATE
     return _score_chunk(
         path, start, end, s["schemes"], s["keys"], s["skip"], s["max_bytes"], s["prefix"]
+    )
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """End `pool` now: the chunks not begun are cancelled, the running ones killed.
+
+    ``shutdown`` alone waits for every running chunk, which a slow custom reward makes
+    minutes (and a hung one, forever) after Ctrl-C.
+    """
+    # Python 3.14 has terminate_workers(); before it, the processes are only reachable here,
+    # and shutdown() drops them.
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(5)
+
+
+def _worker_died(path: str, start: int) -> InputError:
+    """The error for a worker process that died: killed for memory, or a reward crashed it."""
+    line, left = 1, start  # the line that starts at byte `start`
+    with open(path, "rb") as handle:
+        while left > 0 and (block := handle.read(min(left, 1 << 20))):
+            line += block.count(b"\n")
+            left -= len(block)
+    return InputError(
+        path,
+        None,
+        "worker_died",
+        f"a worker process died while scoring the lines from line {line} on (killed for"
+        " memory, or a custom reward crashed the interpreter); score with --workers 1 to"
+        " see the line and the reward, or with fewer workers if memory ran out",
     )
 
 
@@ -887,18 +925,27 @@ def score_file(
             if progress:
                 progress(done, size)
     else:
-        with ProcessPoolExecutor(
+        pool = ProcessPoolExecutor(
             max_workers=min(workers, len(bounds)),
             mp_context=get_context(method),
             initializer=_init_worker,
             initargs=(tuple(schemes), fields, skip, max_line_bytes, completion_prefix),
-        ) as pool:
+        )
+        start = 0
+        try:
             futures = [pool.submit(_worker_chunk, name, start, end) for start, end in bounds]
             for (start, end), future in zip(bounds, futures, strict=True):
                 chunks.append(future.result())
                 done += end - start
                 if progress:
                     progress(done, size)
+        except BrokenProcessPool:
+            _stop(pool)
+            raise _worker_died(name, start) from None
+        except BaseException:  # Ctrl-C, or a chunk's error: the other chunks are not waited for
+            _stop(pool)
+            raise
+        pool.shutdown()
     result = _assemble(name, tuple(schemes), chunks, skip)
     result.warnings.extend(notes)
     return result

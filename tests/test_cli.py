@@ -432,3 +432,21 @@ def test_a_trainer_package_installed_over_rewardkits_is_named(
     assert code == 2 and "`rewardkit report` is unavailable" in " ".join(err.split())
     code, out, _ = run(capsys, "rewards")  # the rest of rewardkit works as ever
     assert code == 0 and "correctness" in out
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_reward_that_prints_does_not_break_json(tmp_path: Path, workers: str) -> None:
+    # A debugging print() in a custom reward went to stdout, into the --json document.
+    (tmp_path / "loud.py").write_text(
+        "def loud(completion, answer):\n    print('DEBUG', completion)\n    return 1.0\n"
+    )
+    (tmp_path / "s.yaml").write_text('rewards:\n  - {function: "loud.py:loud", max: 1}\n')
+    rows = "".join(json.dumps({"completion": "x", "answer": "1"}) + "\n" for _ in range(4))
+    (tmp_path / "c.jsonl").write_text(rows)
+    command = [sys.executable, "-m", "rewardkit", "score", "c.jsonl", "--scheme", "s.yaml"]
+    done = subprocess.run(
+        [*command, "--json", "--workers", workers], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["input"]["rows_scored"] == 4
+    assert "DEBUG x" in done.stderr

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -650,3 +655,64 @@ def test_a_reward_below_its_maximum_on_half_the_rows_in_split_reasons_gets_its_n
     frame = score_records([{"completion": c, "answer": "24"} for c in kinds], [STRICT])
     notes = summarize(frame, [STRICT]).notes
     assert any(n.startswith("strict correctness is 0 on 50% of rows") for n in notes)
+
+
+# --- a pool of workers that must stop ---------------------------------------------------------
+
+_STOPPING_REWARDS = """
+import os, pathlib, time
+
+def hang(completion, answer):
+    pathlib.Path(os.environ["STARTED"]).touch()
+    time.sleep(10**6)
+    return 0.0
+
+def die(completion, answer):
+    if completion == "<answer>1500</answer>":
+        os._exit(9)  # what a segfault or the kernel's out-of-memory killer looks like
+    return 0.0
+"""
+
+
+def _pool_run(tmp_path: Path, reward: str) -> list[str]:
+    (tmp_path / "stopping.py").write_text(_STOPPING_REWARDS)
+    (tmp_path / "s.yaml").write_text(
+        f'rewards:\n  - {{function: "stopping.py:{reward}", max: 1}}\n'
+    )
+    rows = [{"completion": f"<answer>{i}</answer>", "answer": "1"} for i in range(3000)]
+    write_jsonl(tmp_path / "c.jsonl", rows)
+    return [sys.executable, "-m", "rewardkit", "score", "c.jsonl", "--scheme", "s.yaml"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="process groups and SIGINT are POSIX")
+def test_ctrl_c_stops_the_workers_at_once(tmp_path: Path) -> None:
+    # The pool's shutdown waited for every running chunk: minutes after Ctrl-C with a slow
+    # reward, forever with a hung one (two Ctrl-Cs did not help).
+    started = tmp_path / "started"
+    argv = [*_pool_run(tmp_path, "hang"), "--workers", "2"]
+    env = {**os.environ, "STARTED": str(started)}
+    process = subprocess.Popen(
+        argv, cwd=tmp_path, env=env, start_new_session=True, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not started.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert started.exists(), "no worker began scoring"
+        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 130 and "interrupted" in err
+    assert "Traceback" not in err
+
+
+def test_a_worker_that_dies_is_an_error_that_names_where(tmp_path: Path) -> None:
+    # BrokenProcessPool came out as a traceback.
+    argv = [*_pool_run(tmp_path, "die"), "--workers", "2"]
+    done = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    message = " ".join(done.stderr.split())
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "a worker process died while scoring the lines from line" in message
+    assert "score with --workers 1 to see the line and the reward" in message
