@@ -1110,6 +1110,7 @@ def score_rows(
     if on_error not in {"raise", "skip"}:
         raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
     schemes = schemes_of(schemes)
+    skip = on_error == "skip"
     columns = _Columns(schemes, completion_prefix)
     fields = keys.fields()
     numbers: list[int] = []
@@ -1123,12 +1124,17 @@ def score_rows(
             numbers.append(line)
         except _BadLine as bad:
             columns.skipped.append(Skipped(line, bad.code, bad.message))
+            if not skip:  # the rows before it are scored (a reward may fail first), not after
+                columns.add(numbers, good)
+                break
         if len(good) == _BLOCK:
-            columns.add(numbers, good)
+            if not columns.add(numbers, good) and not skip:
+                break  # a custom reward failed on a row
             numbers, good = [], []
-    columns.add(numbers, good)
+    else:
+        columns.add(numbers, good)
     # One chunk at offset 0: the lines stay as the reader numbered them.
-    return _assemble(source, schemes, [columns], on_error == "skip")
+    return _assemble(source, schemes, [columns], skip)
 
 
 def score_records(

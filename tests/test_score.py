@@ -716,3 +716,31 @@ def test_a_worker_that_dies_is_an_error_that_names_where(tmp_path: Path) -> None
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "a worker process died while scoring the lines from line" in message
     assert "score with --workers 1 to see the line and the reward" in message
+
+
+def test_score_rows_stops_at_the_first_failure(tmp_path: Path) -> None:
+    # It read and scored every row of the file, then raised for the first bad one.
+    read: list[int] = []
+
+    def rows() -> Any:
+        for line in range(1, 1001):
+            read.append(line)
+            record = {"completion": "x"} if line == 3 else {"completion": "x", "answer": "1"}
+            yield line, record
+
+    with pytest.raises(InputError, match="line 3: no 'answer' field"):
+        score_rows(rows(), [STRICT])
+    assert len(read) == 3
+    calls: list[str] = []
+
+    def failing(completion: str, answer: str) -> float:
+        calls.append(completion)
+        raise ValueError("broken reward")
+
+    from rewardkit.schemes import Scheme, SchemeReward
+
+    scheme = Scheme("broken", (SchemeReward("r", failing),))
+    records = ((n, {"completion": str(n), "answer": "1"}) for n in range(1, 1001))
+    with pytest.raises(InputError, match="line 1: "):
+        score_rows(records, [scheme])
+    assert len(calls) <= 64  # one block, not the file
