@@ -387,7 +387,7 @@ def json_document(path: str, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> An
 
     >>> import tempfile
     >>> with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-    ...     _ = f.write('[\n  {"completion": "<answer>4</answer>", "answer": "4"}\n]\n')
+    ...     _ = f.write('[\\n  {"completion": "<answer>4</answer>", "answer": "4"}\\n]\\n')
     >>> json_document(f.name)
     [{'completion': '<answer>4</answer>', 'answer': '4'}]
     """
