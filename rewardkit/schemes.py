@@ -18,15 +18,17 @@ pair or a `Reward`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
+import importlib.machinery
 import importlib.util
 import math
 import numbers
 import os
 import sys
 import traceback
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -81,11 +83,13 @@ class SchemeReward:
     `max` is None for a custom reward that does not declare one; then range checks and the
     "all groups at the maximum" statistic skip it.
 
-    `origin` is set for a function a scheme file names by path (``file.py:function``): the
-    file's absolute path and the function. Python pickles a function by its module's name,
-    and such a module has none that another process could import, so the reward pickles as
-    its origin instead and a spawned process (a scoring worker, TRL's async rollout
-    process) imports the file again.
+    `origin` is set for a function loaded by location: one a scheme file names by path
+    (``file.py:function``), or of a module found beside the scheme file or in the working
+    folder. It is ``"<file or package folder>:<submodule>:<function>"`` (the submodule
+    empty for the file itself). Python pickles a function by its module's name, and such a
+    module has none that another process could import, so the reward pickles as its origin
+    instead and a spawned process (a scoring worker, TRL's async rollout process) loads the
+    file again.
     """
 
     name: str
@@ -141,12 +145,16 @@ def _finite(value: Any) -> bool:
 def _file_reward(
     name: str, origin: str, weight: float, maximum: float | None, variant: str
 ) -> SchemeReward:
-    """A pickled file reward, back: from the module already loaded here, else imported."""
-    file, _, attr = origin.rpartition(":")
-    module = sys.modules.get(_module_id(Path(file)))
+    """A pickled reward of a user's file, back: from the module already loaded here (a
+    forked process has it), else loaded again from its file (a spawned one)."""
+    where, inner, attr = origin.rsplit(":", 2)
+    location = Path(where)
+    module_id = _module_id(location)
+    module = sys.modules.get(f"{module_id}.{inner}" if inner else module_id)
     fn = getattr(module, attr, None) if module is not None else None
     if fn is None:
-        fn = resolve_function(origin)
+        spec = f"{location}:{inner}:{attr}" if inner else f"{location}:{attr}"
+        fn = _attribute(spec, _load_located(spec, location, inner), inner or where, attr)
     return SchemeReward(name, fn, weight, maximum, variant, origin=origin)
 
 
@@ -581,7 +589,14 @@ def resolve_function(spec: str, base: Path | None = None) -> SchemeRewardFn:
 
 
 def _resolve(spec: str, base: Path | None) -> tuple[SchemeRewardFn, str | None]:
-    """`resolve_function`, and the origin of a file's function (see `SchemeReward`)."""
+    """`resolve_function`, and the origin of a function loaded by location (see
+    `SchemeReward`), or None for one of an importable module.
+
+    Where the function is found depends on the spec and the folders alone, never on what
+    this process loaded before: a file is loaded from its path, a module that Python cannot
+    import by name from the one it finds beside the scheme file or in the working folder,
+    each under a module name of its own (`_module_id`), and `sys.path` is left as it was.
+    """
     module_name, sep, attr = spec.rpartition(":")
     if not sep or not module_name or not attr:
         raise ValueError(f"custom reward {spec!r} must be written module:function")
@@ -591,63 +606,127 @@ def _resolve(spec: str, base: Path | None) -> tuple[SchemeRewardFn, str | None]:
         file = next((c for c in candidates if c.is_file()), None)
         if file is None:
             raise ImportError(f"custom reward {spec!r}: file {module_name} not found")
-        module = _import_file(spec, file)
-        origin: str | None = f"{file.resolve()}:{attr}"
+        location, inner = file.resolve(), ""
+        module = _load_located(spec, location, inner)
     else:
-        module = _import_near(spec, module_name, base)
-        origin = None  # importable by name wherever sys.path is the same
+        inner = module_name.partition(".")[2]
+        found = _find_module(spec, module_name, base)
+        if not isinstance(found, Path):
+            return _attribute(spec, found, module_name, attr), None
+        location = found
+        module = _load_located(spec, location, inner)
+    return _attribute(spec, module, module_name, attr), f"{location}:{inner}:{attr}"
+
+
+def _attribute(spec: str, module: Any, module_name: str, attr: str) -> SchemeRewardFn:
     fn = getattr(module, attr, None)
     if fn is None:
         raise AttributeError(f"custom reward {spec!r}: module {module_name} has no {attr!r}")
     if not callable(fn):
         raise ValueError(f"custom reward {spec!r} is not callable")
-    return cast(SchemeRewardFn, fn), origin
+    return cast(SchemeRewardFn, fn)
 
 
-def _import_file(spec: str, file: Path) -> Any:
-    """Load `file` as a module of its own, so nothing on `sys.path` can shadow it.
+def _find_module(spec: str, module_name: str, base: Path | None) -> Any:
+    """The module `module_name` by the documented search, or the `Path` to load it from.
 
-    Its folder goes at the end of `sys.path` (as `_import_near` does for the scheme's), so
-    that ``import helper`` of a ``helper.py`` beside it works, as it does when Python runs
-    the file itself, without shadowing an installed module.
+    First the ordinary import (installed packages, `PYTHONPATH`): that module, imported by
+    name. Else the top-level module or package of that name beside the scheme file, then
+    in the working folder: its path, for `_load_located`. A name Python imported before from
+    elsewhere never stands in for the one this search finds: when the ordinary import's
+    module is not the file found beside the scheme, or not the one imported before, the
+    error names both files.
     """
-    folder = str(file.resolve().parent)
-    if folder not in sys.path:
-        sys.path.append(folder)
-    module_id = _module_id(file)
-    loader = importlib.util.spec_from_file_location(module_id, file)
-    if loader is None or loader.loader is None:
-        raise ImportError(f"custom reward {spec!r}: cannot import {file}")
-    module = importlib.util.module_from_spec(loader)
-    sys.modules[module_id] = module
-    try:
-        loader.loader.exec_module(module)
-    except (Exception, SystemExit) as error:  # a user's module: whatever it raises, name it
-        del sys.modules[module_id]  # as the import system does: no half-run module left
-        raise _import_failed(spec, str(file), error) from error
-    return module
+    top = module_name.partition(".")[0]
+    ordinary = _ordinary_spec(top)
+    folders = [folder for folder in (base, Path.cwd()) if folder is not None]
+    located = _locate(top, folders)
+    if ordinary is not None and located is not None and ordinary.origin is None:
+        ordinary = None  # a namespace package yields to a module, as Python's path search does
+    if ordinary is not None:
+        _same_module(spec, module_name, base, ordinary)
+        return _import_by_name(spec, module_name)
+    if located is not None:
+        return located
+    if top in sys.modules:  # not on any path (built in a notebook, say): what Python imports
+        return _import_by_name(spec, module_name)
+    raise ImportError(
+        f"cannot import module {module_name!r}: install it, or put it beside the scheme file"
+        " or in the working directory"
+    )
 
 
-def _module_id(file: Path) -> str:
-    """The name a user's file is loaded under: two ``rewards.py`` in two folders differ."""
-    digest = hashlib.sha1(str(file.resolve()).encode("utf-8", "surrogatepass")).hexdigest()[:10]
-    return f"rewardkit_user_{file.stem}_{digest}"
+def _ordinary_spec(top: str) -> Any:
+    """Where Python's import system finds the top-level module `top` now, not counting the
+    modules it imported before (`importlib.util.find_spec` returns those as they are)."""
+    for finder in sys.meta_path:
+        find_spec = getattr(finder, "find_spec", None)
+        if find_spec is not None and (found := find_spec(top, None)) is not None:
+            return found
+    return None
 
 
-def _import_near(spec: str, module_name: str, base: Path | None) -> Any:
-    """Import a module, looking also beside the scheme file and in the working directory."""
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as error:
-        if not _is_missing(module_name, error):
-            raise _import_failed(spec, module_name, error) from error
-    except (Exception, SystemExit) as error:  # a user's module: whatever it raises, name it
-        raise _import_failed(spec, module_name, error) from error
-    else:
-        return _not_shadowing(spec, module_name, base, module)
-    for folder in (base, Path.cwd()):
-        if folder is not None and str(folder.resolve()) not in sys.path:
-            sys.path.append(str(folder.resolve()))
+def _locate(top: str, folders: list[Path]) -> Path | None:
+    """The module ``top.py`` or package folder ``top`` in the first of `folders` that holds
+    one, as Python's path search finds it: a regular package, else a module file, in any
+    folder, before a folder without ``__init__.py`` (a namespace package)."""
+    for folder in folders:
+        if (folder / top / "__init__.py").is_file():
+            return (folder / top).resolve()
+        if (folder / f"{top}.py").is_file():
+            return (folder / f"{top}.py").resolve()
+    return next(((f / top).resolve() for f in folders if (f / top).is_dir()), None)
+
+
+def _places(module_or_spec: Any) -> set[Path]:
+    """The files and folders a module (or the spec of one) comes from."""
+    spec = getattr(module_or_spec, "__spec__", module_or_spec)
+    paths = [getattr(module_or_spec, "__file__", None), getattr(spec, "origin", None)]
+    paths += list(getattr(module_or_spec, "__path__", None) or [])
+    paths += list(getattr(spec, "submodule_search_locations", None) or [])
+    places = set()
+    for path in paths:
+        if isinstance(path, str) and os.path.exists(path):
+            place = Path(path).resolve()
+            places.add(place.parent if place.name == "__init__.py" else place)
+    return places
+
+
+def _same_module(spec: str, module_name: str, base: Path | None, ordinary: Any) -> None:
+    """Raise unless the module Python imports by name is the one this scheme means: not
+    another module of its name beside the scheme file, nor one imported before from a
+    folder no longer searched (the two files are named)."""
+    top = module_name.partition(".")[0]
+    found = _places(ordinary)
+    beside = _locate(top, [base]) if base is not None else None
+    attr = spec.rpartition(":")[2]
+    if beside is not None and found and beside not in found:
+        path = module_name.replace(".", "/")
+        if beside.is_dir() and module_name == top:
+            path += "/__init__"
+        raise ImportError(
+            f"custom reward {spec!r}: the module {top!r} Python imports is"
+            f" {_shown_places(found)}, not the {beside} beside the scheme file (an installed"
+            f" module, or one on PYTHONPATH, comes first); name the file instead"
+            f" ({path}.py:{attr}), or rename the module"
+        )
+    imported = sys.modules.get(top)
+    before = _places(imported) if imported is not None else set()
+    if before and found and not before & found:
+        raise ImportError(
+            f"custom reward {spec!r}: this process imported the module {top!r} from"
+            f" {_shown_places(before)}, but Python's search path now finds"
+            f" {_shown_places(found)}; name the file instead"
+            f" ({module_name.replace('.', '/')}.py:{attr}), or rename one of the modules"
+        )
+
+
+def _shown_places(places: set[Path]) -> str:
+    return ", ".join(sorted(str(place) for place in places))
+
+
+def _import_by_name(spec: str, module_name: str) -> Any:
+    """An ordinary import; a module that raises while it is imported is named, with the line."""
     try:
         return importlib.import_module(module_name)
     except ModuleNotFoundError as error:
@@ -657,45 +736,81 @@ def _import_near(spec: str, module_name: str, base: Path | None) -> Any:
             f"cannot import module {module_name!r}: install it, or put it beside the scheme file"
             " or in the working directory"
         ) from None
-    except (Exception, SystemExit) as error:
+    except (Exception, SystemExit) as error:  # a user's module: whatever it raises, name it
         raise _import_failed(spec, module_name, error) from error
 
 
-def _not_shadowing(spec: str, module_name: str, base: Path | None, module: Any) -> Any:
-    """`module`, unless the scheme's folder holds another module of its (top-level) name.
+def _load_located(spec: str, location: Path, inner: str) -> Any:
+    """Load the module file or package folder at `location` as a module of its own (and
+    then its submodule `inner`, when given), so that nothing imported before stands in for it.
 
-    Python imports a name once per process: an installed package of that name, a module
-    of the working directory or of another scheme's folder imported before, would stand in
-    for the one beside this scheme file, and every score would come from the other code
-    without a word. Beside means ``top.py`` or a folder ``top`` (a package, with or
-    without ``__init__.py``).
+    It is loaded again on every call, as `get_scheme` reads an edited file again. While it
+    runs, its folder is at the end of `sys.path`, so that ``import helper`` of a
+    ``helper.py`` beside it works as when Python runs the file itself; then `sys.path` is
+    as it was.
     """
-    if base is None:
-        return module
-    top = module_name.partition(".")[0]
-    imported = sys.modules.get(top)
-    if imported is None:
-        return module
-    file, folder = base / f"{top}.py", base / top
-    if file.is_file():
-        beside, places = file, [getattr(imported, "__file__", None)]
-    elif folder.is_dir():
-        beside, places = folder, list(getattr(imported, "__path__", []))
+    module_id = _module_id(location)
+    for name in [n for n in sys.modules if n.startswith(module_id + ".")]:
+        del sys.modules[name]  # the submodules of the last load
+    if location.is_dir():
+        init = location / "__init__.py"
+        if init.is_file():
+            found = importlib.util.spec_from_file_location(
+                module_id, init, submodule_search_locations=[str(location)]
+            )
+        else:  # a namespace package: a folder of modules
+            found = importlib.machinery.ModuleSpec(module_id, None, is_package=True)
+            found.submodule_search_locations = [str(location)]
     else:
-        return module
-    if any(p is not None and Path(p).resolve() == beside.resolve() for p in places):
-        return module
-    where = next((p for p in places if p is not None), "elsewhere")
-    path = module_name.replace(".", "/") + (
-        "/__init__" if beside == folder == base / module_name else ""
-    )
-    named = f"{path}.py:{spec.rpartition(':')[2]}"
-    raise ImportError(
-        f"custom reward {spec!r}: the module {top!r} Python imports is {where}, not the"
-        f" {beside} beside the scheme file (a module name is imported once per process, and"
-        " another module of that name, installed, in the working directory or beside another"
-        f" scheme, came first); name the file instead ({named}), or rename the module"
-    )
+        found = importlib.util.spec_from_file_location(module_id, location)
+    if found is None or (found.loader is None and not location.is_dir()):
+        raise ImportError(f"custom reward {spec!r}: cannot import {location}")
+    with _on_path(location.parent):
+        module = importlib.util.module_from_spec(found)
+        sys.modules[module_id] = module
+        try:
+            if found.loader is not None:
+                found.loader.exec_module(module)
+        except (Exception, SystemExit) as error:  # a user's module: whatever it raises
+            del sys.modules[module_id]  # as the import system does: no half-run module left
+            file = location / "__init__.py" if location.is_dir() else location
+            raise _import_failed(spec, str(file), error) from error
+        if not inner:
+            return module
+        try:
+            return importlib.import_module(f"{module_id}.{inner}")
+        except ModuleNotFoundError as error:
+            if error.name is not None and f"{module_id}.{inner}.".startswith(error.name + "."):
+                raise ImportError(
+                    f"custom reward {spec!r}: {location} holds no module {inner}"
+                ) from None
+            raise _import_failed(spec, f"{location.name}.{inner}", error) from error
+        except (Exception, SystemExit) as error:
+            raise _import_failed(spec, f"{location.name}.{inner}", error) from error
+
+
+@contextlib.contextmanager
+def _on_path(folder: Path) -> Iterator[None]:
+    """`folder` at the end of `sys.path` for the duration, unless it is there already."""
+    entry = str(folder)
+    if entry in sys.path:
+        yield
+        return
+    sys.path.append(entry)
+    try:
+        yield
+    finally:
+        for index in range(len(sys.path) - 1, -1, -1):  # the entry added, not one of the user's
+            if sys.path[index] == entry:
+                del sys.path[index]
+                break
+
+
+def _module_id(location: Path) -> str:
+    """The name a user's file or package is loaded under: two ``rewards.py`` in two folders
+    differ, and neither is the name another module may be imported under."""
+    digest = hashlib.sha1(str(location.resolve()).encode("utf-8", "surrogatepass")).hexdigest()
+    return f"rewardkit_user_{location.stem}_{digest[:10]}"
 
 
 def _is_missing(module_name: str, error: ModuleNotFoundError) -> bool:

@@ -31,6 +31,7 @@ from rewardkit.schemes import (
     get_scheme,
     load_scheme_file,
     resolve_function,
+    schemes_of,
 )
 
 WELL_FORMED = "<think>\n24 + 6 = 30\n</think>\n<answer>\n30\n</answer>\n"
@@ -902,18 +903,99 @@ def test_a_reward_file_imports_a_module_beside_it(tmp_path: Path) -> None:
 
 def test_a_module_beside_the_scheme_is_not_silently_replaced(tmp_path: Path) -> None:
     # Two schemes in two folders, each with its own `rewards_<id>.py`: Python imports the
-    # name once, so the second scheme scored with the first folder's code, without a word.
+    # name once, so the second scheme scored with the first folder's code, without a word
+    # (then, an error); each is now loaded from its own folder.
     module = _module_name()
     for folder, value in (("a", 1.0), ("b", 0.0)):
         (tmp_path / folder).mkdir()
         _write(tmp_path / folder / f"{module}.py", f"def fn(c, a):\n    return {value}\n")
         _write(tmp_path / folder / "s.yaml", f'rewards:\n  - {{function: "{module}:fn"}}\n')
     assert load_scheme_file(tmp_path / "a" / "s.yaml").score("x", "1")["fn"].value == 1.0
+    assert load_scheme_file(tmp_path / "b" / "s.yaml").score("x", "1")["fn"].value == 0.0
+    assert load_scheme_file(tmp_path / "a" / "s.yaml").score("x", "1")["fn"].value == 1.0
+
+
+def test_an_importable_module_beside_another_of_its_name_is_an_error(tmp_path: Path) -> None:
+    # Python's ordinary import (here PYTHONPATH) comes first, as documented: the file
+    # beside the scheme is not used, and the error names both files.
+    module = _module_name()
+    for folder, value in (("path", 1.0), ("scheme", 0.0)):
+        (tmp_path / folder).mkdir()
+        _write(tmp_path / folder / f"{module}.py", f"def fn(c, a):\n    return {value}\n")
+    sys.path.insert(0, str(tmp_path / "path"))
+    scheme = _write(tmp_path / "scheme" / "s.yaml", f'rewards:\n  - {{function: "{module}:fn"}}\n')
     with pytest.raises(SchemeError) as caught:
-        load_scheme_file(tmp_path / "b" / "s.yaml")
+        load_scheme_file(scheme)
     message = str(caught.value)
-    assert f"the module {module!r} Python imports is {tmp_path / 'a' / module}.py" in message
+    assert f"the module {module!r} Python imports is {tmp_path / 'path' / module}.py" in message
+    assert f"not the {tmp_path / 'scheme' / module}.py beside the scheme file" in message
     assert f"name the file instead ({module}.py:fn)" in message
+
+
+def test_a_module_imported_before_from_elsewhere_is_an_error(tmp_path: Path) -> None:
+    # imported from a folder that was on sys.path then, while the search finds another
+    module = _module_name()
+    for folder in ("old", "new"):
+        (tmp_path / folder).mkdir()
+        _write(tmp_path / folder / f"{module}.py", "def fn(c, a):\n    return 1.0\n")
+    sys.path.insert(0, str(tmp_path / "old"))
+    __import__(module)
+    sys.path[0] = str(tmp_path / "new")
+    scheme = _write(tmp_path / "s.yaml", f'rewards:\n  - {{function: "{module}:fn"}}\n')
+    with pytest.raises(SchemeError) as caught:
+        load_scheme_file(scheme)
+    message = str(caught.value)
+    assert f"imported the module {module!r} from {tmp_path / 'old' / module}.py" in message
+    assert f"now finds {tmp_path / 'new' / module}.py" in message
+
+
+def test_a_file_reward_does_not_change_how_a_later_module_is_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The reviewer's case: scheme b names other2/my_rewards.py by path, scheme a names
+    # `my_rewards:brevity`, found in the working folder. Loading b put other2 on sys.path
+    # for good, and a then scored with other2's function, silently.
+    module = _module_name()
+    (tmp_path / "proj" / "configs").mkdir(parents=True)
+    (tmp_path / "other2").mkdir()
+    _write(tmp_path / "proj" / f"{module}.py", 'def brevity(c, a):\n    return 0.1, "proj"\n')
+    _write(tmp_path / "other2" / f"{module}.py", 'def brevity(c, a):\n    return 0.9, "other"\n')
+    a = _write(
+        tmp_path / "proj" / "configs" / "a.yaml",
+        f'name: a\nrewards:\n  - {{function: "{module}:brevity", max: 1}}\n',
+    )
+    b = _write(
+        tmp_path / "other2" / "b.toml",
+        f'name = "b"\n[[rewards]]\nfunction = "{module}.py:brevity"\nmax = 1\n',
+    )
+    monkeypatch.chdir(tmp_path / "proj")
+    path_before = list(sys.path)
+    b_scheme, a_scheme = schemes_of([str(b), "configs/a.yaml"])
+    assert sys.path == path_before  # loading a scheme leaves sys.path alone
+    assert b_scheme.score("x", "1")["brevity"] == Reward(0.9, "other")
+    assert a_scheme.score("x", "1")["brevity"] == Reward(0.1, "proj")
+    assert load_scheme_file(a).score("x", "1")["brevity"] == Reward(0.1, "proj")
+    # and so in scoring workers, forked or spawned, which get the schemes pickled
+    assert pickle.loads(pickle.dumps(a_scheme)).score("x", "1")["brevity"].value == 0.1
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        scores = pool.apply(_score_pickled, (pickle.dumps(a_scheme),))
+    assert scores == {"brevity": Reward(0.1, "proj")}
+
+
+def test_a_package_beside_the_scheme_reaches_a_spawned_process(tmp_path: Path) -> None:
+    # a package found beside the scheme is loaded under a name of its own: a spawned process
+    # loads it again from its folder, relative imports included
+    package = _module_name()
+    (tmp_path / package).mkdir()
+    _write(tmp_path / package / "__init__.py", "HALF = 0.5\n")
+    _write(tmp_path / package / "r.py", "from . import HALF\ndef fn(c, a):\n    return HALF\n")
+    scheme = load_scheme_file(
+        _write(tmp_path / "s.yaml", f'rewards:\n  - {{function: "{package}.r:fn"}}\n')
+    )
+    assert scheme.score("x", "1") == {"fn": Reward(0.5, "ok")}
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        scores = pool.apply(_score_pickled, (pickle.dumps(scheme),))
+    assert scores == {"fn": Reward(0.5, "ok")}
 
 
 def test_a_reward_that_calls_sys_exit_is_named(tmp_path: Path) -> None:
@@ -930,8 +1012,10 @@ def test_a_package_folder_beside_the_scheme_is_not_silently_replaced(tmp_path: P
         _write(tmp_path / folder / package / "r.py", f"def fn(c, a):\n    return {value}\n")
         _write(tmp_path / folder / "s.yaml", f'rewards:\n  - {{function: "{package}.r:fn"}}\n')
     assert load_scheme_file(tmp_path / "a" / "s.yaml").score("x", "1")["fn"].value == 1.0
-    with pytest.raises(SchemeError, match=rf"name the file instead \({package}/r\.py:fn\)"):
-        load_scheme_file(tmp_path / "b" / "s.yaml")
+    assert load_scheme_file(tmp_path / "b" / "s.yaml").score("x", "1")["fn"].value == 0.0
+    missing = _write(tmp_path / "a" / "m.yaml", f'rewards:\n  - {{function: "{package}.q:fn"}}\n')
+    with pytest.raises(SchemeError, match=rf"{package} holds no module q"):
+        load_scheme_file(missing)
 
 
 def test_an_importable_modules_own_import_error_names_its_line(tmp_path: Path) -> None:
