@@ -282,9 +282,11 @@ def compute(cases: Iterable[GoldenCase], scheme: Scheme) -> list[Record]:
     for case in cases:
         try:
             scores = scheme.score(case.completion, case.answer)
+            total = scheme.total(scores)  # inf would not go into the JSON file
         except RewardError as error:
-            raise GoldenError(f"case {case.id!r}, scheme {scheme.name!r}: {error}") from None
-        record: Record = {"id": case.id, "scheme": scheme.name, "total": scheme.total(scores)}
+            message = str(error).removeprefix(f"scheme {scheme.name!r}: ")  # said once
+            raise GoldenError(f"case {case.id!r}, scheme {scheme.name!r}: {message}") from None
+        record: Record = {"id": case.id, "scheme": scheme.name, "total": total}
         for name, reward in scores.items():
             record[name] = reward.value
             record[f"{name}_reason"] = reward.reason

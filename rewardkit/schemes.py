@@ -28,7 +28,7 @@ import numbers
 import os
 import sys
 import traceback
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -52,6 +52,7 @@ __all__ = [
     "load_scheme_file",
     "resolve_function",
     "schemes_of",
+    "weighted_total",
 ]
 
 
@@ -191,6 +192,18 @@ class Scheme:
                 f" column of the scores ({', '.join(sorted(RESERVED_NAMES))}, *_reason);"
                 " rename them with `name`"
             )
+        for r in self.rewards:
+            if r.max is not None and not math.isfinite(r.weight * r.max):
+                raise SchemeError(
+                    f"scheme {self.name!r}: reward {r.name!r} weighs {r.weight:g} and may give"
+                    f" {r.max:g}, and {r.weight:g} * {r.max:g} is beyond the float range"
+                    f" (±{sys.float_info.max:.1e}); lower the weight"
+                )
+        if not math.isfinite(sum(abs(r.weight * r.max) for r in self.rewards if r.max)):
+            raise SchemeError(
+                f"scheme {self.name!r}: its rewards' weight * max add up beyond the float range"
+                f" (±{sys.float_info.max:.1e}), so a total would be inf; lower the weights"
+            )
         object.__setattr__(self, "_names", names)
 
     @property
@@ -230,8 +243,40 @@ class Scheme:
         return {r.name: call_reward(r, completion, answer) for r in self.rewards}
 
     def total(self, scores: Mapping[str, Reward]) -> float:
-        """The weighted sum of `scores` (as returned by `score`)."""
-        return sum(r.weight * scores[r.name].value for r in self.rewards)
+        """The weighted sum of `scores` (as returned by `score`).
+
+        A sum beyond the float range raises `RewardError` rather than give ``inf``, which
+        no JSON file or training step can take.
+        """
+        return weighted_total(self, [scores[r.name].value for r in self.rewards])
+
+
+def weighted_total(scheme: Scheme, values: Sequence[float]) -> float:
+    """The total of `scheme` for its rewards' `values` (in its order), summed as
+    `rewardkit score` sums its columns; `RewardError` when it is not a finite number.
+
+    >>> big = SchemeReward("big", lambda c, a: 1e308)
+    >>> weighted_total(Scheme("s", (big, SchemeReward("also", big.fn))), [1e308, 1e308])
+    Traceback (most recent call last):
+    ...
+    rewardkit.schemes.RewardError: scheme 's': the weighted total is inf: big 1e+308 * \
+weight 1, also 1e+308 * weight 1 add up beyond the float range (±1.8e+308); lower the \
+weights, or what the rewards return
+    """
+    total = 0.0
+    for reward, value in zip(scheme.rewards, values, strict=True):
+        total += reward.weight * value
+    if not math.isfinite(total):
+        terms = ", ".join(
+            f"{r.name} {v:g} * weight {r.weight:g}"
+            for r, v in zip(scheme.rewards, values, strict=True)
+        )
+        raise RewardError(
+            f"scheme {scheme.name!r}: the weighted total is {total}: {terms} add up beyond the"
+            f" float range (±{sys.float_info.max:.1e}); lower the weights, or what the rewards"
+            " return"
+        )
+    return total
 
 
 RESERVED_NAMES = frozenset({"line", "id", "group", "scheme", "total"})
@@ -323,9 +368,19 @@ def _coerce(reward: SchemeReward, result: Any) -> Reward:
     try:
         value = float(result)
     except OverflowError:  # an int or a Fraction beyond the float range
-        value = math.inf
+        raise RewardError(
+            f"reward {name!r} returned {_short(result)} ({type(result).__name__}), a number too"
+            f" large for a float (beyond ±{sys.float_info.max:.1e}); rewards must be finite"
+            " numbers"
+        ) from None
     if not math.isfinite(value):
         raise RewardError(f"reward {name!r} returned {value}; rewards must be finite numbers")
+    if not math.isfinite(reward.weight * value):
+        raise RewardError(
+            f"reward {name!r} returned {value:g}, which times its weight {reward.weight:g} is"
+            f" beyond the float range (±{sys.float_info.max:.1e}); lower the weight, or what"
+            " the reward returns"
+        )
     if reward.max is not None and value > reward.max:
         raise RewardError(
             f"reward {name!r} returned {value}, above its declared max {reward.max};"
@@ -540,10 +595,24 @@ def _number(where: str, key: str, value: Any) -> float:
             number = math.inf
         if math.isfinite(number):
             return number
-    shown = repr(value)
-    if len(shown) > 20:
-        shown = f"{shown[:4]}...{shown[-3:]}"
-    raise SchemeError(f"{where}: {key} {shown} is not a finite number")
+    raise SchemeError(f"{where}: {key} {_short(value)} is not a finite number")
+
+
+def _short(value: Any) -> str:
+    """`repr(value)` (`str` for an int or a fraction), shortened when long: a huge int
+    has hundreds of digits.
+
+    >>> from fractions import Fraction
+    >>> _short(10**400), _short(0.5), _short(Fraction(10**400, 3)), _short(10**5000)
+    ('1000...000', '0.5', '1000...0/3', 'an int of about 5000 digits')
+    """
+    try:
+        shown = str(value) if isinstance(value, numbers.Rational) else repr(value)  # 1/3
+    except ValueError:  # an int beyond sys.get_int_max_str_digits(), or a Fraction of one
+        if isinstance(value, int):
+            return f"an int of about {round(value.bit_length() * math.log10(2))} digits"
+        return f"a {type(value).__name__} too large to show"
+    return f"{shown[:4]}...{shown[-3:]}" if len(shown) > 20 else shown
 
 
 def _name(where: str, mapping: Mapping[str, Any], default: str) -> str:

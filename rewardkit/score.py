@@ -19,6 +19,7 @@ import functools
 import hashlib
 import itertools
 import json
+import math
 import numbers
 import os
 import re
@@ -39,7 +40,14 @@ import pyarrow as pa
 
 from rewardkit.numbers import number_text
 from rewardkit.rewards import Reward, batch_scorer, is_builtin
-from rewardkit.schemes import RewardError, Scheme, SchemeLike, call_reward, schemes_of
+from rewardkit.schemes import (
+    RewardError,
+    Scheme,
+    SchemeLike,
+    call_reward,
+    schemes_of,
+    weighted_total,
+)
 
 __all__ = [
     "DEFAULT_MAX_LINE_BYTES",
@@ -613,15 +621,29 @@ class _Columns:
             else:
                 self.custom_index[s_index, r_index] = len(self._custom_fns)
                 self._custom_fns.append(functools.partial(call_reward, reward))  # RewardError
+        # The schemes with a custom reward, whose totals are checked row by row: each
+        # value is finite, but their weighted sum may not be (a built-in scheme's is, by the
+        # checks of `Scheme`). Each reward as (in a batch row?, its index there, its weight).
+        self._totals: list[tuple[Scheme, list[tuple[bool, int, float]]]] = []
+        for s_index, scheme in enumerate(schemes):
+            where = [(*self._where(s_index, r), w.weight) for r, w in enumerate(scheme.rewards)]
+            if not all(in_batch for in_batch, _, _ in where):
+                self._totals.append((scheme, where))
         self.batch_codes = array("i")
         self.batch_table: dict[tuple[Reward, ...], int] = {}
         self.custom = [(array("i"), dict[Reward, int]()) for _ in self.custom_index]
         self._batch = batch_scorer(batch_fns) if batch_fns else None
 
+    def _where(self, s_index: int, r_index: int) -> tuple[bool, int]:
+        """Where a reward's results are: (True, index in a batch row) or (False, in custom)."""
+        if (s_index, r_index) in self.batch_index:
+            return True, self.batch_index[s_index, r_index]
+        return False, self.custom_index[s_index, r_index]
+
     def __getstate__(self) -> dict[str, Any]:
         # Functions stay behind: a finished chunk travels as its columns alone, its texts as
         # Arrow arrays (a few buffers to pickle, not a Python object per row).
-        functions = {"_batch", "_custom_fns", "schemes"}  # a lambda would not pickle
+        functions = {"_batch", "_custom_fns", "schemes", "_totals"}  # a lambda would not pickle
         state = {k: v for k, v in self.__dict__.items() if k not in functions}
         state["ids"], state["groups"] = _texts(self.ids), _texts(self.groups)
         return state
@@ -639,6 +661,20 @@ class _Columns:
         if self.prefix:
             completions = tuple(self.prefix + c for c in completions)
         custom, failed = self._custom_results(completions, answers)
+        batch: list[tuple[Reward, ...]] = []  # the built-in results, when the totals need them
+        if self._totals and self._batch is not None:
+            batch = list(self._batch(completions, answers))
+        for scheme, where in self._totals:
+            for i in range(len(rows)):
+                total = 0.0  # as `weighted_total` sums, which says what is wrong when it is inf
+                for in_batch, k, weight in where:
+                    total += weight * (batch[i][k] if in_batch else custom[k][i]).value
+                if not math.isfinite(total) and i not in failed:
+                    values = [(batch[i][k] if b else custom[k][i]).value for b, k, _ in where]
+                    try:
+                        weighted_total(scheme, values)
+                    except RewardError as error:
+                        failed[i] = str(error)
         if failed:
             for i in sorted(failed):
                 self.skipped.append(Skipped(lines[i], "reward_error", failed[i]))
@@ -650,9 +686,10 @@ class _Columns:
                 tuple(column[i] for i in keep) for column in (completions, answers, ids, groups)
             )
             custom = [[column[i] for i in keep] for column in custom]
+            batch = [batch[i] for i in keep] if batch else batch
         if self._batch is not None:
             table, codes = self.batch_table, self.batch_codes
-            for results in self._batch(completions, answers):
+            for results in batch or self._batch(completions, answers):
                 code = table.get(results)
                 if code is None:
                     code = table[results] = len(table)

@@ -33,6 +33,7 @@ from rewardkit.schemes import (
     resolve_function,
     schemes_of,
 )
+from rewardkit.score import score_file
 
 WELL_FORMED = "<think>\n24 + 6 = 30\n</think>\n<answer>\n30\n</answer>\n"
 
@@ -113,6 +114,9 @@ def as_huge_int(completion, answer):
 
 def as_huge_fraction(completion, answer):
     return Fraction(10**400, 3)
+
+def almost_max_float(completion, answer):
+    return 1e308
 
 def as_decimal(completion, answer):
     return Decimal("0.25")
@@ -521,8 +525,9 @@ def test_custom_reward_returning_a_non_number_raises_type_error(
         ("infinite", r"returned inf; rewards must be finite numbers"),
         ("not_a_number", r"returned nan; rewards must be finite numbers"),
         ("infinite_reward", r"returned inf; rewards must be finite numbers"),
-        ("as_huge_int", r"returned inf; rewards must be finite numbers"),  # beyond a float
-        ("as_huge_fraction", r"returned inf; rewards must be finite numbers"),
+        # beyond a float: said so, not "returned inf"
+        ("as_huge_int", r"returned 1000\.\.\.000 \(int\), a number too large for a float"),
+        ("as_huge_fraction", r"returned 1000\.\.\.0/3 \(Fraction\), a number too large"),
         # a custom reward declared with a max may not exceed it
         ("too_big", r"returned 1.5, above its declared max 1.0; fix the reward or its `max`"),
     ],
@@ -1048,3 +1053,124 @@ def test_exponent_numbers_in_yaml_are_numbers(tmp_path: Path) -> None:
     # YAML 1.1 reads 1e-3 as text: "weight '1e-3' is not a finite number"; TOML took it.
     path = _write(tmp_path / "e.yaml", "rewards:\n  - {reward: correctness, weight: 1e-3}\n")
     assert load_scheme_file(path).rewards[0].weight == 0.001
+
+
+# --- totals beyond the float range ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        # one reward's weight * max is inf
+        (
+            "rewards:\n  - {reward: correctness, weight: 1.0e+308}\n",
+            r"reward 'correctness' weighs 1e\+308 and may give 2, and 1e\+308 \* 2 is beyond",
+        ),
+        # each is finite, their sum is not (a negative weight counts: the total may be -inf)
+        (
+            "rewards:\n  - {reward: correctness, weight: 8.0e+307}\n"
+            "  - {reward: mark, weight: -1.0e+308}\n",
+            r"its rewards' weight \* max add up beyond the float range",
+        ),
+        (
+            "rewards:\n  - {reward: digit, weight: 1.0e+308}\n"
+            "  - {function: 'rewardkit.rewards:digit_strict', max: 1, weight: 1.5e+308}\n",
+            r"so a total would be inf; lower the weights",
+        ),
+    ],
+)
+def test_a_scheme_whose_total_may_overflow_is_refused(
+    tmp_path: Path, text: str, error: str
+) -> None:
+    # weights of 1.0e+308 gave totals of inf: `score --json` and `golden update` ended in
+    # "ValueError: Out of range float values are not JSON compliant", training crashed later
+    path = _write(tmp_path / "w.yaml", text)
+    with pytest.raises(SchemeError, match=error) as caught:
+        load_scheme_file(path)
+    assert str(caught.value).startswith(f"{path}: scheme 'w': ")
+
+
+def _overflowing_schemes(tmp_path: Path) -> tuple[Path, Path]:
+    """Two schemes that overflow only on the rows: a custom reward of 1e308 weighing 10,
+    and two of them weighing 1 (each finite, the sum not)."""
+    module = _module_name()
+    _write(tmp_path / f"{module}.py", USER_REWARDS)
+    one = _write(
+        tmp_path / "one.yaml",
+        f'rewards:\n  - {{function: "{module}:almost_max_float", weight: 10}}\n',
+    )
+    two = _write(
+        tmp_path / "two.yaml",
+        "rewards:\n"
+        f'  - {{name: a, function: "{module}:almost_max_float"}}\n'
+        f'  - {{name: b, function: "{module}:almost_max_float"}}\n'
+        "  - {reward: correctness}\n",
+    )
+    return one, two
+
+
+def test_a_weighted_value_or_total_beyond_the_float_range_is_a_reward_error(
+    tmp_path: Path,
+) -> None:
+    one, two = _overflowing_schemes(tmp_path)
+    with pytest.raises(
+        RewardError,
+        match=r"reward 'almost_max_float' returned 1e\+308, which times its weight 10 is beyond",
+    ):
+        load_scheme_file(one).score("x", "1")
+    scheme = load_scheme_file(two)
+    scores = scheme.score("x", "1")  # each value is fine
+    with pytest.raises(
+        RewardError,
+        match=r"scheme 'two': the weighted total is inf: a 1e\+308 \* weight 1, b 1e\+308 \*"
+        r" weight 1, correctness 0 \* weight 1 add up beyond the float range",
+    ):
+        scheme.total(scores)
+
+
+@pytest.mark.parametrize("which", ["one", "two"])
+def test_score_and_golden_refuse_a_total_of_inf(tmp_path: Path, capsys: Any, which: str) -> None:
+    scheme = dict(zip(("one", "two"), _overflowing_schemes(tmp_path), strict=True))[which]
+    data = tmp_path / "c.jsonl"
+    data.write_text(
+        '{"completion": "<answer>1</answer>", "answer": "1"}\n{"completion": "x", "answer": "2"}\n',
+        encoding="utf-8",
+    )
+    assert main(["score", str(data), "--scheme", str(scheme), "--json"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "not JSON compliant" not in err
+    assert f"error: {data}, line 1: " in err and "beyond the float range" in err
+    # with --on-error skip every row is listed (code reward_error), none has a total of inf
+    assert main(["score", str(data), "--scheme", str(scheme), "--on-error", "skip"]) == 2
+    assert "no line could be scored (2 skipped" in capsys.readouterr().err
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text('{"id": "c1", "completion": "x", "answer": "1"}\n', encoding="utf-8")
+    argv = ["golden", "update", "--scheme", str(scheme), "--cases", str(cases)]
+    assert main([*argv, "--expected", str(tmp_path / "expected")]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert f"error: case 'c1', scheme '{which}': " in err and "beyond the float range" in err
+    assert not (tmp_path / "expected" / f"{which}.jsonl").exists()
+
+
+def test_only_the_rows_whose_total_overflows_are_skipped(tmp_path: Path) -> None:
+    # the total of a row is checked, not the scheme as a whole: the other rows are scored
+    module = _module_name()
+    _write(
+        tmp_path / f"{module}.py",
+        "def big(c, a):\n    return 1e308 if c == 'big' else 1.0\n",
+    )
+    path = _write(
+        tmp_path / "s.yaml",
+        f'rewards:\n  - {{name: a, function: "{module}:big"}}\n'
+        f'  - {{name: b, function: "{module}:big"}}\n',
+    )
+    data = tmp_path / "c.jsonl"
+    rows = ["ok", "big", "ok"]
+    data.write_text(
+        "".join(f'{{"completion": "{c}", "answer": "1"}}\n' for c in rows), encoding="utf-8"
+    )
+    result = score_file(data, [str(path)], on_error="skip", workers=1)
+    assert result.frame["line"].tolist() == [1, 3]
+    assert result.frame["total"].tolist() == [2.0, 2.0]
+    assert [(s.line, s.code) for s in result.skipped] == [(2, "reward_error")]
