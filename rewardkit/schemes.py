@@ -360,6 +360,8 @@ def _coerce(reward: SchemeReward, result: Any) -> Reward:
         result, reason = result
         if not isinstance(reason, str):
             raise RewardError(f"reward {name!r} returned reason {reason!r}; a reason must be a str")
+        if not reason.isascii():
+            reason = _utf8(reason)
     if isinstance(result, bool) or not isinstance(result, numbers.Real):
         raise RewardError(
             f"reward {name!r} returned {result!r} ({type(result).__name__}); return a float,"
@@ -387,6 +389,23 @@ def _coerce(reward: SchemeReward, result: Any) -> Reward:
             " fix the reward or its `max` in the scheme file"
         )
     return Reward(value, reason)
+
+
+def _utf8(text: str) -> str:
+    r"""`text`, with a lone surrogate (which no UTF-8 file, Arrow column or JSON writer takes)
+    written as its escape, as `rewardkit score` writes one in an id.
+
+    A reason copied from the completion (``completion[:5]``) holds one when the JSON line
+    held a ``\ud800`` escape.
+
+    >>> _utf8("caf\u00e9 " + chr(0xD800))
+    'café \\ud800'
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def _builtin(name: str, variant: str) -> SchemeReward:

@@ -3,6 +3,7 @@ custom ``module:function`` and ``file.py:function`` rewards, and every `SchemeEr
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import pickle
 import re
@@ -117,6 +118,9 @@ def as_huge_fraction(completion, answer):
 
 def almost_max_float(completion, answer):
     return 1e308
+
+def quotes(completion, answer):
+    return 0.5, completion[:5]
 
 def as_decimal(completion, answer):
     return Decimal("0.25")
@@ -1174,3 +1178,27 @@ def test_only_the_rows_whose_total_overflows_are_skipped(tmp_path: Path) -> None
     assert result.frame["line"].tolist() == [1, 3]
     assert result.frame["total"].tolist() == [2.0, 2.0]
     assert [(s.line, s.code) for s in result.skipped] == [(2, "reward_error")]
+
+
+# --- reasons -------------------------------------------------------------------------------
+
+
+def test_a_reason_with_a_lone_surrogate_is_kept_escaped(tmp_path: Path, capsys: Any) -> None:
+    # a reason quoting a completion that began with a JSON "\ud800" escape: every `score`
+    # ended in "UnicodeEncodeError: surrogates not allowed", `golden update` too
+    path, _ = _user_scheme(tmp_path, "quotes")
+    scheme = load_scheme_file(path)
+    assert scheme.score("\ud800abcdef", "1")["quotes"] == Reward(0.5, "\\ud800abcd")
+    assert scheme.score("café!!", "1")["quotes"] == Reward(0.5, "café!")  # the rest is kept
+    data = tmp_path / "c.jsonl"
+    data.write_text('{"completion": "\\ud800abcdef", "answer": "1"}\n', encoding="utf-8")
+    out = tmp_path / "scores.csv"
+    assert main(["score", str(data), "--scheme", str(path), "--out", str(out)]) == 0
+    assert "\\ud800abcd" in out.read_text(encoding="utf-8")
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text('{"id": "c1", "completion": "\\ud800abcdef", "answer": "1"}\n')
+    argv = ["golden", "update", "--scheme", str(path), "--cases", str(cases)]
+    assert main([*argv, "--expected", str(tmp_path / "expected")]) == 0
+    record = json.loads((tmp_path / "expected" / "s.jsonl").read_text(encoding="utf-8"))
+    assert record["quotes_reason"] == "\\ud800abcd"
+    assert "Traceback" not in capsys.readouterr().err
