@@ -28,6 +28,7 @@ import numbers
 import os
 import sys
 import traceback
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,6 +78,37 @@ SchemeRewardFn: TypeAlias = "Callable[[str, str], RewardResult]"
 `rewardkit.rewards.RewardFn`) return a `Reward`."""
 
 
+def _name_problem(name: str, *, file: bool) -> str:
+    """What is wrong with a scheme's or reward's `name`, with the fix; "" when nothing is.
+
+    A name is a column of the scores and a key of golden records, and a scheme's name is
+    also a file or folder name (``<expected>/<scheme>.jsonl``, a run's folder): a control
+    character (NUL ends a file name), space at either end (a file `` pad .jsonl``) and,
+    for a scheme, a path separator are refused.
+
+    >>> _name_problem("a\\0b", file=True)
+    "holds the control character '\\\\x00'; use printable characters only"
+    >>> _name_problem(" pad ", file=False)
+    'starts or ends with whitespace; remove it'
+    >>> _name_problem("runs/a", file=True)  # doctest: +ELLIPSIS
+    "holds '/': it names the scheme's files (golden files, run folders); use a plain name..."
+    """
+    bad = sorted({c for c in name if unicodedata.category(c) in {"Cc", "Cs", "Zl", "Zp"}})
+    if bad:
+        shown = ", ".join(ascii(c) for c in bad)
+        what = "character" if len(bad) == 1 else "characters"
+        return f"holds the control {what} {shown}; use printable characters only"
+    if name != name.strip():
+        return "starts or ends with whitespace; remove it"
+    if file and (name in {".", ".."} or "/" in name or "\\" in name):
+        which = "/" if "/" in name else "\\" if "\\" in name else name
+        return (
+            f"holds {which!r}: it names the scheme's files (golden files, run folders); use a"
+            " plain name such as my_scheme"
+        )
+    return ""
+
+
 @dataclass(frozen=True)
 class SchemeReward:
     """One reward of a scheme: a name, the function to call, its weight and maximum.
@@ -112,6 +144,8 @@ or more (or None when unknown)
         """
         if not isinstance(self.name, str) or not self.name.strip():
             raise SchemeError(f"reward name {self.name!r} is not a name; use a non-empty str")
+        if problem := _name_problem(self.name, file=False):
+            raise SchemeError(f"reward name {self.name!r} {problem}")
         if not callable(self.fn):
             raise SchemeError(f"reward {self.name!r}: fn {self.fn!r} is not callable")
         if not _finite(self.weight):
@@ -176,6 +210,13 @@ class Scheme:
     _names: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise SchemeError(f"scheme name {self.name!r} is not a name; use a non-empty str")
+        if problem := _name_problem(self.name, file=True):
+            raise SchemeError(
+                f"scheme name {self.name!r} {problem}"
+                + ("" if self.source == "built-in" else " (set `name:` in the scheme file)")
+            )
         names = tuple(r.name for r in self.rewards)
         if not names:
             raise SchemeError(f"scheme {self.name!r} has no rewards; list at least one")
@@ -526,7 +567,7 @@ def load_scheme_file(path: str | Path) -> Scheme:
         raise SchemeError(
             f"{path}: unknown key(s) {', '.join(unknown)}; valid: name, rewards, default_variant"
         )
-    name = _name(str(path), data, path.stem)
+    name = _name(str(path), data, path.stem, file=True)
     default_variant = str(data.get("default_variant", "strict"))
     if default_variant not in {"strict", "lenient"}:
         raise SchemeError(
@@ -634,7 +675,7 @@ def _short(value: Any) -> str:
     return f"{shown[:4]}...{shown[-3:]}" if len(shown) > 20 else shown
 
 
-def _name(where: str, mapping: Mapping[str, Any], default: str) -> str:
+def _name(where: str, mapping: Mapping[str, Any], default: str, file: bool = False) -> str:
     """The `name` in `mapping`, or `default` when there is none; a given name must be text.
 
     YAML reads ``name:`` with nothing after it as null and ``name: no`` as False: refuse
@@ -656,6 +697,8 @@ for the default, brevity
             f" if it looks like a number or a yes/no), or remove `name` for the default,"
             f" {default}"
         )
+    if problem := _name_problem(name, file=file):
+        raise SchemeError(f"{where}: name {name!r} {problem}")
     return name
 
 

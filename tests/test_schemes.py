@@ -792,6 +792,26 @@ SCHEME_ERRORS = [
         for text, shown in [("null", "None"), ("''", "''"), ("no", "False"), ("2024", "2024")]
     ],
     ("s.yaml", "rewards:\n  - reward: digit\n    name:\n", r"name None is not a name"),
+    # names that would break a file name or a column: control characters, space at an end,
+    # and in a scheme's name (it names golden files and run folders) a path separator
+    (
+        "s.yaml",
+        'name: "a\\0b"\nrewards: [{reward: digit}]\n',
+        r"s.yaml: name 'a\\x00b' holds the control character '\\x00'; use printable",
+    ),
+    (
+        "s.yaml",
+        'name: " pad "\nrewards: [{reward: digit}]\n',
+        r"name ' pad ' starts or ends with whitespace; remove it",
+    ),
+    ("s.toml", 'name = "runs/a"\n[[rewards]]\nreward = "digit"\n', r"holds '/': it names the"),
+    ("s.toml", 'name = ".."\n[[rewards]]\nreward = "digit"\n', r"holds '\.\.': it names the"),
+    (
+        "s.yaml",
+        'rewards: [{reward: digit, name: "tab\\there"}]\n',
+        r"reward #1: name 'tab\\there' holds the control character '\\t'",
+    ),
+    ("s.yaml", "rewards: [{reward: digit, name: ' d'}]\n", r"name ' d' starts or ends with"),
     ("s.yaml", "name:\nrewards: [{reward: digit}]\n", r"s.yaml: name None is not a name"),
     (
         "s.yaml",
@@ -1202,3 +1222,29 @@ def test_a_reason_with_a_lone_surrogate_is_kept_escaped(tmp_path: Path, capsys: 
     record = json.loads((tmp_path / "expected" / "s.jsonl").read_text(encoding="utf-8"))
     assert record["quotes_reason"] == "\\ud800abcd"
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_bad_name_is_refused_in_python_and_on_the_command_line(
+    tmp_path: Path, capsys: Any
+) -> None:
+    # `golden update` ended in "ValueError: embedded null byte", or wrote " pad .jsonl"
+    digit = STRICT.rewards[1]
+    with pytest.raises(SchemeError, match=r"scheme name 'a\\x00b' holds the control character"):
+        Scheme("a\0b", (digit,))
+    with pytest.raises(SchemeError, match=r"reward name 'r\\n' holds the control character"):
+        SchemeReward("r\n", digit.fn)
+    # a name taken from the file's name says where to set one
+    path = _write(tmp_path / " pad .yaml", "rewards: [{reward: digit}]\n")
+    with pytest.raises(
+        SchemeError, match=r"starts or ends with whitespace; remove it \(set `name:`"
+    ):
+        load_scheme_file(path)
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text('{"id": "c1", "completion": "x", "answer": "1"}\n', encoding="utf-8")
+    for text in ('name: "a\\0b"', 'name: " pad "'):
+        scheme = _write(tmp_path / "s.yaml", f"{text}\nrewards: [{{reward: digit}}]\n")
+        argv = ["golden", "update", "--scheme", str(scheme), "--cases", str(cases)]
+        assert main([*argv, "--expected", str(tmp_path / "expected")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {scheme}: name ") and "Traceback" not in err
+    assert not (tmp_path / "expected").exists()
