@@ -387,6 +387,13 @@ def _is_machinery(filename: str) -> bool:
     return filename == __file__ or filename.startswith(("<frozen ", _IMPORTLIB))
 
 
+MAX_TOLERANCE = 1e-9
+"""How far above its declared `max` (relative to it) a custom reward's value may be and
+still count as the max: sums of floats land a little above a round max (0.1 + 0.1 + 0.1 is
+0.30000000000000004). Such a value is read as the max itself, so that "of max" and "all
+max" count it."""
+
+
 def _coerce(reward: SchemeReward, result: Any) -> Reward:
     """Turn a custom reward's return value into a `Reward`, or say what was wrong with it.
 
@@ -425,10 +432,12 @@ def _coerce(reward: SchemeReward, result: Any) -> Reward:
             " the reward returns"
         )
     if reward.max is not None and value > reward.max:
-        raise RewardError(
-            f"reward {name!r} returned {value}, above its declared max {reward.max};"
-            " fix the reward or its `max` in the scheme file"
-        )
+        if not math.isclose(value, reward.max, rel_tol=MAX_TOLERANCE, abs_tol=0.0):
+            raise RewardError(
+                f"reward {name!r} returned {value}, above its declared max {reward.max};"
+                " fix the reward or its `max` in the scheme file"
+            )
+        value = reward.max  # above by rounding alone (0.1 + 0.1 + 0.1 > 0.3): the max
     return Reward(value, reason)
 
 

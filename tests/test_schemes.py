@@ -122,6 +122,9 @@ def almost_max_float(completion, answer):
 def quotes(completion, answer):
     return 0.5, completion[:5]
 
+def tenths(completion, answer):
+    return sum([0.1] * len(completion))  # "abc": 0.30000000000000004
+
 def as_decimal(completion, answer):
     return Decimal("0.25")
 
@@ -1248,3 +1251,27 @@ def test_a_bad_name_is_refused_in_python_and_on_the_command_line(
         err = capsys.readouterr().err
         assert err.startswith(f"error: {scheme}: name ") and "Traceback" not in err
     assert not (tmp_path / "expected").exists()
+
+
+@pytest.mark.parametrize(
+    ("completion", "maximum", "value"),
+    [
+        # above the max by rounding alone: read as the max, so "of max" and "all max" count it
+        ("abc", 0.3, 0.3),
+        # below the max by rounding: kept as it is (`max` is no clamp)
+        ("a" * 10, 1.0, 0.9999999999999999),
+    ],
+)
+def test_a_value_above_max_by_rounding_is_the_max(
+    tmp_path: Path, completion: str, maximum: float, value: float
+) -> None:
+    # 0.1 + 0.1 + 0.1 with `max: 0.3` stopped: "returned 0.30000000000000004, above its
+    # declared max 0.3"
+    path, _ = _user_scheme(tmp_path, "tenths", f", max: {maximum}")
+    assert load_scheme_file(path).score(completion, "1")["tenths"] == Reward(value, "ok")
+
+
+def test_a_value_above_max_by_more_than_rounding_is_still_an_error(tmp_path: Path) -> None:
+    path, _ = _user_scheme(tmp_path, "tenths", ", max: 0.29999")
+    with pytest.raises(RewardError, match=r"returned 0.30000000000000004, above its declared"):
+        load_scheme_file(path).score("abc", "1")
