@@ -53,6 +53,7 @@ __all__ = [
     "load_scheme_file",
     "resolve_function",
     "schemes_of",
+    "source_files",
     "weighted_total",
 ]
 
@@ -944,6 +945,27 @@ def _on_path(folder: Path) -> Iterator[None]:
             if sys.path[index] == entry:
                 del sys.path[index]
                 break
+
+
+def source_files(scheme: Scheme) -> list[str]:
+    """The files of the modules that loading `scheme`'s file ran, and would run again:
+    its rewards' files (``file.py:function``) and the modules found beside it or in the
+    working folder, packages with their submodules; not those imported by name, which
+    Python imports once. A cache of schemes keys on these (`rewardkit.integrations`).
+
+    >>> source_files(get_scheme("examples/my_scheme.yaml"))  # doctest: +ELLIPSIS
+    ['.../examples/my_rewards.py']
+    """
+    files: set[str] = set()
+    for reward in scheme.rewards:
+        if reward.origin is None:
+            continue
+        module_id = _module_id(Path(reward.origin.rsplit(":", 2)[0]))
+        for name, module in list(sys.modules.items()):
+            file = getattr(module, "__file__", None)
+            if (name == module_id or name.startswith(module_id + ".")) and file:
+                files.add(file)
+    return sorted(files)
 
 
 def _module_id(location: Path) -> str:

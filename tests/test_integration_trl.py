@@ -486,3 +486,21 @@ def test_a_custom_reward_that_raises_names_the_completion() -> None:
     funcs = reward_funcs(Scheme("picky", (SchemeReward("picky", picky),)))
     with pytest.raises(RewardError, match=r"^completion 1: reward 'picky' raised KeyError"):
         funcs[0](**trl_kwargs(["<answer>5</answer>", "<answer>7</answer>"], ["5", "7"]))
+
+
+def test_a_reward_file_edited_in_the_same_process_is_read_again(tmp_path: Path) -> None:
+    # reward_funcs(path) kept the scheme of the first call, keyed on the scheme file alone:
+    # after the reward's .py was edited, it disagreed with get_scheme(path)
+    reward = tmp_path / "edited.py"
+    reward.write_text("def f(c, a):\n    return 0.25\n")
+    path = tmp_path / "s.yaml"
+    path.write_text("rewards:\n  - {function: 'edited.py:f'}\n")
+
+    def value() -> float:
+        return reward_funcs(str(path))[0](prompts=["q"], completions=["x"], answer=["7"])[0]
+
+    assert value() == 0.25
+    reward.write_text("def f(c, a):\n    return 0.5\n")
+    os.utime(reward, ns=(1, 10**18))  # a new modification time, however fast the writes
+    assert get_scheme(str(path)).score("x", "7")["f"].value == 0.5
+    assert value() == 0.5

@@ -289,3 +289,28 @@ def test_a_scheme_file_edited_in_the_same_process_is_read_again(tmp_path: Path) 
     path.write_text("rewards:\n  - {reward: correctness, weight: 3.0}\n")
     os.utime(path, ns=(1, 10**18))  # a new modification time, however fast the writes
     assert compute_score("s", "<answer>7</answer>", "7", scheme=str(path))["score"] == 6.0
+
+
+def test_a_reward_file_edited_in_the_same_process_is_read_again(tmp_path: Path) -> None:
+    # The cache was keyed on the scheme file alone: after the reward's .py was edited,
+    # get_scheme(path) gave the new value and compute_score(..., scheme=path) the old one.
+    import os
+
+    reward = tmp_path / "edited.py"
+    reward.write_text("def f(c, a):\n    return 0.25\n")
+    path = tmp_path / "s.yaml"
+    path.write_text("rewards:\n  - {function: 'edited.py:f'}\n")
+    assert compute_score("s", "x", "7", scheme=str(path))["f"] == 0.25
+    reward.write_text("def f(c, a):\n    return 0.5\n")
+    os.utime(reward, ns=(1, 10**18))  # a new modification time, however fast the writes
+    assert get_scheme(str(path)).score("x", "7")["f"].value == 0.5
+    assert compute_score("s", "x", "7", scheme=str(path))["f"] == 0.5
+    # a package beside the scheme: its submodule is one of the files
+    (tmp_path / "edited_pkg").mkdir()
+    (tmp_path / "edited_pkg" / "r.py").write_text("def f(c, a):\n    return 0.25\n")
+    path.write_text("rewards:\n  - {function: 'edited_pkg.r:f'}\n")
+    os.utime(path, ns=(1, 2 * 10**18))
+    assert compute_score("s", "x", "7", scheme=str(path))["f"] == 0.25
+    (tmp_path / "edited_pkg" / "r.py").write_text("def f(c, a):\n    return 0.75\n")
+    os.utime(tmp_path / "edited_pkg" / "r.py", ns=(1, 10**18))
+    assert compute_score("s", "x", "7", scheme=str(path))["f"] == 0.75
