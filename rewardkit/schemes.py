@@ -547,6 +547,7 @@ def _read_mapping(path: Path) -> Mapping[str, Any]:
         raise SchemeError(f"{path}: scheme file not found") from None
     except (OSError, UnicodeDecodeError) as error:
         raise SchemeError(f"{path}: cannot read the scheme file ({error})") from None
+    text = text.removeprefix("\ufeff")  # a UTF-8 BOM from a Windows editor: TOML refuses it
     try:
         if path.suffix.lower() == ".toml":
             if sys.version_info >= (3, 11):

@@ -1275,3 +1275,12 @@ def test_a_value_above_max_by_more_than_rounding_is_still_an_error(tmp_path: Pat
     path, _ = _user_scheme(tmp_path, "tenths", ", max: 0.29999")
     with pytest.raises(RewardError, match=r"returned 0.30000000000000004, above its declared"):
         load_scheme_file(path).score("abc", "1")
+
+
+@pytest.mark.parametrize(("filename", "text"), [("s.toml", TOML_SCHEME), ("s.yaml", YAML_SCHEME)])
+def test_a_scheme_file_may_start_with_a_bom(tmp_path: Path, filename: str, text: str) -> None:
+    # TOML said "Invalid statement (at line 1, column 1)" where YAML took the file
+    path = tmp_path / filename
+    path.write_bytes(b"\xef\xbb\xbf" + textwrap.dedent(text).lstrip().encode("utf-8"))
+    scheme = load_scheme_file(path)
+    assert (scheme.name, scheme.reward_names) == ("my_scheme", ("correctness", "format", "mark"))
