@@ -23,6 +23,7 @@ import hashlib
 import importlib
 import importlib.machinery
 import importlib.util
+import inspect
 import math
 import numbers
 import os
@@ -349,11 +350,53 @@ must give a value for every completion: fix the function
     try:
         result: Any = reward.fn(completion, answer)
     except (Exception, SystemExit) as error:  # a user's function: whatever it raises, name it
+        if (
+            isinstance(error, TypeError)
+            and not _where(error)
+            and (wrong := _call_problem(reward.fn))
+        ):
+            raise RewardError(
+                f"reward {reward.name!r}: {wrong}"
+            ) from error  # not its code: the call
         raise RewardError(
             f"reward {reward.name!r} raised {type(error).__name__}: {error}{_where(error)};"
             " a reward must give a value for every completion: fix the function"
         ) from error
     return _coerce(reward, result)
+
+
+def _call_problem(fn: Callable[..., Any]) -> str:
+    """Why `fn` cannot be called as ``fn(completion, answer)``, naming where it is defined;
+    "" when it can, or when Python cannot tell (a function written in C).
+
+    >>> def brevity(completion):
+    ...     return 1.0
+    >>> print(_call_problem(brevity))  # doctest: +ELLIPSIS
+    brevity(completion) (at <doctest ...>:1) cannot be called as fn(completion, answer): too
+    many positional arguments; a reward takes two arguments, the completion and the answer:
+    def brevity(completion, answer)
+    """
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return ""
+    try:
+        signature.bind("", "")
+    except TypeError as error:
+        name = getattr(fn, "__name__", type(fn).__name__)
+        signature = signature.replace(  # the parameters alone: annotations may be strings
+            parameters=[p.replace(annotation=p.empty) for p in signature.parameters.values()],
+            return_annotation=signature.empty,
+        )
+        code = getattr(inspect.unwrap(fn), "__code__", None)
+        if code is None and not inspect.isroutine(fn):  # an object with a __call__ method
+            code = getattr(type(fn).__call__, "__code__", None)
+        at = f" (at {code.co_filename}:{code.co_firstlineno})" if code is not None else ""
+        return (
+            f"{name}{signature}{at} cannot be called as fn(completion, answer): {error}; a reward"
+            f" takes two arguments, the completion and the answer: def {name}(completion, answer)"
+        )
+    return ""
 
 
 def _where(error: BaseException) -> str:
@@ -648,6 +691,8 @@ def _entry(path: Path, index: int, entry: Any, default_variant: str) -> SchemeRe
         fn, origin = _resolve(spec, path.parent)
     except (ImportError, AttributeError, ValueError) as error:
         raise SchemeError(f"{where}: {error}") from None
+    if wrong := _call_problem(fn):
+        raise SchemeError(f"{where}: custom reward {spec!r}: {wrong}")
     return SchemeReward(name, fn, weight, maximum, origin=origin)
 
 

@@ -1284,3 +1284,80 @@ def test_a_scheme_file_may_start_with_a_bom(tmp_path: Path, filename: str, text:
     path.write_bytes(b"\xef\xbb\xbf" + textwrap.dedent(text).lstrip().encode("utf-8"))
     scheme = load_scheme_file(path)
     assert (scheme.name, scheme.reward_names) == ("my_scheme", ("correctness", "format", "mark"))
+
+
+# --- rewards that cannot be called as fn(completion, answer) -------------------------------
+
+WRONG_SIGNATURES = """
+def one(completion):
+    return 1.0
+
+def three(completion, answer, gold):
+    return 1.0
+
+def keywords(*, completion, answer):
+    return 1.0
+
+def extra(completion, answer, scale=1.0, *rest):
+    return scale
+"""
+
+
+@pytest.mark.parametrize(
+    ("function", "problem"),
+    [
+        # a parameter too few or too many, or keyword-only: named with its file and line
+        (
+            "one",
+            "one(completion) (at {file}:1) cannot be called as fn(completion, answer): too"
+            " many positional arguments",
+        ),
+        (
+            "three",
+            "three(completion, answer, gold) (at {file}:4) cannot be called as fn("
+            "completion, answer): missing a required argument: 'gold'",
+        ),
+        ("keywords", "keywords(*, completion, answer) (at {file}:7) cannot be called"),
+    ],
+)
+def test_a_reward_with_the_wrong_parameters_is_refused_when_the_scheme_loads(
+    tmp_path: Path, function: str, problem: str
+) -> None:
+    # it failed on the first row with "one() takes 1 positional argument but 2 were
+    # given": no file, no line, and not what a reward takes
+    file = _write(tmp_path / "signatures.py", WRONG_SIGNATURES)
+    path = _write(tmp_path / "s.yaml", f'rewards:\n  - {{function: "signatures.py:{function}"}}\n')
+    with pytest.raises(SchemeError) as caught:
+        load_scheme_file(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: reward #1: custom reward 'signatures.py:{function}': ")
+    assert problem.format(file=file) in message
+    assert message.endswith(
+        f"; a reward takes two arguments, the completion and the answer: def {function}"
+        "(completion, answer)"
+    )
+
+
+def test_a_reward_with_defaults_or_star_args_loads(tmp_path: Path) -> None:
+    _write(tmp_path / "signatures.py", WRONG_SIGNATURES)
+    path = _write(tmp_path / "s.yaml", 'rewards:\n  - {function: "signatures.py:extra"}\n')
+    assert load_scheme_file(path).score("x", "1") == {"extra": Reward(1.0, "ok")}
+
+
+def test_a_reward_built_in_python_with_the_wrong_parameters_names_its_line() -> None:
+    def brevity(completion: str) -> float:
+        return 1.0
+
+    scheme = Scheme("s", (SchemeReward("brevity", brevity),))  # type: ignore[arg-type]
+    with pytest.raises(RewardError) as caught:
+        scheme.score("x", "1")
+    line = brevity.__code__.co_firstlineno
+    assert str(caught.value) == (
+        f"reward 'brevity': brevity(completion) (at {__file__}:{line}) cannot be"
+        " called as fn(completion, answer): too many positional arguments; a reward takes two"
+        " arguments, the completion and the answer: def brevity(completion, answer)"
+    )
+    # a TypeError the function itself raises is reported as before, at its own line
+    raises = Scheme("r", (SchemeReward("r", lambda c, a: len(5)),))  # type: ignore[arg-type]
+    with pytest.raises(RewardError, match=r"reward 'r' raised TypeError: object of type 'int'"):
+        raises.score("x", "1")
