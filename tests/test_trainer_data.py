@@ -196,6 +196,47 @@ def test_a_parquet_file_names_rows_and_takes_numeric_answers(tmp_path: Path) -> 
         load_problems(config.replace(dataset=str(tmp_path / "broken.parquet")))
 
 
+def test_a_float32_answer_column_is_read_in_its_own_precision(tmp_path: Path) -> None:
+    # pandas turned float32 2.3 into the Python float 2.299999952316284, and that was the
+    # gold: strict correctness then wanted a completion to write all 16 digits.
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    # float16 holds 19.99 as 19.984375, whose shortest float16 digits are 19.98
+    cases = [(pa.float32(), ["2.3", "0.1", "19.99", "72"]), (pa.float16(), ["2.3", "19.98"])]
+    for kind, golds in cases:
+        values = [float(g) for g in (golds * 6)[:12]]
+        table = pa.table(
+            {"question": [f"q{i}" for i in range(12)], "answer": pa.array(values, kind)}
+        )
+        pq.write_table(table, tmp_path / "golds.parquet")
+        config = TrainConfig(
+            dataset=str(tmp_path / "golds.parquet"), test_samples=2, prompts_per_step=4
+        )
+        data = load_problems(config)
+        assert {p.gold for p in data.train + data.test} == set(golds), kind
+
+
+def test_a_decimal_answer_column_is_a_number(tmp_path: Path) -> None:
+    # pa.decimal128 columns come as decimal.Decimal, refused as "not text or a number" on
+    # every row; the column's scale pads 2.5 to 2.50, which strict would compare as text.
+    from decimal import Decimal
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    values = [Decimal(v) for v in ("19.99", "2.50", "1E+1", "72.00")] * 3
+    table = pa.table(
+        {"question": [f"q{i}" for i in range(12)], "answer": pa.array(values, pa.decimal128(6, 2))}
+    )
+    pq.write_table(table, tmp_path / "golds.parquet")
+    config = TrainConfig(
+        dataset=str(tmp_path / "golds.parquet"), test_samples=2, prompts_per_step=4
+    )
+    data = load_problems(config)
+    assert {p.gold for p in data.train + data.test} == {"19.99", "2.5", "10", "72"}
+
+
 def test_on_error_takes_raise_or_skip() -> None:
     with pytest.raises(ConfigError, match="on_error='ignore': use raise"):
         TrainConfig(on_error="ignore")

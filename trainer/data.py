@@ -30,10 +30,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
+import numbers
 import random
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -272,6 +274,7 @@ def _rows(path: Path) -> Iterator[Row]:
     JSON array, or a table row."""
     suffix = path.suffix.lower()
     if suffix == ".parquet":
+        import numpy as np
         import pandas as pd
         import pyarrow as pa
 
@@ -279,9 +282,15 @@ def _rows(path: Path) -> Iterator[Row]:
             table = pd.read_parquet(path)
         except (pa.ArrowException, OSError) as error:
             raise DataError(f"{path}: not a readable parquet file ({error})") from None
-        yield from _numbered(
-            {str(k): v for k, v in row.items()} for row in table.to_dict("records")
-        )
+        records = table.to_dict("records")
+        # to_dict makes a float32 or float16 value a Python float, whose shortest digits are
+        # float64's: 2.3 stored as float32 came out "2.299999952316284". Keep numpy's
+        # scalars for those columns, so that the gold is written in the column's precision.
+        for column in table.columns:
+            if table[column].dtype in (np.float32, np.float16):
+                for record, value in zip(records, table[column].to_numpy(), strict=True):
+                    record[column] = value
+        yield from _numbered({str(k): v for k, v in row.items()} for row in records)
         return
     if suffix not in (".jsonl", ".json"):
         raise DataError(
@@ -383,11 +392,19 @@ def _unusable(row: Mapping[str, Any]) -> str | None:
     if not isinstance(question, str) or not question.strip():
         what = "empty" if isinstance(question, str) else f"a {type(question).__name__}"
         return f"the question is {what}, not text"
-    if isinstance(answer, bool) or not isinstance(answer, (str, int, float)):
+    if isinstance(answer, bool) or not isinstance(answer, (str, numbers.Real, Decimal)):
         return f"the answer is a {type(answer).__name__}, not text or a number"
-    if isinstance(answer, float) and not math.isfinite(answer):
-        return "the answer is missing (NaN)"
+    if not isinstance(answer, str) and not _finite(answer):
+        if answer != answer:  # NaN: a parquet column's empty cell
+            return "the answer is missing (NaN)"
+        return f"the answer is {answer}, not a finite number; give the final number"
     return _bad_gold(_text(row))
+
+
+def _finite(number: numbers.Real | Decimal) -> bool:
+    if isinstance(number, Decimal):
+        return number.is_finite()
+    return isinstance(number, numbers.Integral) or math.isfinite(number)
 
 
 # The gold a completion can be right against under every scheme: a number written plainly,
@@ -451,17 +468,42 @@ def _quote(text: str, limit: int = 40) -> str:
 
 def _text(row: Mapping[str, Any]) -> str:
     """The answer as text. A bare number (some exports store the gold alone, and a parquet
-    column of them may come as floats) is written as the gold would be: 72.0 as "72".
+    column of them may come as floats or decimals) is written as the gold would be: in
+    plain digits, without an exponent or trailing zeros, a float in its own precision (a
+    float32 2.3 is "2.3", not float64's 2.299999952316284).
 
     >>> [_text({"answer": a}) for a in ("#### 72", 72, 72.0, 0.5, 12_000_000.0, 1.5e-7)]
     ['#### 72', '72', '72', '0.5', '12000000', '0.00000015']
+    >>> import numpy as np
+    >>> [_text({"answer": a}) for a in (np.float32(2.3), np.float16(0.5), np.int64(7))]
+    ['2.3', '0.5', '7']
+    >>> [_text({"answer": Decimal(a)}) for a in ("19.99", "2.50", "1E+1", "-0.00", "72.00")]
+    ['19.99', '2.5', '10', '0', '72']
     """
     answer = row["answer"]
-    if isinstance(answer, float) and answer.is_integer():
+    if isinstance(answer, str):
+        return answer
+    if isinstance(answer, Decimal):
+        return _plain(answer)
+    if isinstance(answer, numbers.Integral):
         return str(int(answer))
-    if isinstance(answer, float):  # repr writes 1.5e-07, whose last number is 7 (spec 3)
-        return decimal_text(answer)
-    return answer if isinstance(answer, str) else repr(answer)
+    if float(answer).is_integer():
+        return str(int(answer))
+    # in its own precision; repr would write 1.5e-07, whose last number is 7 (spec 3)
+    return decimal_text(answer)
+
+
+def _plain(number: Decimal) -> str:
+    """`number` in plain digits: no exponent, no trailing zeros after the point, no sign on
+    zero. The text of its value that a completion writes, and that strict compares with.
+
+    >>> _plain(Decimal("1.2300")), _plain(Decimal("-5E+2")), _plain(Decimal("0.000"))
+    ('1.23', '-500', '0')
+    """
+    text = format(number, "f")  # exact, whatever the decimal context's precision
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
 
 
 # --- the synthetic set ---------------------------------------------------------------------
