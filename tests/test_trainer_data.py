@@ -78,6 +78,33 @@ BAD_LINES = [
     ),
     ('{"question": "q", "answer": "#### $10"}', r"'\$10' after '####' is not a plain number"),
     ('{"question": "q", "answer": "  "}', "the answer is empty; end the solution with '#### N'"),
+    # a number a natural answer misses: a comma that is not a thousands separator reads as
+    # if it were not there (0,25 is 25), and strict compares the text (3 is not 3.00)
+    (
+        '{"question": "q", "answer": "#### 0,25"}',
+        "'0,25' has a comma that does not separate thousands: the rewards drop a comma between"
+        " digits and read 25, so a completion that answers 0.25 is scored wrong; write"
+        " '#### 0.25' if the comma is a decimal point, or '#### 25'",
+    ),
+    ('{"question": "q", "answer": "1,5"}', "read 15, .* write '1.5' if the comma is a decimal"),
+    ('{"question": "q", "answer": "#### 12,3456"}', "write '#### 12.3456' if the comma"),
+    ('{"question": "q", "answer": "#### 12,34"}', "write '#### 12.34' if the comma"),
+    (
+        '{"question": "q", "answer": "#### 1,2,3"}',
+        "a right answer is scored wrong; write '#### 123'",
+    ),
+    (
+        '{"question": "q", "answer": "#### 72.0"}',
+        "the gold '72.0' is not written as its value's plain form '72': strict correctness"
+        " compares the text, so a completion that answers 72 is scored wrong; write '#### 72'",
+    ),
+    (
+        '{"question": "q", "answer": "3.00"}',
+        "plain form '3'.* answers 3 is scored wrong; write '3'",
+    ),
+    ('{"question": "q", "answer": "#### .5"}', "plain form '0.5'.* write '#### 0.5'"),
+    ('{"question": "q", "answer": "#### 00012"}', "plain form '12'.* write '#### 12'"),
+    ('{"question": "q", "answer": "#### -0"}', "plain form '0'.* write '#### 0'"),
 ]
 
 
@@ -97,7 +124,7 @@ def test_a_bad_line_names_the_file_and_line_and_the_skip_option(
 
 def test_on_error_skip_keeps_every_good_row_and_lists_every_bad_one(tmp_path: Path) -> None:
     path = tmp_path / "mixed.jsonl"
-    good = [json.dumps(r) for r in ROWS[:20]]
+    good = [json.dumps(r) for r in ROWS]
     bad = [line.decode("latin-1") if isinstance(line, bytes) else line for line, _ in BAD_LINES]
     lines = [line for pair in zip(good, bad, strict=False) for line in pair] + good[len(bad) :]
     path.write_bytes("\n".join(lines).encode("latin-1") + b"\n")
@@ -106,14 +133,14 @@ def test_on_error_skip_keeps_every_good_row_and_lists_every_bad_one(tmp_path: Pa
     )
     data = load_problems(config)
     kept = data.train + data.test
-    assert sorted(p.question for p in kept) == sorted(r["question"] for r in ROWS[:20])
+    assert sorted(p.question for p in kept) == sorted(r["question"] for r in ROWS)
     assert [s.where for s in data.skipped] == [f"line {2 * i + 2}" for i in range(len(BAD_LINES))]
     for skipped, (_, message) in zip(data.skipped, BAD_LINES, strict=True):
         assert skipped.source == str(path) and re.search(message, skipped.reason)
 
 
 def test_golds_written_as_plain_numbers_are_taken(tmp_path: Path) -> None:
-    answers: list[object] = ["work\n#### 1,000", "#### -3", "0.5", " 72 ", 7, 2.5, "#### 12,34"]
+    answers: list[object] = ["work\n#### 1,000", "#### -3", "0.5", " 72 ", 7, 2.5, "12,345.5"]
     answers.append(1.5e-7)  # written out, not as 1.5e-07, whose last number is 7
     rows = [{"question": f"q{i}", "answer": a} for i, a in enumerate(answers * 2)]
     path = tmp_path / "golds.jsonl"
@@ -121,7 +148,7 @@ def test_golds_written_as_plain_numbers_are_taken(tmp_path: Path) -> None:
     config = TrainConfig(dataset=str(path), test_samples=2, prompts_per_step=4)
     data = load_problems(config)
     golds = {p.gold for p in data.train + data.test}
-    assert golds == {"1,000", "-3", "0.5", "72", "7", "2.5", "12,34", "0.00000015"}
+    assert golds == {"1,000", "-3", "0.5", "72", "7", "2.5", "12,345.5", "0.00000015"}
     train, test = synthetic_split(500, 100, seed=1)  # the built-in set stays good
     assert all(_bad_gold(p.answer) is None for p in train + test)
 

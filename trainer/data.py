@@ -3,10 +3,10 @@
 Every source yields `Problem`s in GSM8K's shape: a `question`, and an `answer` that is a
 worked solution ending in ``#### N`` (or the number alone). The gold is read from the
 answer exactly as the rewards read it (`rewardkit.extract.gold`, spec section 1) and must
-be a number written plainly (``72``, ``-3``, ``0.5``, ``1,000``), so a problem on which a
-completion with the right number would be scored wrong (``#### seven``, ``#### $10``, a
-sentence with no ``####``, which would be the gold word for word) is caught here, not
-scored 0 for the whole run.
+be a number written plainly (``72``, ``-3``, ``0.5``, ``1,000``; not ``72.0`` or ``0,25``,
+see `_unplain`), so a problem on which a completion with the right number would be scored
+wrong (``#### seven``, ``#### $10``, a sentence with no ``####``, which would be the gold
+word for word) is caught here, not scored 0 for the whole run.
 
 A row that cannot be a problem (a line that is not JSON, no question or answer, an empty
 question, an answer whose gold is not a plain number) stops the run with an error that
@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any, TypeAlias
 
 from rewardkit.extract import gold
-from rewardkit.numbers import decimal_text, parse_number
+from rewardkit.numbers import decimal_text, parse_number, strict_norm
 from trainer.config import TrainConfig
 
 __all__ = [
@@ -429,7 +429,7 @@ with '#### N' (N the final number), or give the number alone
     """
     value = gold(answer)
     if _PLAIN_NUMBER.fullmatch(value):
-        return None
+        return _unplain(value, "####" in answer)
     number = parse_number(value)
     if "####" in answer:
         if not value:
@@ -460,6 +460,56 @@ with '#### N' (N the final number), or give the number alone
         f" and strict correctness would need a completion to repeat it word for word;"
         f" {_END_WITH_GOLD}"
     )
+
+
+# Digit groups of three, as thousands are written (1,000 and 12,345.5; not 0,25 nor 12,3456).
+_THOUSANDS = re.compile(r"-?[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?")
+
+
+def _unplain(value: str, marked: bool) -> str | None:
+    """Why the plain number `value` is a gold a natural answer misses, or None.
+
+    A completion writes a number in its normal form (`_plain`: 72, 0.5, -3), with or
+    without thousands separators. Strict correctness compares ``strict_norm`` of both
+    texts, which drops only the commas between digits, and lenient compares the values
+    `parse_number` reads, which drops those commas too (spec section 3). So the gold is
+    right against that answer exactly when its commas separate thousands and, without
+    them, it is the normal form of its value: ``72.0``, ``3.00``, ``.5``, ``00012`` and
+    ``-0`` miss under strict, and ``0,25`` reads as 25 under both.
+
+    >>> [_unplain(v, True) for v in ("72", "-3", "0.5", "1,000", "12,345.5", "0")]
+    [None, None, None, None, None, None]
+    >>> print(_unplain("72.0", True))
+    the gold '72.0' is not written as its value's plain form '72': strict correctness \
+compares the text, so a completion that answers 72 is scored wrong; write '#### 72'
+    >>> print(_unplain("0,25", False))
+    the gold '0,25' has a comma that does not separate thousands: the rewards drop a comma \
+between digits and read 25, so a completion that answers 0.25 is scored wrong; write '0.25' \
+if the comma is a decimal point, or '25'
+    """
+    number = parse_number(value)
+    assert number is not None  # a plain number has digits
+    normal = _plain(number)
+
+    def write(text: str) -> str:
+        return repr(f"#### {text}" if marked else text)
+
+    if "," in value and not _THOUSANDS.fullmatch(value):
+        meant = _plain(Decimal(value.replace(",", "."))) if value.count(",") == 1 else None
+        answered = f"a completion that answers {meant}" if meant else "a right answer"
+        instead = f"{write(meant)} if the comma is a decimal point, or " if meant else ""
+        return (
+            f"the gold {_quote(value)} has a comma that does not separate thousands: the"
+            f" rewards drop a comma between digits and read {normal}, so {answered} is scored"
+            f" wrong; write {instead}{write(normal)}"
+        )
+    if strict_norm(value) != normal:
+        return (
+            f"the gold {_quote(value)} is not written as its value's plain form {normal!r}:"
+            f" strict correctness compares the text, so a completion that answers {normal} is"
+            f" scored wrong; write {write(normal)}"
+        )
+    return None
 
 
 def _quote(text: str, limit: int = 40) -> str:
