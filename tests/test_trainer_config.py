@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -138,6 +139,31 @@ def test_a_wrong_type_in_a_file_names_the_file_the_line_and_a_fix(tmp_path: Path
     assert load_config(path, ["epochs=2"]).epochs == 2
     with pytest.raises(ConfigError, match=r"^--set: wandb='maybe' should be true or false"):
         load_config(path, ["epochs=2", "wandb=maybe"])
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        # null, ~ and an empty value became the text "None": a model, a scheme, a prompt
+        ("system_prompt:", 'system_prompt is null .*; write the text, or "" for no system'),
+        ("system_prompt: ~", "system_prompt is null"),
+        ("model: null", 'model is null .*; write the text, e.g. `model: "tiny"`'),
+        ("wandb_project:", "wandb_project is null"),
+        # a boolean or a number became "True" or "0.001"
+        ("model: true", "model=True: YAML reads the value as true or false, not a string; quote"),
+        ("scheme: no", "scheme=False: YAML reads the value as true or false"),
+        ("dataset: 1e-3", "dataset=0.001: YAML reads the value as a number, not a string"),
+        ("stop: [null]", "stop=\\[None\\] should be a list of strings"),
+    ],
+)
+def test_a_string_key_takes_only_text_in_a_file(tmp_path: Path, line: str, message: str) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text(f"seed: 1\n{line}\n")
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))}, line 2: {message}"):
+        load_config(path)
+    path.write_text('system_prompt: ""\nmodel: "true"\n')  # quoted: the text itself
+    config = load_config(path, ["wandb_project=2024"])  # --set takes a string key's text
+    assert (config.system_prompt, config.model, config.wandb_project) == ("", "true", "2024")
 
 
 def test_a_config_file_that_cannot_be_read_is_named(tmp_path: Path) -> None:

@@ -358,9 +358,24 @@ def _coerce(name: str, value: Any, kind: Any) -> Any:
         except (TypeError, ValueError):
             raise wrong from None
     if kind is str:
-        if isinstance(value, (dict, list)):
+        # YAML reads `model:` with nothing after it, `~` and `null` as None, `true`/`no` as
+        # booleans and 123 or 1e-3 as numbers: str() made them the text "None", "True" and
+        # "0.001", which then named a model, a scheme or the system prompt.
+        if value is None:
+            none = ', or "" for no system prompt' if name == "system_prompt" else ""
+            raise ConfigError(
+                f"{name} is null (YAML reads `null`, `~` and nothing after the colon so), not"
+                f" a string; write the text{none}"
+            )
+        if isinstance(value, (bool, int, float)):
+            what = "true or false" if isinstance(value, bool) else "a number"
+            raise ConfigError(
+                f"{name}={value!r}: YAML reads the value as {what}, not a string; quote it"
+                " to mean the text"
+            )
+        if not isinstance(value, str):
             raise wrong
-        return str(value)
+        return value
     raise TypeError(f"no coercion for {name}: {kind}")  # pragma: no cover - a new field type
 
 
