@@ -215,6 +215,22 @@ def test_a_bad_data_row_stops_before_a_run_folder_exists_and_skip_trains_on_the_
     assert len(listed) == 1 and '"where": "line 5"' in listed[0]
 
 
+def test_repeated_questions_are_warned_about_at_the_start(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("torch")
+    rows = [
+        f'{{"question": "What is {i % 6} + 1?", "answer": "#### {i % 6 + 1}"}}' for i in range(16)
+    ]
+    data = tmp_path / "twice.jsonl"
+    data.write_text("\n".join(rows) + "\n")
+    argv = ["train", str(tiny_config(tmp_path)), "--set", f"dataset={data}", "--set", "epochs=1"]
+    assert main([*argv, "--set", "test_samples=2", "--output-dir", str(tmp_path / "out")]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "warning: 6 questions appear in more than one row (16 rows in all)" in text
+    assert "training rows repeat a question of the test split" in text
+
+
 def test_a_prompt_too_long_for_the_model_is_a_bad_row_named_before_training(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

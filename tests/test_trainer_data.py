@@ -264,6 +264,40 @@ def test_a_decimal_answer_column_is_a_number(tmp_path: Path) -> None:
     assert {p.gold for p in data.train + data.test} == {"19.99", "2.5", "10", "72"}
 
 
+def test_repeated_questions_are_said_and_kept_out_of_training_when_in_the_test_split(
+    tmp_path: Path,
+) -> None:
+    # A question in both splits was trained on and then "evaluated", without a word; two
+    # rows of one question with different golds were taken as they came.
+    folder = tmp_path / "data"
+    folder.mkdir()
+    train_rows = [*ROWS[:20], ROWS[3], {"question": "q5", "answer": "#### 6"}]
+    _jsonl(folder / "train.jsonl", train_rows)
+    _jsonl(folder / "test.jsonl", [{**r, "question": f" q{i} "} for i, r in enumerate(ROWS[:4])])
+    config = TrainConfig(dataset=str(folder), train_samples=None, test_samples=None)
+    data = load_problems(config)
+    test = {p.question.strip() for p in data.test}
+    assert test == {"q0", "q1", "q2", "q3"} and len(data.train) == 17  # 22 rows, 5 of q0-q3
+    assert not test & {p.question for p in data.train}
+    notes = " ".join(data.notes)
+    assert "5 questions appear in more than one row (11 rows in all)" in notes
+    assert "the rows are kept as given" in notes
+    assert "1 repeated question has different golds in its rows, e.g. 'q5': '5' at" in notes
+    assert "5 training rows repeat a question of the test split" in notes
+    assert "left out of training" in notes
+    # a file split by the run: the test problems' twins are left out of training too
+    path = _jsonl(tmp_path / "twice.jsonl", ROWS[:15] * 2)
+    data = load_problems(TrainConfig(dataset=str(path), train_samples=None, test_samples=5))
+    test = {p.question for p in data.test}
+    assert not test & {p.question for p in data.train}
+    left = 25 - len(data.train)  # each test question's other row, if it is not in test too
+    assert left == 2 * len(test) - 5 >= 1
+    assert f"{left} training rows repeat a question of the test split" in " ".join(data.notes)
+    once = _jsonl(tmp_path / "once.jsonl", ROWS)  # no repeats: nothing to say
+    config = TrainConfig(dataset=str(once), train_samples=None, test_samples=5)
+    assert load_problems(config).notes == []
+
+
 def test_on_error_takes_raise_or_skip() -> None:
     with pytest.raises(ConfigError, match="on_error='ignore': use raise"):
         TrainConfig(on_error="ignore")
@@ -306,7 +340,8 @@ def test_a_json_file_may_hold_one_array_of_problems(tmp_path: Path) -> None:
 
 def test_fit_prompts_names_the_row_or_skips_it_and_keeps_enough_to_train(tmp_path: Path) -> None:
     data = tmp_path / "data.jsonl"
-    questions = ["short"] * 6 + ["a question far too long"] + ["short"] * 5
+    questions = [f"short{i}" for i in range(12)]  # one token per character: 6 or 7
+    questions[6] = "a question far too long"
     data.write_text(
         "".join(
             json.dumps({"question": q, "answer": f"#### {i}"}) + "\n"
@@ -315,7 +350,7 @@ def test_fit_prompts_names_the_row_or_skips_it_and_keeps_enough_to_train(tmp_pat
     )
     config = TrainConfig(dataset=str(data), prompts_per_step=2, test_samples=2, max_new_tokens=10)
     loaded = load_problems(config)
-    length = len  # one token per character: "short" fits in 20 - 10, the long one does not
+    length = len  # "short1" fits in 20 - 10, the long one does not
 
     def fit(config: TrainConfig, context: int = 20) -> Data:
         return fit_prompts(loaded, lambda p: length(p.question), context, config)

@@ -12,7 +12,10 @@ A row that cannot be a problem (a line that is not JSON, no question or answer, 
 question, an answer whose gold is not a plain number) stops the run with an error that
 names the file, the line and the fix; with ``on_error: skip`` the run trains on every good
 row instead and `Data.skipped` lists each bad one with its reason (the run writes them to
-``skipped_rows.jsonl``). A file without a single row is an error either way. Once the
+``skipped_rows.jsonl``). A file without a single row is an error either way. Repeated
+questions are kept as given and warned about (`Data.notes`), except that a training row
+that repeats a test question is left out of training, so the evaluation measures problems
+the model did not train on. Once the
 model is loaded, `fit_prompts` does the same with the problems whose prompt leaves no room
 for the completion in the model's context. JSON lines are read by
 `rewardkit.readers.read_objects`, the reader behind ``rewardkit score``.
@@ -89,6 +92,9 @@ class Data:
     train: list[Problem]
     test: list[Problem]
     skipped: list[Skipped] = field(default_factory=list)
+    # what a run should warn about: repeated questions, test problems left out of training,
+    # fewer problems than asked for
+    notes: list[str] = field(default_factory=list, compare=False)
 
     @functools.cached_property
     def fingerprint(self) -> str:
@@ -126,12 +132,90 @@ def load_problems(config: TrainConfig) -> Data:
         train, test = _gsm8k(reader)
     else:
         train, test = _local(Path(config.dataset), config, reader)
+    notes = _repeats(train + test)
     rng = random.Random(config.seed)
     rng.shuffle(train)
     rng.shuffle(test)
-    data = Data(train[: config.train_samples], test[: config.test_samples], reader.skipped)
+    test = test[: config.test_samples]
+    train, leaked = _apart(train, test)
+    if leaked:
+        notes.append(leaked)
+    data = Data(train[: config.train_samples], test, reader.skipped, notes)
     _check_steps(data, config)
     return data
+
+
+def _question_key(question: str) -> str:
+    """What makes two questions the same: their words, however spaced."""
+    return " ".join(question.split())
+
+
+def _place(problem: Problem) -> str:
+    return f"{problem.source}, {problem.where}" if problem.source else problem.id
+
+
+def _repeats(problems: list[Problem]) -> list[str]:
+    """Warnings for questions that appear in more than one row, and for those among them
+    whose rows give different golds. The rows are kept as given: a repeat may be meant (to
+    weigh a problem), and which of two golds is right only the data's author knows.
+
+    >>> rows = [Problem(str(i), q, a, "d.jsonl", f"line {i}")
+    ...         for i, (q, a) in enumerate([("2+2?", "4"), ("1+1?", "2"), ("2+2? ", "5")], 1)]
+    >>> for note in _repeats(rows):
+    ...     print(note[:76])
+    1 question appears in more than one row (2 rows in all), e.g. '2+2?' at d.js
+    1 repeated question has different golds in its rows, e.g. '2+2?': '4' at d.j
+    """
+    groups: dict[str, list[Problem]] = {}
+    for problem in problems:
+        groups.setdefault(_question_key(problem.question), []).append(problem)
+    repeated = [group for group in groups.values() if len(group) > 1]
+    if not repeated:
+        return []
+    one = len(repeated) == 1
+    first = repeated[0]
+    notes = [
+        f"{len(repeated)} question{'' if one else 's'} appear{'s' if one else ''} in more than"
+        f" one row ({sum(map(len, repeated))} rows in all), e.g. {_quote(first[0].question)}"
+        f" at {' and '.join(_place(p) for p in first[:2])}; the rows are kept as given, so a"
+        " repeated training problem is trained on as often as it appears (remove the repeats"
+        " to weigh every problem alike)"
+    ]
+    conflicting = [group for group in repeated if len({p.gold for p in group}) > 1]
+    if conflicting:
+        one = len(conflicting) == 1
+        group = conflicting[0]
+        golds = ", ".join(f"{p.gold!r} at {_place(p)}" for p in group[:3])
+        notes.append(
+            f"{len(conflicting)} repeated question{' has' if one else 's have'} different golds"
+            f" in {'its' if one else 'their'} rows, e.g. {_quote(group[0].question)}: {golds};"
+            " a completion can be right against only one of them: correct or remove the"
+            " wrong rows"
+        )
+    return notes
+
+
+def _apart(train: list[Problem], test: list[Problem]) -> tuple[list[Problem], str]:
+    """`train` without the problems whose question is one of `test`'s, and a warning that
+    says how many it left out ("" for none). A test problem the model trained on measures
+    recall, not what training taught; the test split is kept whole, as asked for.
+
+    >>> train = [Problem("a", "2+2?", "4"), Problem("b", "3+3?", "6")]
+    >>> kept, note = _apart(train, [Problem("t", "2+2?", "4")])
+    >>> [p.id for p in kept], note[:56]
+    (['b'], '1 training row repeats a question of the test split, e.g')
+    """
+    asked = {_question_key(p.question) for p in test}
+    kept = [p for p in train if _question_key(p.question) not in asked]
+    if len(kept) == len(train):
+        return train, ""
+    left = [p for p in train if _question_key(p.question) in asked]
+    one = len(left) == 1
+    return kept, (
+        f"{len(left)} training row{' repeats' if one else 's repeat'} a question of the test"
+        f" split, e.g. {_quote(left[0].question)} at {_place(left[0])}; left out of training,"
+        " so that the evaluation measures problems the model did not train on"
+    )
 
 
 def _check_steps(data: Data, config: TrainConfig) -> None:
@@ -189,7 +273,7 @@ def fit_prompts(
         splits.append(kept)
     if len(skipped) == len(data.skipped):
         return data
-    fitted = Data(splits[0], splits[1], skipped)
+    fitted = Data(splits[0], splits[1], skipped, data.notes)
     if len(fitted.train) < config.prompts_per_step:
         fewer = (
             f", lower prompts_per_step to {len(fitted.train)} or fewer, or give more problems"

@@ -382,6 +382,8 @@ def _start(
                 " each epoch, in its shuffled order); to train on the same problems every epoch,"
                 f" set train_samples={full * config.prompts_per_step}"
             )
+        for note in data.notes:
+            display.warning(note)
         if data.skipped:
             _report_skipped(root, data.skipped, display)
         if cost is not None:
