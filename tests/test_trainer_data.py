@@ -298,6 +298,29 @@ def test_repeated_questions_are_said_and_kept_out_of_training_when_in_the_test_s
     assert load_problems(config).notes == []
 
 
+def test_fewer_problems_than_asked_for_are_said(tmp_path: Path) -> None:
+    # train_samples=256 on a file of 30 trained on 25 with no word but the header's count.
+    path = _jsonl(tmp_path / "small.jsonl", ROWS)
+    data = load_problems(TrainConfig(dataset=str(path), test_samples=5))
+    assert data.notes == [
+        f"train_samples=256, but {path} has only 25 problems to train on (not counting the"
+        " 5 test problems): the run trains on 25; set train_samples=25, or null for all, to"
+        " say so"
+    ]
+    assert (
+        load_problems(TrainConfig(dataset=str(path), test_samples=5, train_samples=25)).notes == []
+    )
+    folder = tmp_path / "data"
+    folder.mkdir()
+    _jsonl(folder / "train.jsonl", ROWS[:20])
+    _jsonl(folder / "test.jsonl", ROWS[20:])
+    data = load_problems(TrainConfig(dataset=str(folder), train_samples=20))
+    assert data.notes == [
+        f"test_samples=64, but {folder} has only 10 test problems: each evaluation runs on 10;"
+        " set test_samples=10, or null for all, to say so"
+    ]
+
+
 def test_on_error_takes_raise_or_skip() -> None:
     with pytest.raises(ConfigError, match="on_error='ignore': use raise"):
         TrainConfig(on_error="ignore")

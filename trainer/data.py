@@ -137,9 +137,25 @@ def load_problems(config: TrainConfig) -> Data:
     rng.shuffle(train)
     rng.shuffle(test)
     test = test[: config.test_samples]
+    before = len(train)
     train, leaked = _apart(train, test)
+    leaked_count = before - len(train)
     if leaked:
         notes.append(leaked)
+    if config.train_samples is not None and len(train) < config.train_samples:
+        without = f", nor the {leaked_count} that repeat a test question" if leaked else ""
+        notes.append(
+            f"train_samples={config.train_samples}, but {config.dataset} has only {len(train)}"
+            f" problems to train on (not counting the {len(test)} test problems{without}):"
+            f" the run trains on {len(train)}; set train_samples={len(train)}, or null for"
+            " all, to say so"
+        )
+    if config.test_samples is not None and len(test) < config.test_samples:
+        notes.append(
+            f"test_samples={config.test_samples}, but {config.dataset} has only {len(test)}"
+            f" test problems: each evaluation runs on {len(test)}; set"
+            f" test_samples={len(test)}, or null for all, to say so"
+        )
     data = Data(train[: config.train_samples], test, reader.skipped, notes)
     _check_steps(data, config)
     return data
