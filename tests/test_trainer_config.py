@@ -105,6 +105,10 @@ def test_an_unknown_key_lists_the_valid_ones(tmp_path: Path) -> None:
         ("stop=['']", "non-empty stop string"),
         ("cpu_threads=0", ">= 1, or null"),
         ("sync_check_every=0", "use 1 to check the vLLM weight push every step"),
+        # torch.manual_seed raised a traceback past 2**64, numpy (in vLLM) past 2**32
+        ("seed=18446744073709551616", "seed=18446744073709551616 is out of range: .* 0 to"),
+        ("seed=4294967296", "out of range: torch, numpy and vLLM take seeds from 0 to 4294967295"),
+        ("seed=-1", "seed=-1 is out of range"),
         # cross-field rules
         ("train_samples=8", "smaller than prompts_per_step=16"),
         ("beta=nan", "beta=nan is not a finite number; use a number such as 0.05"),

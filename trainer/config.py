@@ -47,6 +47,7 @@ __all__ = [
 ENGINES = ("auto", "torch", "vllm")
 PRECISIONS = ("auto", "float32", "bfloat16")
 TINY_MODEL = "tiny"  # `model: tiny` builds the embedded tiny model (`trainer.tiny`)
+MAX_SEED = 2**32 - 1  # numpy's limit, and so vLLM's
 DATASETS = ("synthetic", "gsm8k")  # or the path of a local .jsonl / .parquet / folder
 
 DEFAULT_SYSTEM_PROMPT = "Think in <think> </think> then give the number in <answer> </answer>."
@@ -237,7 +238,12 @@ def _validate(c: TrainConfig) -> None:
         f"sync_check_every={c.sync_check_every}: use 1 to check the vLLM weight push every"
         " step, or a larger number to check every N-th",
     )
-    need(c.seed >= 0, f"seed={c.seed} must be a non-negative integer")
+    # torch.manual_seed overflows past 2**64 and numpy's seed (vLLM seeds it) past 2**32
+    need(
+        0 <= c.seed <= MAX_SEED,
+        f"seed={c.seed} is out of range: torch, numpy and vLLM take seeds from 0 to"
+        f" {MAX_SEED} (2**32 - 1); use a number in that range, e.g. 0",
+    )
     need(
         c.dataset in DATASETS or Path(c.dataset).exists(),
         f"dataset={c.dataset!r} is neither {' nor '.join(DATASETS)} nor an existing file or"
