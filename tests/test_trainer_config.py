@@ -99,6 +99,11 @@ def test_an_unknown_key_lists_the_valid_ones(tmp_path: Path) -> None:
         ("pass_k=0", "positive k values"),
         ("engine=jax", "not one of auto, torch, vllm"),
         ("device=tpu", "use auto, cpu, cuda"),
+        # torch.device refused these with a traceback once the run had begun
+        ("device=cuda:abc", "device='cuda:abc': use auto, cpu, cuda or cuda:N, N the GPU's"),
+        ("device=cuda:", "device='cuda:': use auto"),
+        ("device=cuda:-1", "device='cuda:-1': use auto"),
+        ("device=cuda:01", "device='cuda:01': use auto"),
         ("precision=float16", "not one of auto, float32, bfloat16"),
         ("scheme=relaxed", "unknown scheme 'relaxed'; valid schemes: strict, lenient"),
         ("dataset=nowhere.jsonl", "neither synthetic nor gsm8k"),

@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 
 from trainer_fixtures import fast_config  # noqa: E402
 
-from trainer.model import ModelError, Precision, resolve_precision  # noqa: E402
+from trainer.model import ModelError, Precision, resolve_device, resolve_precision  # noqa: E402
 
 
 def test_auto_is_float32_on_a_cpu_and_bfloat16_is_allowed_there() -> None:
@@ -127,3 +127,12 @@ def test_a_prompt_token_past_the_embedding_is_found() -> None:
 
     assert unembedded_prompt(Model(), [1, 9, 3]) is None
     assert unembedded_prompt(Model(), [1, 12, 10]) == 12
+
+
+def test_a_gpu_index_past_the_gpus_there_is_named(monkeypatch: Any) -> None:
+    # cuda:3 on a one-GPU machine failed in model.to() with "invalid device ordinal".
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert resolve_device(fast_config(device="cuda:0")) == torch.device("cuda:0")
+    with pytest.raises(ModelError, match=r"device=cuda:3, but torch sees 1 CUDA GPU here \(cuda:0"):
+        resolve_device(fast_config(device="cuda:3"))

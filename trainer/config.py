@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -47,6 +48,7 @@ __all__ = [
 ENGINES = ("auto", "torch", "vllm")
 PRECISIONS = ("auto", "float32", "bfloat16")
 TINY_MODEL = "tiny"  # `model: tiny` builds the embedded tiny model (`trainer.tiny`)
+_CUDA_INDEX = re.compile(r"cuda:(?:0|[1-9][0-9]*)")  # what torch.device reads: not cuda:01
 MAX_SEED = 2**32 - 1  # numpy's limit, and so vLLM's
 DATASETS = ("synthetic", "gsm8k")  # or the path of a local .jsonl / .parquet / folder
 
@@ -218,8 +220,8 @@ def _validate(c: TrainConfig) -> None:
         " installed, else torch",
     )
     need(
-        c.device in ("auto", "cpu", "cuda") or c.device.startswith("cuda:"),
-        f"device={c.device!r}: use auto, cpu, cuda or cuda:N",
+        c.device in ("auto", "cpu", "cuda") or _CUDA_INDEX.fullmatch(c.device) is not None,
+        f"device={c.device!r}: use auto, cpu, cuda or cuda:N, N the GPU's index (0, 1, ...)",
     )
     need(
         c.precision in PRECISIONS,

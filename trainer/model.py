@@ -101,7 +101,13 @@ def resolve_device(config: TrainConfig) -> torch.device:
             f"device={config.device}, but torch sees no CUDA GPU here (torch"
             f" {torch.__version__}); set device=cpu, or device=auto to use a GPU when there is one"
         )
-    return torch.device(config.device)
+    device = torch.device(config.device)
+    if device.index is not None and device.index >= (count := torch.cuda.device_count()):
+        raise ModelError(
+            f"device={config.device}, but torch sees {count} CUDA GPU{'' if count == 1 else 's'}"
+            f" here (cuda:0 to cuda:{count - 1}); pick one of those, or set device=cuda"
+        )
+    return device
 
 
 def resolve_precision(config: TrainConfig, device: torch.device) -> Precision:
