@@ -109,6 +109,28 @@ def test_a_model_that_cannot_be_loaded_exits_2_naming_it(
     assert not out.exists()
 
 
+def test_a_chat_template_that_raises_exits_2_naming_the_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # jinja2's TemplateError reached the user as a traceback.
+    pytest.importorskip("torch")
+    from trainer.tiny import build_model, build_tokenizer
+
+    tokenizer = build_tokenizer(["What is 2 + 3?"])
+    tokenizer.chat_template = "{{ raise_exception('Conversation roles must alternate') }}"
+    model = tmp_path / "model"
+    build_model(tokenizer, seed=0).save_pretrained(model)
+    tokenizer.save_pretrained(model)
+    capsys.readouterr()  # the save's progress bars
+    out = tmp_path / "reports"
+    argv = ["train", str(tiny_config(tmp_path)), "--set", f"model={model}"]
+    assert main([*argv, "--output-dir", str(out)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"error: model={model}, prompt of synthetic, problem " in err
+    assert "chat template raised: Conversation roles must alternate" in err
+    assert "Traceback" not in err and not out.exists()
+
+
 def test_device_cuda_without_a_gpu_says_so(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -39,7 +39,24 @@ def test_a_template_without_a_system_role_gets_it_at_the_start_of_the_user_messa
     )
 
 
-def test_other_template_errors_are_not_hidden() -> None:
-    broken = "{{ raise_exception('Conversation roles must alternate') }}"
-    with pytest.raises(Exception, match="roles must alternate"):
-        render_prompt(tokenizer(broken), QUESTION, SYSTEM)
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        (
+            "{{ raise_exception('Conversation roles must alternate') }}",
+            "the tokenizer's chat template raised: Conversation roles must alternate \\(given a"
+            ' system and a user message\\); fix the template .*, or set system_prompt=""',
+        ),
+        ("{% for m in messages %}{{ m['content'] }", r"is not valid jinja \(line 1 of the"),
+    ],
+)
+def test_a_template_that_fails_is_a_prompt_error_with_its_message(
+    template: str, message: str
+) -> None:
+    # jinja2's own exception, with its traceback, stopped the run.
+    from trainer.config import ConfigError
+    from trainer.prompt import PromptError
+
+    with pytest.raises(PromptError, match=message) as caught:
+        render_prompt(tokenizer(template), QUESTION, SYSTEM)
+    assert isinstance(caught.value, ConfigError)  # the CLI's bad-input exit

@@ -62,7 +62,7 @@ from trainer.model import (
     tag_problems,
     unembedded_prompt,
 )
-from trainer.prompt import encode_prompt, render_prompt, reply_start
+from trainer.prompt import PromptError, encode_prompt, render_prompt, reply_start
 from trainer.runfiles import RunFiles, atomic_write_bytes
 from trainer.tracking import Tracker
 from trainer.update import UpdateStats
@@ -463,7 +463,11 @@ def _fit_context(data: Data, policy: Policy, config: TrainConfig) -> tuple[Data,
 
     def tokens(problem: Problem) -> int:
         if problem.question not in lengths:
-            text = render_prompt(tokenizer, problem.question, config.system_prompt)
+            try:  # every prompt of the run is rendered here first: a template fails at setup
+                text = render_prompt(tokenizer, problem.question, config.system_prompt)
+            except PromptError as error:
+                where = f"{problem.source}, {problem.where}" if problem.source else problem.id
+                raise ModelError(f"model={config.model}, prompt of {where}: {error}") from None
             ids = encode_prompt(tokenizer, text)
             if (past := unembedded_prompt(policy.model, ids)) is not None:
                 where = f"{problem.source}, {problem.where}" if problem.source else problem.id

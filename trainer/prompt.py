@@ -9,7 +9,18 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["encode_prompt", "render_prompt"]
+from trainer.config import ConfigError
+
+__all__ = ["PromptError", "encode_prompt", "render_prompt"]
+
+
+class PromptError(ConfigError):
+    """The tokenizer's chat template failed: it raised, or it is not valid jinja.
+    `reason` is the template's own message."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def render_prompt(tokenizer: Any, question: str, system_prompt: str) -> str:
@@ -27,8 +38,8 @@ def render_prompt(tokenizer: Any, question: str, system_prompt: str) -> str:
             return _chat(tokenizer, [user])
         try:
             return _chat(tokenizer, [{"role": "system", "content": system_prompt}, user])
-        except Exception as error:  # jinja2's TemplateError, raised by the template itself
-            if "system" not in str(error).lower():
+        except PromptError as error:
+            if "system" not in error.reason.lower():
                 raise
             # Templates without a system role (Gemma's, Mistral's older ones) refuse one;
             # the system prompt then opens the user's message, as TRL's examples do.
@@ -62,4 +73,24 @@ def encode_prompt(tokenizer: Any, text: str) -> list[int]:
 
 
 def _chat(tokenizer: Any, messages: list[dict[str, str]]) -> str:
-    return str(tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
+    """The template applied to `messages`; `PromptError` with the template's own words when
+    it raises (``raise_exception(...)``) or does not parse, instead of jinja's traceback."""
+    import jinja2
+
+    try:
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    except jinja2.TemplateError as error:
+        line = getattr(error, "lineno", None)
+        where = f" (line {line} of the template)" if isinstance(line, int) else ""
+        kind = "is not valid jinja" if isinstance(error, jinja2.TemplateSyntaxError) else "raised"
+        roles = " and ".join(f"a {m['role']}" for m in messages)
+        alone = (
+            ', or set system_prompt="" to give it the question alone' if len(messages) > 1 else ""
+        )
+        raise PromptError(
+            f"the tokenizer's chat template {kind}{where}: {error} (given {roles} message);"
+            " fix the template (chat_template in the model folder's tokenizer_config.json or"
+            f" chat_template.jinja){alone}",
+            str(error),
+        ) from None
+    return str(text)
