@@ -574,6 +574,15 @@ def test_a_run_without_matplotlib_does_not_claim_plots(
             lambda run: _drop_column(run / "eval.parquet", "value"),
             "eval.parquet: no column(s) value",
         ),
+        # read by the comparison and summary.md: a KeyError traceback
+        (
+            lambda run: _drop_column(run / "steps.parquet", "seconds"),
+            "steps.parquet: no column(s) seconds",
+        ),
+        (
+            lambda run: _drop_column(run / "steps.parquet", "epoch"),
+            "steps.parquet: no column(s) epoch",
+        ),
     ],
 )
 def test_report_on_a_damaged_run_names_the_file_and_exits_2(

@@ -50,6 +50,9 @@ __all__ = [
 ]
 
 LEVELS = (0.5, 1.0, 2.0)  # reward levels for "steps to reach"
+# Every column of steps.parquet the report reads, besides each reward's `_mean` and `_tied`:
+# checked when the run is loaded, so a table without one is named, not a KeyError.
+STEP_COLUMNS = ("step", "epoch", "total_mean", "zero_spread", "seconds")
 SMOOTH = 5  # steps in the rolling mean behind "steps to reach" and the plots
 
 
@@ -126,7 +129,7 @@ def load_run(root: str | Path) -> RunData:
         _require(path, frame, required)
         return frame
 
-    steps = read(STEPS, ["step", "total_mean", "zero_spread"])
+    steps = read(STEPS, STEP_COLUMNS)
     run = RunData(root, config, steps, read(EPOCHS), read(EVAL, EVAL_COLUMNS))
     _require(root / STEPS, steps, [name + "_mean" for name in run.rewards])
     return run
