@@ -635,6 +635,46 @@ def test_report_tells_runs_of_the_same_name_apart_and_refuses_one_run_twice(
     assert "the same run given twice" in capsys.readouterr().err
 
 
+def test_report_out_is_a_folder_and_a_file_name_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # --out cmp.csv wrote cmp.csv/comparison.csv.
+    example = EXAMPLE_RUN.parent
+    runs = [str(example / "strict"), str(example / "lenient")]
+    assert main(["report", *runs, "--out", str(tmp_path / "cmp.csv")]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "--out is the folder that comparison.csv and comparison.png are written in" in err
+    assert f"this names a .csv file; give a folder, e.g. --out {tmp_path / 'cmp'}" in err
+    assert not (tmp_path / "cmp.csv").exists()
+
+
+def test_report_without_out_writes_beside_the_runs_or_here_and_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Runs in two folders wrote to their common ancestor, which can be / or far above both.
+    example = EXAMPLE_RUN.parent
+    shutil.copytree(example / "strict", tmp_path / "a" / "run")
+    shutil.copytree(example / "lenient", tmp_path / "b" / "run")
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    assert main(["report", str(tmp_path / "a" / "run"), str(tmp_path / "b" / "run")]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert (here / "comparison.csv").is_file() and not (tmp_path / "comparison.csv").exists()
+    assert (
+        f"the runs are not in one folder, so the comparison went to the current directory ({here})"
+        in text
+    )
+    shutil.copytree(example / "strict", tmp_path / "a" / "other")
+    runs = [str(tmp_path / "a" / "run"), str(tmp_path / "a" / "other")]
+    assert main(["report", *runs]) == 0  # side by side: their folder
+    assert (tmp_path / "a" / "comparison.csv").is_file()
+    assert "replacing" not in capsys.readouterr().out
+    assert main(["report", *runs]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"(replacing the {tmp_path / 'a' / 'comparison.csv'} that was there)" in text
+
+
 def test_report_tables_show_names_as_written() -> None:
     """Run folders and scheme names are text: `[b]` stays, `[/]` does not crash rich."""
     import pandas as pd

@@ -106,8 +106,9 @@ def add_report_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--out",
         metavar="DIR",
-        help="where comparison.csv/png go (default: the runs' common parent folder; for one"
-        " run they are written only when --out is given)",
+        help="the folder comparison.csv/png go in (default: the folder holding the runs, or"
+        " the current directory when they are in different folders; for one run they are"
+        " written only when --out is given)",
     )
     return parser
 
@@ -384,26 +385,62 @@ def run_report(args: argparse.Namespace) -> int:
             if not args.out:
                 return EXIT_OK
             # The one-row comparison table, where it was asked for.
-        parent = Path(args.out) if args.out else _common_parent(args.runs)
-        return _compare(out, args.runs, parent)
+        if args.out:
+            return _compare(out, args.runs, _out_folder(args.out))
+        parent, why = _default_out(args.runs)
+        return _compare(out, args.runs, parent, why)
     except ReportError as error:
         err.print(f"[red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
         return EXIT_BAD_INPUT
 
 
-def _compare(out: Console, runs: list[str], parent: Path) -> int:
+def _compare(out: Console, runs: list[str], parent: Path, why: str = "") -> int:
     from trainer.console import render_comparison
     from trainer.report import load_run, write_comparison
 
+    replaced = (parent / "comparison.csv").is_file()
     frame, written = write_comparison([load_run(r) for r in runs], parent)
     render_comparison(out, frame)
-    out.print("wrote " + ", ".join(str(p) for p in written), markup=False, highlight=False)
+    said = "wrote " + ", ".join(str(p) for p in written)
+    if replaced:
+        said += f" (replacing the {parent / 'comparison.csv'} that was there)"
+    out.print(said + (f"; {why}" if why else ""), markup=False, highlight=False, soft_wrap=True)
     return EXIT_OK
 
 
-def _common_parent(runs: list[str]) -> Path:
-    parents = [Path(r).resolve().parent for r in runs]
-    common = parents[0]
-    while not all(p == common or common in p.parents for p in parents):
-        common = common.parent
-    return common
+# What names a file, not the folder --out is: `--out cmp.csv` made the folder cmp.csv/.
+FILE_SUFFIXES = (".csv", ".png", ".parquet", ".json", ".jsonl", ".md", ".txt", ".yaml", ".yml")
+
+
+def _out_folder(out: str) -> Path:
+    """The folder ``--out`` names, refused where it names a file (by its suffix).
+
+    >>> print(_out_folder("reports/cmp"))
+    reports/cmp
+    """
+    from trainer.report import ReportError
+
+    path = Path(out)
+    if path.suffix.lower() in FILE_SUFFIXES and not path.is_dir():
+        raise ReportError(
+            f"--out {out}: --out is the folder that comparison.csv and comparison.png are"
+            f" written in, and this names a {path.suffix} file; give a folder, e.g. --out"
+            f" {path.with_suffix('')}"
+        )
+    return path
+
+
+def _default_out(runs: list[str]) -> tuple[Path, str]:
+    """Where a comparison goes without ``--out``, and why when that is not plain: the runs'
+    folder when they share one (a ``--schemes`` comparison, or runs side by side under
+    reports/), else the current directory, said so. Their common ancestor could be ``/``
+    or a folder far above both."""
+    parents = {Path(r).resolve().parent for r in runs}
+    parent = parents.pop()
+    if not parents and parent != Path(parent.anchor):
+        return parent, ""
+    here = Path.cwd()
+    return here, (
+        f"the runs are not in one folder, so the comparison went to the current directory"
+        f" ({here}); --out DIR puts it elsewhere"
+    )
