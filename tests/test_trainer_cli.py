@@ -675,6 +675,42 @@ def test_report_without_out_writes_beside_the_runs_or_here_and_says_so(
     assert f"(replacing the {tmp_path / 'a' / 'comparison.csv'} that was there)" in text
 
 
+def test_report_says_where_the_runs_configs_differ_beyond_the_scheme(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Runs of other lengths, seeds or models were compared side by side without a word.
+    import pandas as pd
+
+    example = EXAMPLE_RUN.parent
+    for name in ("strict", "lenient"):
+        shutil.copytree(example / name, tmp_path / name)
+    config = tmp_path / "lenient" / "config.yaml"
+    text = config.read_text().replace("max_new_tokens: 24", "max_new_tokens: 32")
+    config.write_text(
+        text.replace("seed: 0", "seed: 1").replace("micro_batch_size: 128", "micro_batch_size: 8")
+    )
+    runs = [str(tmp_path / "strict"), str(tmp_path / "lenient")]
+    assert main(["report", *runs]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert (
+        "warning: the runs' configs differ in more than the scheme (max_new_tokens: 24, 32;"
+        " seed: 0, 1, in the order of the runs), so the comparison is not like for like" in out
+    )
+    frame = pd.read_csv(tmp_path / "comparison.csv")
+    assert list(frame.columns[:5]) == [
+        "run",
+        "scheme",
+        "config max_new_tokens",
+        "config seed",
+        "steps",
+    ]
+    assert frame["config max_new_tokens"].tolist() == [24, 32]
+    assert (
+        main(["report", *runs[:1], str(example / "lenient"), "--out", str(tmp_path / "same")]) == 0
+    )
+    assert "differ" not in capsys.readouterr().out  # a --schemes pair: only the scheme differs
+
+
 def test_report_tables_show_names_as_written() -> None:
     """Run folders and scheme names are text: `[b]` stays, `[/]` does not crash rich."""
     import pandas as pd

@@ -396,11 +396,21 @@ def run_report(args: argparse.Namespace) -> int:
 
 def _compare(out: Console, runs: list[str], parent: Path, why: str = "") -> int:
     from trainer.console import render_comparison
-    from trainer.report import load_run, write_comparison
+    from trainer.report import config_differences, load_run, write_comparison
 
     replaced = (parent / "comparison.csv").is_file()
-    frame, written = write_comparison([load_run(r) for r in runs], parent)
+    loaded = [load_run(r) for r in runs]
+    frame, written = write_comparison(loaded, parent)
     render_comparison(out, frame)
+    if differences := config_differences(loaded):
+        listed = "; ".join(f"{key}: {', '.join(values)}" for key, values in differences.items())
+        out.print(
+            "[yellow]warning:[/] the runs' configs differ in more than the scheme"
+            f" ({escape(listed)}, in the order of the runs), so the comparison is not like"
+            " for like; the table's `config` rows and comparison.csv list them",
+            highlight=False,
+            soft_wrap=True,
+        )
     said = "wrote " + ", ".join(str(p) for p in written)
     if replaced:
         said += f" (replacing the {parent / 'comparison.csv'} that was there)"

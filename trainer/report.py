@@ -40,6 +40,7 @@ __all__ = [
     "ReportError",
     "RunData",
     "compare_runs",
+    "config_differences",
     "eval_table",
     "learning_table",
     "load_run",
@@ -216,12 +217,63 @@ def run_labels(runs: Sequence[RunData]) -> list[str]:
         depth += 1
 
 
+# Config keys that change memory, checking, speed or logging but not what a run learns:
+# runs that differ in them compare like for like (micro-batches and checkpointing only round
+# differently, tested).
+NOT_COMPARED = (
+    "scheme",  # what a comparison compares
+    "micro_batch_size",
+    "gradient_checkpointing",
+    "sync_check_every",
+    "cpu_threads",
+    "save_every",
+    "wandb",
+    "wandb_project",
+)
+
+
+def config_differences(runs: Sequence[RunData]) -> dict[str, list[str]]:
+    """The config keys, besides the scheme and those in `NOT_COMPARED`, whose values differ
+    between `runs`, with each run's value as YAML writes it: a comparison of runs that
+    differ in these (max_new_tokens, epochs, seed, the model...) is not like for like.
+
+    >>> runs = [RunData(Path(n), c, *[pd.DataFrame()] * 3) for n, c in
+    ...         (("a", {"scheme": "strict", "seed": 0, "pass_k": [1, 2], "wandb": False}),
+    ...          ("b", {"scheme": "lenient", "seed": 1, "pass_k": [1, 2], "wandb": True}))]
+    >>> config_differences(runs)
+    {'seed': ['0', '1']}
+    """
+    keys = list(dict.fromkeys(key for run in runs for key in run.config))
+    differences = {}
+    for key in keys:
+        values = [run.config.get(key) for run in runs]
+        if key not in NOT_COMPARED and any(value != values[0] for value in values):
+            differences[str(key)] = [_config_text(value) for value in values]
+    return differences
+
+
+def _config_text(value: Any) -> str:
+    """A config value as config.yaml writes it: null, true, [1, 4, 8]."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return "[" + ", ".join(map(_config_text, value)) + "]"
+    return str(value)
+
+
 def compare_runs(runs: Sequence[RunData]) -> pd.DataFrame:
-    """One row per run, side by side: rewards start and end, zero spread, pass@k, speed."""
+    """One row per run, side by side: rewards start and end, zero spread, pass@k, speed;
+    first, the config keys in which the runs differ besides the scheme (`config_differences`),
+    as ``config KEY`` columns."""
+    differences = config_differences(runs)
     rows = []
-    for run, name in zip(runs, run_labels(runs), strict=True):
+    for index, (run, name) in enumerate(zip(runs, run_labels(runs), strict=True)):
         learning = learning_table(run).set_index("reward")
-        row: dict[str, Any] = {"run": name, "scheme": run.scheme, "steps": len(run.steps)}
+        row: dict[str, Any] = {"run": name, "scheme": run.scheme}
+        row |= {f"config {key}": values[index] for key, values in differences.items()}
+        row["steps"] = len(run.steps)
         row["reward_start"] = learning.loc["total", "start"]
         row["reward_end"] = learning.loc["total", "end"]
         # the best mean over the window `reward_end` takes (a tenth of the run): at least
