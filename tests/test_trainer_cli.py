@@ -391,6 +391,28 @@ def test_an_interrupted_run_says_how_to_resume_it(
     assert f"interrupted; continue from the last checkpoint with `{resume}`" in err
 
 
+def test_the_resume_hint_is_quoted_for_the_shell(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `--resume with space/run 2` pasted into a shell is two arguments.
+    pytest.importorskip("torch")
+    import trainer.loop
+
+    def interrupted_after_setup(config: Any, root: Path, **__: Any) -> None:
+        root.mkdir(parents=True)
+        (root / "config.yaml").write_text("{}")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer.loop, "train", interrupted_after_setup)
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--output-dir", "with space", "--name", "run 2"]) == 130
+    err = " ".join(capsys.readouterr().err.split())
+    assert (
+        "continue from the last checkpoint with `rewardkit train --resume 'with space/run 2'`"
+        in err
+    )
+
+
 def test_a_terminated_run_says_how_to_resume_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -16,6 +16,7 @@ import contextlib
 import importlib.metadata
 import importlib.util
 import re
+import shlex
 import signal
 import threading
 import time
@@ -369,7 +370,13 @@ def _resume_comparison(out: Console, parent: Path, overrides: list[str]) -> int:
 
 
 def _resume(root: Path | None) -> str:
-    return f"rewardkit train --resume {root if root is not None else 'RUN_DIR'}"
+    """The command that continues the run at `root`, quoted for a shell: a folder named
+    ``run 2`` was printed as ``--resume with space/run 2``, two arguments when pasted.
+
+    >>> _resume(Path("with space/run 2")), _resume(None)
+    ("rewardkit train --resume 'with space/run 2'", 'rewardkit train --resume RUN_DIR')
+    """
+    return f"rewardkit train --resume {shlex.quote(str(root)) if root is not None else 'RUN_DIR'}"
 
 
 def run_report(args: argparse.Namespace) -> int:
