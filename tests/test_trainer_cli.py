@@ -532,6 +532,9 @@ def test_report_on_a_folder_that_is_not_a_run(
 ) -> None:
     assert main(["report", str(tmp_path)]) == 2
     assert "not a run folder" in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "nothing")]) == 2  # was "not a run folder" too
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"{tmp_path / 'nothing'}: no such folder; give the folder a `rewardkit train`" in err
     # a run killed in its first seconds has its config but no step table yet
     (tmp_path / "config.yaml").write_text("scheme: strict\n")
     assert main(["report", str(tmp_path)]) == 2
@@ -731,6 +734,41 @@ def test_report_says_where_the_runs_configs_differ_beyond_the_scheme(
         main(["report", *runs[:1], str(example / "lenient"), "--out", str(tmp_path / "same")]) == 0
     )
     assert "differ" not in capsys.readouterr().out  # a --schemes pair: only the scheme differs
+
+
+def test_report_takes_a_comparison_folder_and_marks_an_incomplete_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A --schemes folder was "not a run folder"; a run stopped at step 20 of 96 read as
+    # if it had finished.
+    import pandas as pd
+
+    cmp = tmp_path / "cmp"
+    shutil.copytree(EXAMPLE_RUN.parent, cmp)
+    assert main(["report", str(cmp)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "Runs side by side" in out and "incomplete" not in out
+    assert f"wrote {cmp / 'comparison.csv'}" in out  # beside its runs, as train writes it
+    assert pd.read_csv(cmp / "comparison.csv")["run"].tolist() == ["strict", "lenient"]
+    lenient = cmp / "lenient"
+    steps = pd.read_parquet(lenient / "steps.parquet")
+    steps.head(20).to_parquet(lenient / "steps.parquet")  # 6 epochs of 16 steps
+    pd.read_parquet(lenient / "epochs.parquet").head(1).to_parquet(lenient / "epochs.parquet")
+    assert main(["report", str(cmp)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"warning: {lenient} is incomplete (20 of 96 steps)" in out
+    assert main(["report", str(lenient)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "lenient: scheme lenient, incomplete: 20 of 96 steps (it stopped before" in out
+    (lenient / "epochs.parquet").unlink()
+    steps.head(3).to_parquet(lenient / "steps.parquet")
+    assert main(["report", str(lenient)]) == 0
+    assert "incomplete: 3 steps, in epoch 1 of 6" in " ".join(capsys.readouterr().out.split())
+    shutil.rmtree(cmp / "strict")  # a comparison stopped before its second run began
+    (cmp / "comparison.yaml").write_text("schemes: [lenient, strict]\nconfig: {}\n")
+    assert main(["report", str(cmp)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "the comparison's strict run has not begun" in out and "incomplete: 3 steps" in out
 
 
 def test_report_tables_show_names_as_written() -> None:

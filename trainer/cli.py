@@ -103,7 +103,12 @@ def add_report_parser(subparsers: Any) -> argparse.ArgumentParser:
         " a side-by-side comparison (rewards, zero-spread share, pass@k, steps to reach a"
         " reward level) printed and written as comparison.csv and comparison.png.",
     )
-    parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders")
+    parser.add_argument(
+        "runs",
+        nargs="+",
+        metavar="RUN_DIR",
+        help="run folders, or the folder of a --schemes comparison (its runs are compared)",
+    )
     parser.add_argument(
         "--out",
         metavar="DIR",
@@ -384,6 +389,7 @@ def run_report(args: argparse.Namespace) -> int:
     from trainer.report import ReportError
 
     try:
+        args.runs = _runs_of(out, args.runs)
         if len(args.runs) == 1:
             from trainer.console import render_run
             from trainer.report import load_run
@@ -401,14 +407,59 @@ def run_report(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
 
 
+def _runs_of(out: Console, paths: list[str]) -> list[str]:
+    """`paths` with each ``--schemes`` comparison folder replaced by its runs, in the order
+    of its plan (``comparison.yaml``); a run not begun yet is left out, and said."""
+    import yaml
+
+    from trainer.loop import CONFIG_FILE
+    from trainer.report import ReportError
+
+    runs: list[str] = []
+    for path in paths:
+        folder = Path(path)
+        if not (folder / COMPARISON_FILE).is_file() or (folder / CONFIG_FILE).is_file():
+            runs.append(path)
+            continue
+        try:
+            plan = yaml.safe_load((folder / COMPARISON_FILE).read_text(encoding="utf-8"))
+            planned = [folder / Path(str(scheme)).stem for scheme in plan["schemes"]]
+        except (yaml.YAMLError, OSError, UnicodeDecodeError, KeyError, TypeError):
+            planned = sorted(p for p in folder.iterdir() if (p / CONFIG_FILE).is_file())
+        begun = [p for p in planned if (p / CONFIG_FILE).is_file()]
+        if not begun:
+            raise ReportError(
+                f"{folder}: a --schemes comparison none of whose runs has begun; continue it"
+                f" with `{_resume(folder)}`"
+            )
+        if missing := [p.name for p in planned if p not in begun]:
+            out.print(
+                f"{folder}: the comparison's {', '.join(missing)} run has not begun (continue"
+                f" the comparison with `{_resume(folder)}`); reporting the others",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+        runs += [str(p) for p in begun]
+    return runs
+
+
 def _compare(out: Console, runs: list[str], parent: Path, why: str = "") -> int:
     from trainer.console import render_comparison
-    from trainer.report import config_differences, load_run, write_comparison
+    from trainer.report import config_differences, incomplete, load_run, write_comparison
 
     replaced = (parent / "comparison.csv").is_file()
     loaded = [load_run(r) for r in runs]
     frame, written = write_comparison(loaded, parent)
     render_comparison(out, frame)
+    for run in loaded:
+        if (far := incomplete(run)) is not None:
+            out.print(
+                f"[yellow]warning:[/] {escape(str(run.root))} is incomplete ({far}): its last"
+                " steps and evaluation are not the end of its training",
+                highlight=False,
+                soft_wrap=True,
+            )
     if differences := config_differences(loaded):
         listed = "; ".join(f"{key}: {', '.join(values)}" for key, values in differences.items())
         out.print(

@@ -211,12 +211,15 @@ def show(console: Console, table: Table) -> None:
 
 def render_run(console: Console, run: Any) -> None:
     """One run: rewards at the start and end, zero spread, evaluations."""
-    from trainer.report import eval_table, learning_table
+    from trainer.report import eval_table, incomplete, learning_table
 
-    console.print(
-        f"[bold]{escape(str(run.root))}[/]: scheme {escape(str(run.scheme))},"
-        f" {len(run.steps)} steps"
+    far = incomplete(run)
+    steps = (
+        f"[yellow]incomplete: {far}[/] (it stopped before its last step, or is still training)"
+        if far is not None
+        else f"{len(run.steps)} steps"
     )
+    console.print(f"[bold]{escape(str(run.root))}[/]: scheme {escape(str(run.scheme))}, {steps}")
     title = "Rewards: first and last steps (tied: zero-spread groups)"
     show(console, frame_table(learning_table(run), title))
     evals = eval_table(run)

@@ -42,6 +42,7 @@ __all__ = [
     "compare_runs",
     "config_differences",
     "eval_table",
+    "incomplete",
     "learning_table",
     "load_run",
     "run_labels",
@@ -92,6 +93,11 @@ def load_run(root: str | Path) -> RunData:
     import yaml
 
     root = Path(root)
+    if not root.exists():
+        raise ReportError(
+            f"{root}: no such folder; give the folder a `rewardkit train` run wrote, e.g."
+            " reports/<run>"
+        )
     if (root / "config.yaml").exists() and not (root / STEPS).exists():
         raise ReportError(
             f"{root}: a run folder without {STEPS} yet: a run writes it within seconds of"
@@ -134,6 +140,28 @@ def load_run(root: str | Path) -> RunData:
     run = RunData(root, config, steps, read(EPOCHS), read(EVAL, EVAL_COLUMNS))
     _require(root / STEPS, steps, [name + "_mean" for name in run.rewards])
     return run
+
+
+def incomplete(run: RunData) -> str | None:
+    """How far a run that has not reached its last step got, or None for a finished one: a
+    run killed (or still training) before its last epoch's end reads like a finished one
+    in every table, and its "end" is not the end of training.
+
+    >>> config = {"epochs": 2}
+    >>> steps, epochs = pd.DataFrame({"step": range(3)}), pd.DataFrame({"steps": [2]})
+    >>> incomplete(RunData(Path("r"), config, steps, epochs, pd.DataFrame()))
+    '3 of 4 steps'
+    >>> incomplete(RunData(Path("r"), config, steps.head(1), pd.DataFrame(), pd.DataFrame()))
+    '1 step, in epoch 1 of 2'
+    >>> incomplete(RunData(Path("r"), {"epochs": 1}, steps.head(2), epochs, pd.DataFrame()))
+    """
+    planned = run.config.get("epochs")
+    if not isinstance(planned, int) or isinstance(planned, bool) or len(run.epochs) >= planned:
+        return None
+    done = len(run.steps)
+    if len(run.epochs) and "steps" in run.epochs.columns:  # every epoch has as many steps
+        return f"{done} of {planned * int(run.epochs['steps'].iloc[0])} steps"
+    return f"{done} step{'' if done == 1 else 's'}, in epoch {len(run.epochs) + 1} of {planned}"
 
 
 def _require(path: Path, frame: pd.DataFrame, columns: Sequence[str]) -> None:
