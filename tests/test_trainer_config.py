@@ -211,6 +211,15 @@ def test_an_infinite_max_grad_norm_turns_clipping_off() -> None:
         load_config(None, ["max_grad_norm=-inf"])
 
 
+def test_set_drops_the_spaces_around_a_value_of_any_type() -> None:
+    # 'scheme = strict' failed with "unknown scheme ' strict'", while 'epochs = 2' worked.
+    config = load_config(None, ["scheme = strict", "epochs = 2", " model =  tiny  "])
+    assert (config.scheme, config.epochs, config.model) == ("strict", 2, "tiny")
+    assert load_config(None, ["system_prompt = Answer: <answer> "]).system_prompt == (
+        "Answer: <answer>"
+    )
+
+
 def test_set_needs_key_equals_value() -> None:
     with pytest.raises(ConfigError, match="write key=value"):
         parse_overrides(["epochs"])

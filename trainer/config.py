@@ -460,9 +460,10 @@ def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
     """``["epochs=3", "pass_k=[1,4]"]`` -> values, to be coerced like values from a file.
 
     A string field takes the text as it is (``system_prompt=Answer: <answer>``); any other
-    value is read as YAML first, so lists, ``null`` and quoted escapes work.
+    value is read as YAML first, so lists, ``null`` and quoted escapes work. Spaces around
+    the key and the value are dropped.
 
-    >>> parse_overrides(["epochs=3", "stop=['</answer>']", "scheme=strict"])
+    >>> parse_overrides(["epochs=3", "stop=['</answer>']", "scheme = strict"])
     {'epochs': 3, 'stop': ['</answer>'], 'scheme': 'strict'}
     """
     import yaml
@@ -471,7 +472,9 @@ def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for pair in pairs:
         key, sep, text = pair.partition("=")
-        key = key.strip()
+        # `--set 'scheme = strict'` asked for the scheme " strict": spaces around the `=`
+        # are layout, for a text key as for any other
+        key, text = key.strip(), text.strip()
         if not sep or not key:
             raise ConfigError(f"--set {pair!r}: write key=value, e.g. --set learning_rate=1e-3")
         if hints.get(key) is str or not text.strip():
