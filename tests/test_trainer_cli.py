@@ -499,6 +499,21 @@ def test_a_reward_that_fails_on_a_well_formed_completion_leaves_no_folder(
     assert not out.exists()
 
 
+@pytest.mark.parametrize("name", ["../escaped", "a/b", "..", ".", " "])
+def test_a_run_name_is_one_folder_inside_the_output_dir(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    # --name ../escaped wrote the run beside --output-dir, not in it.
+    pytest.importorskip("torch")
+    out = tmp_path / "reports"
+    for schemes in ([], ["--schemes", "strict,lenient"]):
+        argv = ["train", str(tiny_config(tmp_path)), "--output-dir", str(out), "--name", name]
+        assert main([*argv, *schemes]) == 2
+        err = " ".join(capsys.readouterr().err.split())
+        assert f"--name {name!r}: a run's name is one folder inside --output-dir" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.yaml"]
+
+
 def test_resume_refuses_the_flags_of_a_new_run(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -224,6 +224,8 @@ def _run_train(args: argparse.Namespace) -> int:
             config = load_config(root / CONFIG_FILE, args.overrides).with_absolute_paths()
             train(config, root, resume=True, display=Display(out))
             return EXIT_OK
+        if args.name is not None:
+            _check_name(args.name)
         config = load_config(args.config, args.overrides).with_absolute_paths()
         stamp = time.strftime("%Y%m%d-%H%M%S")
         if not args.schemes:
@@ -328,6 +330,30 @@ def _run_train(args: argparse.Namespace) -> int:
             soft_wrap=True,
         )
         return code
+
+
+def _check_name(name: str) -> None:
+    """A run's name is one folder inside --output-dir: `--name ../escaped` wrote beside it.
+
+    >>> _check_name("run 2")
+    >>> _check_name("../escaped")
+    Traceback (most recent call last):
+    ...
+    trainer.config.ConfigError: --name '../escaped': a run's name is one folder inside \
+--output-dir, so it cannot hold a path separator or be '.' or '..'; put the folders in \
+--output-dir (--output-dir DIR --name NAME)
+    """
+    import os
+
+    from trainer.config import ConfigError
+
+    separators = [s for s in ("/", os.sep, os.altsep) if s]
+    if not name.strip() or name in (".", "..") or any(s in name for s in separators):
+        raise ConfigError(
+            f"--name {name!r}: a run's name is one folder inside --output-dir, so it cannot"
+            " hold a path separator or be '.' or '..'; put the folders in --output-dir"
+            " (--output-dir DIR --name NAME)"
+        )
 
 
 def _resume_comparison(out: Console, parent: Path, overrides: list[str]) -> int:
