@@ -62,7 +62,7 @@ def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
         "train",
         help="train a model with GRPO under a reward scheme",
         description="Run GRPO. With no arguments: a tiny model built locally, trained on a"
-        " synthetic arithmetic set on the CPU in under a minute. Writes one folder per run"
+        " synthetic arithmetic set on the CPU in about a minute. Writes one folder per run"
         " (config, steps/epochs/eval tables, samples.jsonl, summary.md, plots, model).",
     )
     parser.add_argument("config", nargs="?", help="YAML file of TrainConfig values")
