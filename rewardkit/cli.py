@@ -411,6 +411,12 @@ def _score(args: argparse.Namespace, out: Console, err: Console) -> int:
                     ),
                 )
             else:  # the reader yields normalised records: completion, answer, id, prompt_id
+                if args.workers is not None and args.workers > 1:
+                    err.print(
+                        f"[yellow]warning:[/] --workers {args.workers} is ignored: only"
+                        f" rewardkit's JSON lines are scored in parallel, {fmt} in one process",
+                        highlight=False,
+                    )
                 result = score_format(
                     path,
                     fmt,

@@ -956,3 +956,10 @@ def test_detection_past_over_long_lines_says_to_raise_the_limit(tmp_path: Path) 
     path = write_lines(tmp_path / "samples_gsm8k.jsonl", [{"doc_id": 0, "resps": ["x" * 300]}])
     with pytest.raises(InputError, match=r"; raise --max-line-bytes \(lines of lm-eval"):
         detect_format(path, max_line_bytes=100)
+
+
+def test_cli_says_workers_apply_to_json_lines_only(capsys: pytest.CaptureFixture[str]) -> None:
+    # --workers 2 on an lm-eval file was silently scored in one process.
+    assert cli.main(["score", str(LM_EVAL), "--workers", "2", "--json"]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "--workers 2 is ignored: only rewardkit's JSON lines are scored in parallel" in err
