@@ -19,6 +19,7 @@ pair or a `Reward`.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 import importlib
 import importlib.machinery
@@ -376,8 +377,8 @@ def _call_problem(fn: Callable[..., Any]) -> str:
     many positional arguments; a reward takes two arguments, the completion and the answer:
     def brevity(completion, answer)
     """
-    try:
-        signature = inspect.signature(fn)
+    try:  # the function called, not the one a decorator wraps (it may supply arguments)
+        signature = inspect.signature(fn, follow_wrapped=False)
     except (TypeError, ValueError):
         return ""
     try:
@@ -630,7 +631,8 @@ def load_scheme_file(path: str | Path) -> Scheme:
     entries = data.get("rewards")
     if not isinstance(entries, list) or not entries:
         raise SchemeError(f"{path}: `rewards` must be a non-empty list of reward entries")
-    rewards = [_entry(path, i, entry, default_variant) for i, entry in enumerate(entries, 1)]
+    with _one_load():  # the entries' rewards of one module share it, as they did when imported
+        rewards = [_entry(path, i, entry, default_variant) for i, entry in enumerate(entries, 1)]
     try:
         return Scheme(name, tuple(rewards), source=str(path))
     except SchemeError as error:
@@ -763,7 +765,9 @@ def resolve_function(spec: str, base: Path | None = None) -> SchemeRewardFn:
 
     A module that cannot be found, or that raises while it is imported (a `SyntaxError`, an
     exception at its top level, a missing dependency), raises `ImportError` naming the file
-    and line that failed and the exception.
+    and line that failed and the exception. A function of a file, or of a module found
+    beside `base` or in the working folder, is loaded under a module name of its own: it
+    pickles into another process only as part of a `SchemeReward` (which carries its file).
 
     >>> resolve_function("rewardkit.rewards:digit_lenient").__name__
     'digit_lenient'
@@ -931,12 +935,52 @@ def _load_located(spec: str, location: Path, inner: str) -> Any:
     """Load the module file or package folder at `location` as a module of its own (and
     then its submodule `inner`, when given), so that nothing imported before stands in for it.
 
-    It is loaded again on every call, as `get_scheme` reads an edited file again. While it
-    runs, its folder is at the end of `sys.path`, so that ``import helper`` of a
-    ``helper.py`` beside it works as when Python runs the file itself; then `sys.path` is
-    as it was.
+    It is loaded again on every call, as `get_scheme` reads an edited file again, but once
+    within one scheme file's load (`_one_load`): two rewards of one module share its state,
+    and a package's submodules are all loaded beside each other. While it runs, its folder
+    is at the end of `sys.path`, so that ``import helper`` of a ``helper.py`` beside it works
+    as when Python runs the file itself; then `sys.path` is as it was.
     """
     module_id = _module_id(location)
+    loaded = _LOADED.get()
+    module = loaded.get(location) if loaded is not None else None
+    if module is None:
+        module = _exec_located(spec, location, module_id)
+        if loaded is not None:
+            loaded[location] = module
+    if not inner:
+        return module
+    with _on_path(location.parent):
+        try:
+            return importlib.import_module(f"{module_id}.{inner}")
+        except ModuleNotFoundError as error:
+            if error.name is not None and f"{module_id}.{inner}.".startswith(error.name + "."):
+                raise ImportError(
+                    f"custom reward {spec!r}: {location} holds no module {inner}"
+                ) from None
+            raise _import_failed(spec, f"{location.name}.{inner}", error) from error
+        except (Exception, SystemExit) as error:
+            raise _import_failed(spec, f"{location.name}.{inner}", error) from error
+
+
+# The modules loaded by location in the scheme file being loaded, by location (None outside).
+_LOADED: contextvars.ContextVar[dict[Path, Any] | None] = contextvars.ContextVar(
+    "rewardkit_loaded", default=None
+)
+
+
+@contextlib.contextmanager
+def _one_load() -> Iterator[None]:
+    """Within it, `_load_located` runs each module once."""
+    token = _LOADED.set({})
+    try:
+        yield
+    finally:
+        _LOADED.reset(token)
+
+
+def _exec_located(spec: str, location: Path, module_id: str) -> Any:
+    """Run the module file or package folder at `location` anew as `module_id`."""
     for name in [n for n in sys.modules if n.startswith(module_id + ".")]:
         del sys.modules[name]  # the submodules of the last load
     if location.is_dir():
@@ -962,18 +1006,7 @@ def _load_located(spec: str, location: Path, inner: str) -> Any:
             del sys.modules[module_id]  # as the import system does: no half-run module left
             file = location / "__init__.py" if location.is_dir() else location
             raise _import_failed(spec, str(file), error) from error
-        if not inner:
-            return module
-        try:
-            return importlib.import_module(f"{module_id}.{inner}")
-        except ModuleNotFoundError as error:
-            if error.name is not None and f"{module_id}.{inner}.".startswith(error.name + "."):
-                raise ImportError(
-                    f"custom reward {spec!r}: {location} holds no module {inner}"
-                ) from None
-            raise _import_failed(spec, f"{location.name}.{inner}", error) from error
-        except (Exception, SystemExit) as error:
-            raise _import_failed(spec, f"{location.name}.{inner}", error) from error
+    return module
 
 
 @contextlib.contextmanager

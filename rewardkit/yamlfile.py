@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["load"]
+__all__ = ["dump", "load"]
 
 _MERGE = "tag:yaml.org,2002:merge"
 # A float with an exponent, as YAML 1.2 writes it: 1e-3, 5E+2, 1.5e3, .5e1 (YAML 1.1 wants
@@ -60,6 +60,24 @@ class _Loader(yaml.SafeLoader):
 
 
 _Loader.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT, list("-+.0123456789"))
+
+
+class _Dumper(yaml.SafeDumper):
+    """``yaml.SafeDumper`` that quotes a text `_Loader` would read as a number (``'1e3'``)."""
+
+
+_Dumper.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT, list("-+.0123456789"))
+
+
+def dump(data: Any) -> str:
+    """`data` as YAML text that `load` reads back unchanged, keys in their order.
+
+    >>> dump({"wandb_project": "1e3", "lr": 0.001})
+    "wandb_project: '1e3'\\nlr: 0.001\\n"
+    >>> load(dump({"wandb_project": "1e3"}))[0]
+    {'wandb_project': '1e3'}
+    """
+    return str(yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True))
 
 
 def load(text: str) -> tuple[Any, dict[str, int]]:

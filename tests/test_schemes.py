@@ -33,6 +33,7 @@ from rewardkit.schemes import (
     load_scheme_file,
     resolve_function,
     schemes_of,
+    source_files,
 )
 from rewardkit.score import score_file
 
@@ -1361,3 +1362,62 @@ def test_a_reward_built_in_python_with_the_wrong_parameters_names_its_line() -> 
     raises = Scheme("r", (SchemeReward("r", lambda c, a: len(5)),))  # type: ignore[arg-type]
     with pytest.raises(RewardError, match=r"reward 'r' raised TypeError: object of type 'int'"):
         raises.score("x", "1")
+
+
+def test_rewards_of_one_module_share_it_within_a_scheme(tmp_path: Path) -> None:
+    # Loaded by location once per reward entry, the module ran twice and each reward had
+    # its own state; and a package's second submodule unloaded the first, so the adapters'
+    # cache did not see an edit of the first.
+    _write(
+        tmp_path / "rw.py",
+        """
+        CALLS = []
+        def a(completion, answer):
+            CALLS.append(1)
+            return 1.0
+        def b(completion, answer):
+            return float(len(CALLS))
+        """,
+    )
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "one.py").write_text("def f(completion, answer):\n    return 1.0\n")
+    (tmp_path / "pkg" / "two.py").write_text("def g(completion, answer):\n    return 0.5\n")
+    path = _write(
+        tmp_path / "s.yaml",
+        """
+        rewards:
+          - {function: "rw:a", max: 1}
+          - {function: "rw:b", max: 9}
+          - {function: "pkg.one:f", max: 1}
+          - {function: "pkg.two:g", max: 1}
+        """,
+    )
+    scheme = load_scheme_file(path)
+    scores = scheme.score("x", "1")  # a, then b, which sees a's call
+    assert [scores["a"].value, scores["b"].value] == [1.0, 1.0]
+    files = {Path(f).name for f in source_files(scheme)}
+    assert {"rw.py", "one.py", "two.py"} <= files
+
+
+def test_a_decorated_reward_is_called_as_its_decorator_says(tmp_path: Path) -> None:
+    # inspect.signature followed __wrapped__ to the inner function's three parameters, and
+    # the scheme was refused although the decorator supplies the third.
+    _write(
+        tmp_path / "deco.py",
+        """
+        import functools
+
+        def limited(fn):
+            @functools.wraps(fn)
+            def wrapper(completion, answer):
+                return fn(completion, answer, 10)
+            return wrapper
+
+        @limited
+        def short(completion, answer, limit):
+            return 1.0 if len(completion) <= limit else 0.0
+        """,
+    )
+    path = _write(tmp_path / "s.yaml", 'rewards:\n  - {function: "deco.py:short", max: 1}\n')
+    assert load_scheme_file(path).score("abc", "1")["short"].value == 1.0

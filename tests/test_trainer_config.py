@@ -67,6 +67,16 @@ def test_exponent_numbers_are_numbers_in_the_file_and_in_set(tmp_path: Path) -> 
     assert load_config(None, ["learning_rate=5e-4"]).learning_rate == 0.0005
 
 
+def test_a_text_that_reads_as_a_number_is_dumped_quoted(tmp_path: Path) -> None:
+    # The loader reads 1e3 as a number; the dump wrote the text '1e3' bare, so a run's own
+    # config.yaml failed to load on --resume.
+    config = load_config(None, ["wandb_project=1e3"])
+    assert config.wandb_project == "1e3"
+    path = tmp_path / "config.yaml"
+    path.write_text(dump_config(config))
+    assert load_config(path) == config
+
+
 def test_the_dump_reads_back_unchanged(tmp_path: Path) -> None:
     config = TrainConfig(scheme="strict", pass_k=(1, 2), stop=("</answer>\n",), train_samples=None)
     path = tmp_path / "config.yaml"

@@ -541,6 +541,4 @@ def _read_yaml(path: Path) -> tuple[dict[Any, Any], dict[str, int]]:
 
 def dump_config(config: TrainConfig) -> str:
     """The YAML text written to the run folder; `load_config` reads it back unchanged."""
-    import yaml
-
-    return str(yaml.safe_dump(config.to_dict(), sort_keys=False, allow_unicode=True))
+    return yamlfile.dump(config.to_dict())
