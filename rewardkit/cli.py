@@ -395,7 +395,7 @@ def _score(args: argparse.Namespace, out: Console, err: Console) -> int:
                 fmt, why = detect_format(path, keys, max_line_bytes=max_line_bytes)
                 err.print(f"read {args.file} as {fmt} ({why})", highlight=False, markup=False)
             # score_file reads JSON lines only; the readers also read a JSON array of rows.
-            if fmt == "jsonl" and not isinstance(json_document(path, max_line_bytes), list):
+            if fmt == "jsonl" and json_document(path, max_line_bytes) is None:
                 result = _with_progress(
                     err,
                     path,

@@ -54,6 +54,7 @@ import ast
 import atexit
 import contextlib
 import csv
+import functools
 import hashlib
 import json
 import os
@@ -391,6 +392,15 @@ def json_document(path: str, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> An
     >>> json_document(f.name)
     [{'completion': '<answer>4</answer>', 'answer': '4'}]
     """
+    try:
+        about = os.stat(path)
+    except OSError:
+        return None
+    return _document(path, about.st_size, about.st_mtime_ns, max_line_bytes)
+
+
+@functools.lru_cache(maxsize=2)  # detection, the CLI and the reader each ask: parse once
+def _document(path: str, size: int, mtime_ns: int, max_line_bytes: int) -> Any:
     first = _first_char(path)
     if first == "{" and Path(path).suffix.lower() == ".json":
         lines = _raw_lines(path, max_line_bytes)
@@ -411,6 +421,7 @@ _ARRAY_WARNING = (
     "the file is one JSON array, not JSON lines: rows are numbered by their place in it"
     " (item N where a message says line N)"
 )
+_OBJECT_WARNING = "the file is one JSON object, not JSON lines: it is read as one row"
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -586,7 +597,10 @@ def _json_rows(
     path, max_bytes = reading.path, reading.max_line_bytes
     document = json_document(path, max_bytes)
     if isinstance(document, list):
-        yield from _array_rows(reading, document, record)
+        yield from _array_rows(reading, document, record, _ARRAY_WARNING)
+        return
+    if isinstance(document, dict):  # a .json file of one object (pretty-printed, say)
+        yield from _array_rows(reading, [document], record, _OBJECT_WARNING)
         return
     for line, raw in _raw_lines(path, max_bytes):
         reading.lines_read = line
@@ -619,9 +633,10 @@ def _array_rows(
     reading: Reading,
     items: list[Any],
     record: Callable[[dict[str, Any]], Iterator[dict[str, Any]]],
+    warning: str,
 ) -> Iterator[Row]:
     """`_json_rows` over the items of a JSON array, each numbered by its place in it."""
-    reading.warnings.append(_ARRAY_WARNING)
+    reading.warnings.append(warning)
     for item, value in enumerate(items, start=1):
         reading.lines_read = item
         try:

@@ -963,3 +963,15 @@ def test_cli_says_workers_apply_to_json_lines_only(capsys: pytest.CaptureFixture
     assert cli.main(["score", str(LM_EVAL), "--workers", "2", "--json"]) == 0
     err = " ".join(capsys.readouterr().err.split())
     assert "--workers 2 is ignored: only rewardkit's JSON lines are scored in parallel" in err
+
+
+def test_a_json_file_of_one_object_is_one_row(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Detected as JSON lines from the whole object, then "line 1: not valid JSON".
+    path = tmp_path / "one.json"
+    path.write_text(json.dumps({"completion": "<answer>5</answer>", "answer": "5"}, indent=2))
+    assert cli.main(["score", str(path), "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)["input"]
+    assert document["rows_scored"] == 1
+    assert any("one JSON object" in w for w in document["warnings"])
