@@ -51,6 +51,7 @@ __all__ = [
     "SchemeReward",
     "SchemeRewardFn",
     "call_reward",
+    "escape_surrogates",
     "get_scheme",
     "load_scheme_file",
     "resolve_function",
@@ -454,7 +455,7 @@ def _coerce(reward: SchemeReward, result: Any) -> Reward:
         if not isinstance(reason, str):
             raise RewardError(f"reward {name!r} returned reason {reason!r}; a reason must be a str")
         if not reason.isascii():
-            reason = _utf8(reason)
+            reason = escape_surrogates(reason)
     if isinstance(result, bool) or not isinstance(result, numbers.Real):
         raise RewardError(
             f"reward {name!r} returned {result!r} ({type(result).__name__}); return a float,"
@@ -486,14 +487,15 @@ def _coerce(reward: SchemeReward, result: Any) -> Reward:
     return Reward(value, reason)
 
 
-def _utf8(text: str) -> str:
+def escape_surrogates(text: str) -> str:
     r"""`text`, with a lone surrogate (which no UTF-8 file, Arrow column or JSON writer takes)
-    written as its escape, as `rewardkit score` writes one in an id.
+    written as its escape: in a custom reward's reason, and in the ids `rewardkit score`
+    writes.
 
     A reason copied from the completion (``completion[:5]``) holds one when the JSON line
     held a ``\ud800`` escape.
 
-    >>> _utf8("caf\u00e9 " + chr(0xD800))
+    >>> escape_surrogates("caf\u00e9 " + chr(0xD800))
     'café \\ud800'
     """
     try:

@@ -45,6 +45,7 @@ from rewardkit.schemes import (
     Scheme,
     SchemeLike,
     call_reward,
+    escape_surrogates,
     schemes_of,
     weighted_total,
 )
@@ -1096,15 +1097,8 @@ def _texts(values: list[str | None] | pa.Array) -> pa.Array:
     try:
         return pa.array(values, type=pa.large_string())
     except (UnicodeEncodeError, pa.ArrowException):
-        escaped = [None if v is None else _SURROGATE.sub(_escape, v) for v in values]
+        escaped = [None if v is None else escape_surrogates(v) for v in values]
         return pa.array(escaped, type=pa.large_string())
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _escape(match: re.Match[str]) -> str:
-    return f"\\u{ord(match.group()):04x}"
 
 
 def _reason_column(per_scheme: list[Any], n: int, width: int) -> pd.Categorical:

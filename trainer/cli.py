@@ -15,6 +15,7 @@ import argparse
 import contextlib
 import importlib.metadata
 import importlib.util
+import os
 import re
 import shlex
 import signal
@@ -229,7 +230,7 @@ def _run_train(args: argparse.Namespace) -> int:
         config = load_config(args.config, args.overrides).with_absolute_paths()
         stamp = time.strftime("%Y%m%d-%H%M%S")
         if not args.schemes:
-            root = Path(args.output_dir) / (args.name or f"{stamp}-{Path(config.scheme).stem}")
+            root = Path(args.output_dir) / (args.name or f"{stamp}-{scheme_folder(config.scheme)}")
             train(config, root, display=Display(out))
             return EXIT_OK
         # Every scheme and run folder is checked before the first run starts.
@@ -243,7 +244,7 @@ def _run_train(args: argparse.Namespace) -> int:
                 f"--schemes {args.schemes!r} names no scheme; list one or more, e.g."
                 " --schemes strict,lenient"
             )
-        names = [Path(each.scheme).stem for each in configs]
+        names = [scheme_folder(each.scheme) for each in configs]
         if len(set(names)) < len(names):
             raise ConfigError(
                 f"--schemes {args.schemes}: each run's folder is named after its scheme, and"
@@ -268,7 +269,7 @@ def _run_train(args: argparse.Namespace) -> int:
         comparing = parent
         roots = []
         for each in configs:
-            root = parent / Path(each.scheme).stem
+            root = parent / scheme_folder(each.scheme)
             train(each, root, display=Display(out))
             roots.append(root)
         return _compare(out, [str(r) for r in roots], parent)
@@ -332,6 +333,15 @@ def _run_train(args: argparse.Namespace) -> int:
         return code
 
 
+def scheme_folder(scheme: str) -> str:
+    """The folder of a scheme's run in a comparison: the scheme's name or file name stem.
+
+    >>> scheme_folder("strict"), scheme_folder("examples/my_scheme.yaml")
+    ('strict', 'my_scheme')
+    """
+    return Path(scheme).stem
+
+
 def _check_name(name: str) -> None:
     """A run's name is one folder inside --output-dir: `--name ../escaped` wrote beside it.
 
@@ -343,8 +353,6 @@ def _check_name(name: str) -> None:
 --output-dir, so it cannot hold a path separator or be '.' or '..'; put the folders in \
 --output-dir (--output-dir DIR --name NAME)
     """
-    import os
-
     from trainer.config import ConfigError
 
     separators = [s for s in ("/", os.sep, os.altsep) if s]
@@ -390,7 +398,7 @@ def _resume_comparison(out: Console, parent: Path, overrides: list[str]) -> int:
         atomic_write_bytes(path, yaml.safe_dump(plan).encode())
     roots = []
     for scheme in schemes:
-        root = parent / Path(scheme).stem
+        root = parent / scheme_folder(scheme)
         roots.append(root)
         if (root / CONFIG_FILE).is_file():
             config = load_config(root / CONFIG_FILE, overrides).with_absolute_paths()
@@ -449,7 +457,7 @@ def _runs_of(out: Console, paths: list[str]) -> list[str]:
             continue
         try:
             plan = yaml.safe_load((folder / COMPARISON_FILE).read_text(encoding="utf-8"))
-            planned = [folder / Path(str(scheme)).stem for scheme in plan["schemes"]]
+            planned = [folder / scheme_folder(str(scheme)) for scheme in plan["schemes"]]
         except (yaml.YAMLError, OSError, UnicodeDecodeError, KeyError, TypeError):
             planned = sorted(p for p in folder.iterdir() if (p / CONFIG_FILE).is_file())
         begun = [p for p in planned if (p / CONFIG_FILE).is_file()]

@@ -459,9 +459,9 @@ def _example(name: str, origin: str) -> str:
 def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
     """``["epochs=3", "pass_k=[1,4]"]`` -> values, to be coerced like values from a file.
 
-    A string field takes the text as it is (``system_prompt=Answer: <answer>``); any other
-    value is read as YAML first, so lists, ``null`` and quoted escapes work. Spaces around
-    the key and the value are dropped.
+    Spaces around the key and the value are dropped. Then a string field takes the text
+    as it is (``system_prompt=Answer: <answer>``); any other value is read as YAML first,
+    so lists, ``null`` and quoted escapes work.
 
     >>> parse_overrides(["epochs=3", "stop=['</answer>']", "scheme = strict"])
     {'epochs': 3, 'stop': ['</answer>'], 'scheme': 'strict'}
@@ -477,7 +477,7 @@ def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
         key, text = key.strip(), text.strip()
         if not sep or not key:
             raise ConfigError(f"--set {pair!r}: write key=value, e.g. --set learning_rate=1e-3")
-        if hints.get(key) is str or not text.strip():
+        if hints.get(key) is str or not text:
             values[key] = text
             continue
         try:

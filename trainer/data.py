@@ -75,6 +75,11 @@ class Problem:
     def gold(self) -> str:
         return gold(self.answer)
 
+    @property
+    def place(self) -> str:
+        """Where the problem is, for a message: ``"data.jsonl, line 3"``, else its id."""
+        return f"{self.source}, {self.where}" if self.source else self.id
+
 
 @dataclass(frozen=True)
 class Skipped:
@@ -166,10 +171,6 @@ def _question_key(question: str) -> str:
     return " ".join(question.split())
 
 
-def _place(problem: Problem) -> str:
-    return f"{problem.source}, {problem.where}" if problem.source else problem.id
-
-
 def _repeats(problems: list[Problem]) -> list[str]:
     """Warnings for questions that appear in more than one row, and for those among them
     whose rows give different golds. The rows are kept as given: a repeat may be meant (to
@@ -193,7 +194,7 @@ def _repeats(problems: list[Problem]) -> list[str]:
     notes = [
         f"{len(repeated)} question{'' if one else 's'} appear{'s' if one else ''} in more than"
         f" one row ({sum(map(len, repeated))} rows in all), e.g. {_quote(first[0].question)}"
-        f" at {' and '.join(_place(p) for p in first[:2])}; the rows are kept as given, so a"
+        f" at {' and '.join(p.place for p in first[:2])}; the rows are kept as given, so a"
         " repeated training problem is trained on as often as it appears (remove the repeats"
         " to weigh every problem alike)"
     ]
@@ -201,7 +202,7 @@ def _repeats(problems: list[Problem]) -> list[str]:
     if conflicting:
         one = len(conflicting) == 1
         group = conflicting[0]
-        golds = ", ".join(f"{p.gold!r} at {_place(p)}" for p in group[:3])
+        golds = ", ".join(f"{p.gold!r} at {p.place}" for p in group[:3])
         notes.append(
             f"{len(conflicting)} repeated question{' has' if one else 's have'} different golds"
             f" in {'its' if one else 'their'} rows, e.g. {_quote(group[0].question)}: {golds};"
@@ -229,7 +230,7 @@ def _apart(train: list[Problem], test: list[Problem]) -> tuple[list[Problem], st
     one = len(left) == 1
     return kept, (
         f"{len(left)} training row{' repeats' if one else 's repeat'} a question of the test"
-        f" split, e.g. {_quote(left[0].question)} at {_place(left[0])}; left out of training,"
+        f" split, e.g. {_quote(left[0].question)} at {left[0].place}; left out of training,"
         " so that the evaluation measures problems the model did not train on"
     )
 
@@ -280,9 +281,8 @@ def fit_prompts(
                 f" it passes the model's context of {context} tokens"
             )
             if config.on_error != "skip":
-                where = f"{problem.source}, {problem.where}" if problem.source else problem.id
                 raise DataError(
-                    f"{where}: {reason}. Shorten the question or the system prompt, lower"
+                    f"{problem.place}: {reason}. Shorten the question or the system prompt, lower"
                     " max_new_tokens, or set on_error=skip to train on the problems that fit"
                 )
             skipped.append(Skipped(problem.source or config.dataset, problem.where, reason))

@@ -466,14 +466,14 @@ def _fit_context(data: Data, policy: Policy, config: TrainConfig) -> tuple[Data,
             try:  # every prompt of the run is rendered here first: a template fails at setup
                 text = render_prompt(tokenizer, problem.question, config.system_prompt)
             except PromptError as error:
-                where = f"{problem.source}, {problem.where}" if problem.source else problem.id
-                raise ModelError(f"model={config.model}, prompt of {where}: {error}") from None
+                raise ModelError(
+                    f"model={config.model}, prompt of {problem.place}: {error}"
+                ) from None
             ids = encode_prompt(tokenizer, text)
             if (past := unembedded_prompt(policy.model, ids)) is not None:
-                where = f"{problem.source}, {problem.where}" if problem.source else problem.id
                 raise ModelError(
-                    f"{where}: the prompt holds token id {past}, which the model's embedding"
-                    f" ({config.model}) does not reach; resize it (model."
+                    f"{problem.place}: the prompt holds token id {past}, which the model's"
+                    f" embedding ({config.model}) does not reach; resize it (model."
                     "resize_token_embeddings(len(tokenizer))) and save both again"
                 )
             lengths[problem.question] = len(ids)
