@@ -19,7 +19,6 @@ import functools
 import hashlib
 import itertools
 import json
-import math
 import numbers
 import os
 import re
@@ -624,11 +623,11 @@ class _Columns:
                 self._custom_fns.append(functools.partial(call_reward, reward))  # RewardError
         # The schemes with a custom reward, whose totals are checked row by row: each
         # value is finite, but their weighted sum may not be (a built-in scheme's is, by the
-        # checks of `Scheme`). Each reward as (in a batch row?, its index there, its weight).
-        self._totals: list[tuple[Scheme, list[tuple[bool, int, float]]]] = []
+        # checks of `Scheme`). Each reward as (in a batch row?, its index there).
+        self._totals: list[tuple[Scheme, list[tuple[bool, int]]]] = []
         for s_index, scheme in enumerate(schemes):
-            where = [(*self._where(s_index, r), w.weight) for r, w in enumerate(scheme.rewards)]
-            if not all(in_batch for in_batch, _, _ in where):
+            where = [self._where(s_index, r) for r in range(len(scheme.rewards))]
+            if not all(in_batch for in_batch, _ in where):
                 self._totals.append((scheme, where))
         self.batch_codes = array("i")
         self.batch_table: dict[tuple[Reward, ...], int] = {}
@@ -667,15 +666,15 @@ class _Columns:
             batch = list(self._batch(completions, answers))
         for scheme, where in self._totals:
             for i in range(len(rows)):
-                total = 0.0  # as `weighted_total` sums, which says what is wrong when it is inf
-                for in_batch, k, weight in where:
-                    total += weight * (batch[i][k] if in_batch else custom[k][i]).value
-                if not math.isfinite(total) and i not in failed:
-                    values = [(batch[i][k] if b else custom[k][i]).value for b, k, _ in where]
-                    try:
-                        weighted_total(scheme, values)
-                    except RewardError as error:
-                        failed[i] = str(error)
+                if i in failed:
+                    continue
+                values = [
+                    (batch[i][k] if in_batch else custom[k][i]).value for in_batch, k in where
+                ]
+                try:
+                    weighted_total(scheme, values)
+                except RewardError as error:
+                    failed[i] = str(error)
         if failed:
             for i in sorted(failed):
                 self.skipped.append(Skipped(lines[i], "reward_error", failed[i]))

@@ -36,6 +36,7 @@ from typing import Any
 from rewardkit import yamlfile
 
 __all__ = [
+    "COMPUTE_ONLY",
     "ENGINES",
     "PRECISIONS",
     "TINY_MODEL",
@@ -50,6 +51,10 @@ PRECISIONS = ("auto", "float32", "bfloat16")
 TINY_MODEL = "tiny"  # `model: tiny` builds the embedded tiny model (`trainer.tiny`)
 _CUDA_INDEX = re.compile(r"cuda:(?:0|[1-9][0-9]*)")  # what torch.device reads: not cuda:01
 MAX_SEED = 2**32 - 1  # numpy's limit, and so vLLM's
+# Keys that change memory, speed or checking but not what a run learns (micro-batches and
+# checkpointing only round differently: tested): a resume may change them, and runs that
+# differ in them compare like for like.
+COMPUTE_ONLY = ("micro_batch_size", "gradient_checkpointing", "sync_check_every")
 DATASETS = ("synthetic", "gsm8k")  # or the path of a local .jsonl / .parquet / folder
 
 DEFAULT_SYSTEM_PROMPT = "Think in <think> </think> then give the number in <answer> </answer>."

@@ -47,7 +47,7 @@ from trainer.checkpoint import (
     save_checkpoint,
     scheme_fingerprints,
 )
-from trainer.config import ConfigError, TrainConfig, dump_config, load_config
+from trainer.config import COMPUTE_ONLY, ConfigError, TrainConfig, dump_config, load_config
 from trainer.console import Display
 from trainer.data import Data, Problem, Skipped, fit_prompts, load_problems
 from trainer.engine import Engine, EngineError, Generation, make_engine
@@ -73,8 +73,8 @@ __all__ = ["Run", "epoch_order", "moved_files", "step_seed", "train"]
 CONFIG_FILE = "config.yaml"
 SKIPPED_FILE = "skipped_rows.jsonl"  # the data rows `on_error: skip` left out
 # What a resume may change: epochs (not below the epochs done), and what changes memory or
-# checking but not the result (micro-batches and checkpointing only round differently: tested).
-RESUME_MAY_CHANGE = ("epochs", "micro_batch_size", "gradient_checkpointing", "sync_check_every")
+# checking but not the result.
+RESUME_MAY_CHANGE = ("epochs", *COMPUTE_ONLY)
 
 
 @dataclass

@@ -25,6 +25,7 @@ import pandas as pd
 from rewardkit.report import Summary, summarize
 from rewardkit.schemes import get_scheme
 from rewardkit.score import score_records
+from trainer.config import COMPUTE_ONLY
 from trainer.runfiles import (
     EPOCHS,
     EVAL,
@@ -245,19 +246,9 @@ def run_labels(runs: Sequence[RunData]) -> list[str]:
         depth += 1
 
 
-# Config keys that change memory, checking, speed or logging but not what a run learns:
-# runs that differ in them compare like for like (micro-batches and checkpointing only round
-# differently, tested).
-NOT_COMPARED = (
-    "scheme",  # what a comparison compares
-    "micro_batch_size",
-    "gradient_checkpointing",
-    "sync_check_every",
-    "cpu_threads",
-    "save_every",
-    "wandb",
-    "wandb_project",
-)
+# Config keys in which compared runs may differ: the scheme (what a comparison compares),
+# what changes memory, speed or checking but not what a run learns, and logging.
+NOT_COMPARED = ("scheme", *COMPUTE_ONLY, "cpu_threads", "save_every", "wandb", "wandb_project")
 
 
 def config_differences(runs: Sequence[RunData]) -> dict[str, list[str]]:
