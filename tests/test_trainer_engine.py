@@ -10,6 +10,7 @@ torch = pytest.importorskip("torch")
 
 from trainer_fixtures import fast_config  # noqa: E402
 
+from trainer.config import DEFAULT_SYSTEM_PROMPT  # noqa: E402
 from trainer.decode import Decoder, matches_model  # noqa: E402
 from trainer.engine import EngineError, TorchEngine, make_engine, vllm_status  # noqa: E402
 from trainer.model import Policy, Precision  # noqa: E402
@@ -59,6 +60,28 @@ def test_a_stop_string_of_several_tokens(policy: Policy) -> None:
     for g in flat:
         if g.finished and g.token_ids[-1] != policy.tokenizer.eos_token_id:
             assert g.text.endswith(" has") and g.text.count(" has") == 1
+
+
+def test_a_one_token_stop_spelled_by_other_tokens_is_cut_after_it() -> None:
+    # `</answer>` is one token, but the vocabulary can also spell it `<` `/` `answer` `>`;
+    # sampling checks the one token only, so the completion is cut afterwards.
+    tokenizer = build_tokenizer([DEFAULT_SYSTEM_PROMPT, *PROMPTS])
+    pieces = [tokenizer.convert_tokens_to_ids(t) for t in ["<", "/", "answer", ">"]]
+    five = tokenizer.convert_tokens_to_ids("5")
+    assert tokenizer.decode(pieces) == "</answer>"
+    script = [five, *pieces, five, five, five]
+    engine = TorchEngine(build_model(tokenizer, seed=0), tokenizer, fast_decode=False)
+    calls = iter(range(len(script)))
+
+    def scripted(ids: Any, mask: Any, positions: Any, cache: Any) -> Any:
+        logits = torch.full((ids.shape[0], len(tokenizer)), -1e9)
+        logits[:, script[next(calls)]] = 0.0
+        return logits
+
+    engine._forward = scripted  # type: ignore[method-assign]
+    (g,) = engine.generate(PROMPTS[:1], 1, 0.0, len(script), ("</answer>",), seed=0)[0]
+    assert g.text == "5</answer>"
+    assert g.token_ids == (five, *pieces) and g.finished
 
 
 def test_greedy_ignores_the_seed_and_sampling_follows_it(policy: Policy) -> None:

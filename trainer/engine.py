@@ -101,11 +101,12 @@ class TorchEngine:
 
     A hand loop rather than `model.generate`: on the tiny model it is about ten times
     faster (no logits processors, no per-step stopping-criteria objects), and a stop
-    string that is one token is checked with one tensor op. The prefill is the model's
-    own forward; the one-token steps after it go through `trainer.decode.Decoder` when it
-    mirrors the model (Llama, Qwen2) and gives its logits, else through the model's forward
-    too (`fast_decode=False` forces that). Both give the same tokens for the same seed.
-    Forwards run in `precision` (the policy's).
+    string that is one token is checked with one tensor op (the same string spelled by
+    other tokens is cut after it afterwards, `_cut_at_stop`, as in the vLLM engine). The
+    prefill is the model's own forward; the one-token steps after it go through
+    `trainer.decode.Decoder` when it mirrors the model (Llama, Qwen2) and gives its logits,
+    else through the model's forward too (`fast_decode=False` forces that). Both give the
+    same tokens for the same seed. Forwards run in `precision` (the policy's).
     """
 
     name = "torch"
@@ -164,12 +165,18 @@ class TorchEngine:
             self.model.train(was_training)
             if self._fast is not None:
                 self._fast.release()
+        decode = self.tokenizer.decode
+        by_id = tuple(t for t in stop if t not in stop_texts)
         out: list[Generation] = []
         for row, length, done in zip(
             tokens.tolist(), lengths.tolist(), stopped.tolist(), strict=True
         ):
             ids = tuple(row[:length])
-            text = self.tokenizer.decode(ids, skip_special_tokens=True)
+            text = decode(ids, skip_special_tokens=True)
+            kept = _cut_at_stop(ids, text, by_id, decode)
+            if len(kept) < len(ids):  # a one-token stop string spelled by other tokens
+                ids, done = kept, True
+                text = decode(ids, skip_special_tokens=True)
             out.append(Generation(text, ids, bool(done)))
         return [out[i * n : (i + 1) * n] for i in range(len(prompts))]
 
@@ -373,7 +380,9 @@ class VLLMGeneration(Generation):
     """A `Generation` with vLLM's log-prob of each sampled token.
 
     The log-probs are of the raw model (before temperature), under the weights vLLM held
-    when it sampled: the same quantity as the trainer's per-token log-probs.
+    when it sampled: the trainer's per-token log-probs at temperature 1, which is what
+    `VLLMEngine.check_sync` compares (training uses log-probs at the sampling temperature,
+    `trainer.loss`, and does not read these).
     """
 
     logprobs: tuple[float, ...] = ()
@@ -905,9 +914,9 @@ def _cut_at_stop(
 ) -> tuple[int, ...]:
     """`token_ids` up to the first token whose text completes one of `stops`.
 
-    vLLM stops at a one-token stop string only when that very token is sampled; the same
-    string spelled by several tokens needs this cut (rare: text that ends at its first
-    stop string, the usual case, costs one search).
+    Both engines stop at a one-token stop string only when that very token is sampled;
+    the same string spelled by several tokens needs this cut (rare: text that ends at its
+    first stop string, the usual case, costs one search).
 
     >>> words = {1: "a", 2: "</", 3: "b>", 4: "</b>", 5: "c"}
     >>> decode = lambda ids, **_: "".join(words[i] for i in ids)
