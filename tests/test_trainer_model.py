@@ -136,3 +136,42 @@ def test_a_gpu_index_past_the_gpus_there_is_named(monkeypatch: Any) -> None:
     assert resolve_device(fast_config(device="cuda:0")) == torch.device("cuda:0")
     with pytest.raises(ModelError, match=r"device=cuda:3, but torch sees 1 CUDA GPU here \(cuda:0"):
         resolve_device(fast_config(device="cuda:3"))
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+def test_dropout_is_off_so_training_computes_what_sampling_did(tmp_path: Any, family: str) -> None:
+    """pi_old is the update's first pass in train mode and the sampler runs in eval mode:
+    GPT-2's shipped dropout of 0.1 made them differ by up to 0.13 in log-prob, and the KL to
+    an equal reference nonzero."""
+    import transformers
+
+    from trainer.loss import token_logprobs
+    from trainer.model import load_policy
+    from trainer.tiny import build_tokenizer
+
+    tokenizer = build_tokenizer(["What is 2 + 3?"])
+    size = {"vocab_size": len(tokenizer), "pad_token_id": tokenizer.pad_token_id}
+    if family == "gpt2":
+        config: Any = transformers.GPT2Config(n_embd=32, n_layer=1, n_head=2, **size)
+        assert config.attn_pdrop == config.resid_pdrop == 0.1
+    else:
+        config = transformers.LlamaConfig(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            attention_dropout=0.1,
+            **size,
+        )
+    model = transformers.AutoModelForCausalLM.from_config(config)
+    model.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    loaded = load_policy(fast_config(model=str(tmp_path)), []).model
+    ids = torch.tensor([tokenizer.encode("What is 2 + 3? 5", add_special_tokens=False)])
+    mask = torch.ones_like(ids)
+    with torch.no_grad():
+        loaded.train()
+        first, second = (token_logprobs(loaded, ids, mask, 3) for _ in range(2))
+        loaded.eval()
+        sampling = token_logprobs(loaded, ids, mask, 3)
+    assert torch.equal(first, second) and torch.equal(first, sampling)

@@ -25,6 +25,7 @@ __all__ = [
     "ModelError",
     "Policy",
     "Precision",
+    "disable_dropout",
     "enable_checkpointing",
     "load_policy",
     "no_progress_bars",
@@ -142,9 +143,48 @@ def load_policy(config: TrainConfig, texts: Iterable[str]) -> Policy:
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         tokenizer.padding_side = "left"
+    disable_dropout(model)
     device = resolve_device(config)
     model.to(device)
     return Policy(model, tokenizer, resolve_precision(config, device))
+
+
+def disable_dropout(model: Any) -> int:
+    """Every dropout in `model` set to 0; returns how many were not 0 already.
+
+    The update takes pi_old from its own first pass (`trainer.update`) and the KL against
+    a reference in eval mode, so the policy must compute the same log-probs in training
+    as when it sampled: with dropout on (GPT-2's configs ship 0.1) pi_old would not be the
+    sampling policy and the KL would not be 0 at equal weights. That covers
+    ``torch.nn.Dropout`` modules and the plain float rates attention layers keep
+    (``attention_dropout``, read only in training).
+
+    >>> import torch
+    >>> layer = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout(0.1))
+    >>> layer.attention_dropout = 0.1
+    >>> disable_dropout(layer), layer[1].p, layer.attention_dropout
+    (2, 0.0, 0.0)
+    """
+    import torch
+
+    nn = torch.nn
+    dropouts = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
+    changed = 0
+    for module in model.modules():
+        if isinstance(module, dropouts) and module.p:
+            module.p = 0.0
+            changed += 1
+        for name in _DROPOUT_RATES:
+            rate = getattr(module, name, None)
+            if isinstance(rate, float) and rate:
+                setattr(module, name, 0.0)
+                changed += 1
+    return changed
+
+
+# Float dropout rates transformers' attention and decoder layers keep as attributes
+# (Llama, Qwen2, Mistral: attention_dropout; OPT, BART-style layers: dropout and others).
+_DROPOUT_RATES = ("attention_dropout", "dropout", "activation_dropout", "attn_dropout")
 
 
 def _check_pair(name: str, tokenizer: Any, model: Any) -> None:
