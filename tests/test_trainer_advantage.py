@@ -43,6 +43,14 @@ def test_tied_groups_get_exactly_zero_and_are_counted() -> None:
     assert zero_spread(rewards, 3).tolist() == [True, True, False]
 
 
+@settings(max_examples=100, deadline=None)
+@given(st.floats(-10, 10, allow_nan=False, width=32), st.integers(2, 16))
+def test_a_tied_group_of_any_value_gets_exactly_zero(value: float, size: int) -> None:
+    # Before: eight rewards of 0.7 in float32 got advantages of 1.2e-3, all of one sign.
+    rewards = torch.full((size,), value, dtype=torch.float32)
+    assert group_advantages(rewards, size).tolist() == [0.0] * size
+
+
 def test_standardised_within_the_group() -> None:
     # (r - mean) / (sample std + eps): [1, 3] -> mean 2, std sqrt(2)
     advantages = group_advantages(torch.tensor([1.0, 3.0]), 2, eps=0.0)

@@ -38,7 +38,11 @@ def group_advantages(rewards: torch.Tensor, group_size: int, eps: float = EPS) -
     grouped = rewards.view(-1, group_size)  # (G, n)
     mean = grouped.mean(dim=1, keepdim=True)  # (G, 1)
     std = grouped.std(dim=1, keepdim=True)  # (G, 1)
-    return ((grouped - mean) / (std + eps)).view(-1)  # (B,)
+    advantages = (grouped - mean) / (std + eps)  # (G, n)
+    # A tied group's mean is not always its value in floating point (eight rewards of 0.7
+    # in float32 leave a residue that eps turns into advantages of 1e-3, one sign for all).
+    tied = zero_spread(rewards, group_size)[:, None]  # (G, 1)
+    return advantages.masked_fill(tied, 0.0).view(-1)  # (B,)
 
 
 def zero_spread(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
