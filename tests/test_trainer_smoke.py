@@ -75,13 +75,15 @@ def test_a_reward_for_one_token_raises_its_probability(name: str) -> None:
 
 
 def sampled_rollout(tokenizer: Any) -> tuple[list[str], Rollout]:
-    """The questions' prompts, and 4 completions of each (seed 3) rewarded by their length."""
+    """The questions' prompts, and 4 completions of each (seed 3), cut to 2-6 tokens and
+    rewarded by their length."""
     prompts = [render_prompt(tokenizer, q, "") for q in QUESTIONS]
     prompt_ids = [encode_prompt(tokenizer, p) for p in prompts]
     groups = TorchEngine(build_model(tokenizer, seed=0), tokenizer).generate(
         prompts, 4, 1.0, 6, ("</answer>",), seed=3
     )
-    completions = [g.token_ids for group in groups for g in group]
+    flat = [g for group in groups for g in group]
+    completions = [g.token_ids[: 2 + i % 5] for i, g in enumerate(flat)]
     rollout = make_rollout(
         [ids for ids in prompt_ids for _ in range(4)],
         completions,
@@ -104,12 +106,12 @@ def updated(
 
 def assert_same_update(a: tuple[UpdateStats, list[Any]], b: tuple[UpdateStats, list[Any]]) -> None:
     """The same loss, statistics and weights, up to summation order. Adam divides by
-    sqrt(v): a weight whose gradient is nearly 0 can move by a rounding's worth more; 2e-5
-    is 0.4% of one step (lr 5e-3)."""
+    sqrt(v): a weight whose gradient is nearly 0 can move by a rounding's worth more; 5e-5
+    is 1% of one step (lr 5e-3)."""
     for field in ("loss", "kl", "clip_fraction", "ratio", "grad_norm"):
         assert getattr(a[0], field) == pytest.approx(getattr(b[0], field), rel=1e-4, abs=1e-6)
     for x, y in zip(a[1], b[1], strict=True):
-        torch.testing.assert_close(x, y, rtol=1e-4, atol=2e-5)
+        torch.testing.assert_close(x, y, rtol=1e-4, atol=5e-5)
 
 
 def test_bfloat16_runs_the_forwards_in_bfloat16_and_keeps_policy_and_reference_alike() -> None:
@@ -136,10 +138,11 @@ def test_the_update_does_not_depend_on_the_micro_batch_size() -> None:
     reference = build_model(tokenizer, seed=1).requires_grad_(False)
     _, rollout = sampled_rollout(tokenizer)
     results = []
-    for micro in (8, 3):  # one batch of 8 rows; then 3 + 3 + 2, splitting both groups
+    for micro in (8, 3, 1):  # one batch of 8 rows; 3 + 3 + 2, splitting both groups; rows
         config = fast_config(num_generations=4, policy_updates=2, micro_batch_size=micro)
         results.append(updated(build_model(tokenizer, seed=0), rollout, reference, config))
-    assert_same_update(*results)
+    assert_same_update(results[0], results[1])
+    assert_same_update(results[0], results[2])
 
 
 def test_gradient_checkpointing_changes_memory_not_the_update() -> None:

@@ -4,7 +4,8 @@ The log-probs of the policy that sampled the rollout (``old``) are those of the 
 pass: no optimizer step has happened yet when it runs, so ``logp.detach()`` there *is*
 pi_old, and no extra forward pass is needed. Later passes see the updated policy, and the
 ratio and the clip start to act. Gradients are accumulated over micro-batches, weighted by
-their share of the batch, so the result does not depend on `micro_batch_size`.
+their share of the batch (of its completions for the loss, of its completion tokens for
+the logged KL, ratio and clip fraction), so nothing depends on `micro_batch_size`.
 
 Every pass (the policy's and the reference's) runs each prompt once for the completions
 that share it (`shared_prompt_logprobs`): the same log-probs and gradients as the full
@@ -85,6 +86,7 @@ def policy_update(
     started = time.perf_counter()
     model.train()
     batch = len(rollout)
+    completion_tokens = float(rollout.completion_mask.sum().clamp(min=1))
     old: list[torch.Tensor] = []
     totals = {"loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "ratio": 0.0, "grad_norm": 0.0}
     for update in range(config.policy_updates):
@@ -111,12 +113,14 @@ def policy_update(
                 config.clip_eps,
                 config.beta,
             )
-            weight = len(part) / batch
+            weight = len(part) / batch  # the loss is a mean over completions
             torch.autograd.backward(parts.loss * weight)
             totals["loss"] += float(parts.loss.detach()) * weight
-            totals["kl"] += parts.kl * weight
-            totals["clip_fraction"] += parts.clip_fraction * weight
-            totals["ratio"] += parts.ratio * weight
+            # the others are means over completion tokens
+            share = float(part.completion_mask.sum()) / completion_tokens
+            totals["kl"] += parts.kl * share
+            totals["clip_fraction"] += parts.clip_fraction * share
+            totals["ratio"] += parts.ratio * share
         norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
         totals["grad_norm"] += float(norm)
         optimizer.step()
