@@ -544,10 +544,15 @@ def _golden(args: argparse.Namespace, out: Console, err: Console) -> int:
     expected = Path(args.expected) if args.expected else golden.DEFAULT_EXPECTED
     specs = args.scheme or ["strict", "lenient"]
     own = [spec for spec in specs if spec not in ("strict", "lenient")]
-    if own and not args.expected:  # rewardkit's folder holds the built-in schemes' values
+    # (a cases file that is not there gets golden's own "not found")
+    own_cases = cases.is_file() and cases.resolve() != golden.DEFAULT_CASES.resolve()
+    # rewardkit's folder holds the built-in schemes' values of rewardkit's cases: an update
+    # of other cases or schemes there would overwrite them.
+    if (own or own_cases) and not args.expected:
+        mine = f"{own[0]} is a scheme" if own else f"{cases} holds cases"
         _error(
             err,
-            f"{own[0]} is a scheme of your own: its expected values belong in a folder of"
+            f"{mine} of your own: its expected values belong in a folder of"
             f" yours, not in rewardkit's ({expected}); pass --expected DIR (and --cases FILE"
             " for cases of your own; rewardkit's are used otherwise)",
         )

@@ -377,6 +377,30 @@ def test_golden_for_a_scheme_of_ones_own_wants_a_folder_of_ones_own(capsys: Any)
     assert sorted(p.name for p in golden.DEFAULT_EXPECTED.iterdir()) == before
 
 
+def test_golden_cases_of_ones_own_want_a_folder_of_ones_own(capsys: Any, tmp_path: Path) -> None:
+    # `update --cases mine.jsonl` without --expected replaced rewardkit's 184 recorded cases
+    # per scheme with the user's one, and `check`'s advice ("with the same --cases") led there
+    import rewardkit.golden as golden
+
+    mine = tmp_path / "mine.jsonl"
+    mine.write_text(
+        json.dumps({"id": "mine", "completion": "<answer>5</answer>", "answer": "#### 5"})
+    )
+    before = {p.name: p.read_bytes() for p in golden.DEFAULT_EXPECTED.iterdir()}
+    for action in ("check", "update"):
+        code, _, err = run(capsys, "golden", action, "--cases", str(mine))
+        assert code == 2
+        assert f"{mine} holds cases of your own" in " ".join(err.split())
+        assert "pass --expected DIR" in err
+    assert {p.name: p.read_bytes() for p in golden.DEFAULT_EXPECTED.iterdir()} == before
+    # a mistyped path is not found, not refused as one's own
+    code, _, err = run(capsys, "golden", "check", "--cases", str(tmp_path / "mien.jsonl"))
+    assert code == 2 and "cases file not found" in err and "of your own" not in err
+    # naming rewardkit's own cases file is not a file of one's own
+    code, out, _ = run(capsys, "golden", "check", "--cases", str(golden.DEFAULT_CASES))
+    assert code == 0, out
+
+
 def test_pass_at_k_out_of_every_groups_reach_is_said(capsys: Any) -> None:
     # --k 20 where the largest group has 8: the pass@k table vanished without a word
     code, out, _ = run(capsys, "score", "examples/completions.jsonl", "--k", "20")
