@@ -7,6 +7,7 @@ markup, so an id like ``gsm8k[test]-0`` would lose its brackets and ``a[/]`` wou
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -20,6 +21,15 @@ from rewardkit.report import Summary, rows_of
 from rewardkit.score import ScoreResult
 
 __all__ = ["render_input", "render_summary"]
+
+
+def _count(n: int, noun: str) -> str:
+    """`n` and `noun`, plural unless `n` is 1.
+
+    >>> _count(1, "row"), _count(1200, "row")
+    ('1 row', '1,200 rows')
+    """
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def _text(value: object) -> str:
@@ -48,8 +58,8 @@ def render_input(console: Console, result: ScoreResult, max_listed: int = 10) ->
     """What was read: lines, skipped lines and why, blank lines, warnings."""
     schemes = ", ".join(s.name for s in result.schemes)
     console.print(
-        f"[bold]{_text(result.path)}[/]: {result.rows_scored:,} rows scored under"
-        f" {_text(schemes)} ({result.lines_read:,} lines read)"
+        f"[bold]{_text(result.path)}[/]: {_count(result.rows_scored, 'row')} scored under"
+        f" {_text(schemes)} ({_count(result.lines_read, 'line')} read)"
     )
     if result.blank_lines:
         console.print(f"[yellow]{result.blank_lines:,} blank line(s) ignored[/]")
@@ -179,7 +189,7 @@ def _groups(console: Console, summary: Summary) -> None:
         )
     if summary.largest_group < 2:
         console.print(
-            f"[dim]Every group has one sample ({summary.groups:,} groups): zero spread and"
+            f"[dim]Every group has one sample ({_count(summary.groups, 'group')}): zero spread and"
             " pass@k for k > 1 need several samples per prompt.[/]"
         )
         return
@@ -232,12 +242,22 @@ def _pass_at_k(console: Console, table_data: pd.DataFrame, largest_group: int) -
     uneven = len(set(groups.values())) > 1
     for k in ks:
         # With groups of unequal size, say how many groups each k rests on.
-        label = f"pass@{k}" + (f"\n({groups[k]} groups)" if uneven else "")
+        label = f"pass@{k}" + (f"\n({_count(groups[k], 'group')})" if uneven else "")
         table.add_column(label, justify="right")
+    falls = []  # schemes whose pass@k is lower at some larger k
     for scheme, part in table_data.groupby("scheme", sort=False):
         values = dict(zip(part["k"], part["pass_at_k"], strict=True))
         table.add_row(_text(scheme), *[_pct(float(values.get(k, math.nan))) for k in ks])
+        curve = [values[k] for k in ks if k in values and not math.isnan(values[k])]
+        if any(later < earlier for earlier, later in itertools.pairwise(curve)):
+            falls.append(str(scheme))
     console.print(table)
+    if falls:  # only unequal groups do that: per group, pass@k never falls as k grows
+        console.print(
+            f"[yellow]{_text(', '.join(falls))}: pass@k falls as k grows because the groups"
+            " differ in size: each pass@k is the mean over the groups of k or more samples,"
+            " and pass@1 the mean over samples (larger groups weigh more)[/]"
+        )
     missing = [k for k in ks if groups[k] == 0]
     if missing:
         shown = ", ".join(f"pass@{k}" for k in missing)

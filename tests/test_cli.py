@@ -401,6 +401,35 @@ def test_golden_cases_of_ones_own_want_a_folder_of_ones_own(capsys: Any, tmp_pat
     assert code == 0, out
 
 
+def test_pass_at_k_below_pass_at_1_from_unequal_groups_is_explained(
+    capsys: Any, tmp_path: Path
+) -> None:
+    # 10 of 10 right in one group, 0 of 2 in another: pass@1 83.3% (over samples) and
+    # pass@2 50.0% (over groups) were printed without a word on why the curve went down
+    right = "<think>\n2+3\n</think>\n<answer>\n5\n</answer>\n"
+    rows = [{"prompt_id": "a", "completion": right, "answer": "5"}] * 10
+    rows += [{"prompt_id": "b", "completion": right, "answer": "6"}] * 2
+    path = tmp_path / "uneven.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    code, out, _ = run(capsys, "score", str(path), "--scheme", "strict", "--k", "1,2")
+    assert code == 0
+    flat = " ".join(out.split())
+    assert "83.3%" in flat and "50.0%" in flat
+    assert "strict: pass@k falls as k grows because the groups differ in size" in flat
+    # between two k > 1 too: 2 of 2, 0 of 4 and 2 of 4 give 61.1% at k=2, 50.0% at k=4
+    rows = [{"prompt_id": "a", "completion": right, "answer": "5"}] * 2
+    rows += [{"prompt_id": "b", "completion": right, "answer": "6"}] * 4
+    rows += [{"prompt_id": "c", "completion": right, "answer": a} for a in "5566"]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    code, out, _ = run(capsys, "score", str(path), "--scheme", "strict", "--k", "2,4")
+    flat = " ".join(out.split())
+    assert "61.1%" in flat and "50.0%" in flat and "falls as k grows" in flat
+    # equal groups: no such line
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows[:2] + rows[10:]))
+    code, out, _ = run(capsys, "score", str(path), "--scheme", "strict", "--k", "1,2")
+    assert code == 0 and "falls below" not in out
+
+
 def test_pass_at_k_out_of_every_groups_reach_is_said(capsys: Any) -> None:
     # --k 20 where the largest group has 8: the pass@k table vanished without a word
     code, out, _ = run(capsys, "score", "examples/completions.jsonl", "--k", "20")
