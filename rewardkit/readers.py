@@ -85,6 +85,7 @@ from rewardkit.score import (
     _last_assistant,
     _preview,
     _too_long,
+    a_json_type,
     score_rows,
 )
 from rewardkit.score import _BadLine as _RowError
@@ -342,10 +343,10 @@ def _first_object(path: str, max_bytes: int) -> _Found:
     if isinstance(document, list):
         for index, item in enumerate(document[:_DETECT_LINES], start=1):
             if isinstance(item, dict):
-                passed = "" if index == 1 else f"item 1 is a JSON {type(document[0]).__name__}"
+                passed = "" if index == 1 else f"item 1 is {a_json_type(document[0])}"
                 return _Found(index, item, passed, index, array=True)
         if document:
-            why = f"item 1 of the JSON array is a JSON {type(document[0]).__name__}, not an object"
+            why = f"item 1 of the JSON array is {a_json_type(document[0])}, not an object"
             return _Found(1, None, why, min(len(document), _DETECT_LINES), array=True)
         raise InputError(path, None, "empty", "the file is an empty JSON array; nothing to score")
     passed, passed_line, looked, lines = "", 0, 0, 0
@@ -366,7 +367,7 @@ def _first_object(path: str, max_bytes: int) -> _Found:
             else:
                 if isinstance(value, dict):
                     return _Found(line, value, passed, looked)
-                why = f"is a JSON {type(value).__name__}, not an object"
+                why = f"is {a_json_type(value)}, not an object"
         if not passed:
             passed, passed_line = f"line {line} {why}", line
         if looked == _DETECT_LINES:
@@ -514,7 +515,7 @@ def read_objects(
     >>> with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:
     ...     _ = f.write('{"question": "2+3?"}\\n\\n[1, 2]\\n')
     >>> [(line, str(row)) for line, row in read_objects(f.name)]  # doctest: +ELLIPSIS
-    [(1, "{'question': '2+3?'}"), (3, '...jsonl, line 3: the line is a JSON list, not an object')]
+    [(1, "{'question': '2+3?'}"), (3, '...jsonl, line 3: the line is an array, not an object')]
     """
     name = str(path)
     _check_file(name)
@@ -619,7 +620,7 @@ def _json_rows(
             if not isinstance(value, dict):
                 raise _RowError(
                     "not_an_object",
-                    f"the line is a JSON {type(value).__name__}, not an object",
+                    f"the line is {a_json_type(value)}, not an object",
                 )
             rows = list(record(value))
         except _RowError as error:
@@ -641,9 +642,7 @@ def _array_rows(
         reading.lines_read = item
         try:
             if not isinstance(value, dict):
-                raise _RowError(
-                    "not_an_object", f"the item is a JSON {type(value).__name__}, not an object"
-                )
+                raise _RowError("not_an_object", f"the item is {a_json_type(value)}, not an object")
             rows = list(record(value))
         except _RowError as error:
             yield item, InputError(reading.path, item, error.code, error.message)
@@ -762,7 +761,7 @@ def _read_lm_eval(reading: Reading, given: Keys) -> Iterator[Row]:
         if not isinstance(resps, list):
             raise _RowError(
                 "completion_not_text",
-                f"{keys.completion!r} is {type(resps).__name__}, not a list of lists of responses",
+                f"{keys.completion!r} is {a_json_type(resps)}, not a list of lists of responses",
             )
         doc = value.get("doc")
         doc = doc if isinstance(doc, dict) else {}

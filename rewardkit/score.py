@@ -210,6 +210,34 @@ def _suggest(keys: Iterable[str], wanted: str, flag: str) -> str:
     return f"no {wanted!r} field (the line has: {listed or 'no fields'}){hint}"
 
 
+def a_json_type(value: Any) -> str:
+    """What `value` is, in JSON's words, for error messages.
+
+    >>> [a_json_type(v) for v in ({}, [], "x", True, 5, 2.5, None)]
+    ['an object', 'an array', 'a string', 'a boolean', 'a number', 'a number', 'null']
+    >>> a_json_type(np.float32(1))  # from a data frame: its own type
+    'a float32'
+    """
+    kind = _JSON_TYPES.get(type(value))
+    return kind if kind else f"a {type(value).__name__}"
+
+
+_JSON_TYPES = {
+    dict: "an object",
+    list: "an array",
+    str: "a string",
+    bool: "a boolean",
+    int: "a number",
+    float: "a number",
+    type(None): "null",
+}
+
+
+def _described(value: Any) -> str:
+    """What `value` is and a glimpse of it: ``a number (5)``, ``null``."""
+    return "null" if value is None else f"{a_json_type(value)} ({_preview(value)})"
+
+
 def _preview(value: Any) -> str:
     text = json.dumps(value, ensure_ascii=False, default=str)
     return text if len(text) <= 40 else text[:37] + "..."
@@ -257,7 +285,7 @@ def _completion_text(value: Any, key: str) -> str:
         return value
     raise _BadLine(
         "completion_not_text",
-        f"{key!r} is {type(value).__name__} ({_preview(value)}), not text or a list of chat"
+        f"{key!r} is {_described(value)}, not text or a list of chat"
         " messages; fix the generator's output or pass --completion-key",
     )
 
@@ -289,7 +317,7 @@ def _answer_text(value: Any, key: str) -> str:
     except TypeError:
         raise _BadLine(
             "answer_not_text",
-            f"{key!r} is {type(value).__name__} ({_preview(value)}), not a string or number;"
+            f"{key!r} is {_described(value)}, not a string or number;"
             " fix the data or pass --answer-key",
         ) from None
     except ValueError as error:
@@ -384,8 +412,7 @@ def _read_record(record: Any, keys: Fields) -> _Values:
     if not isinstance(record, dict):
         raise _BadLine(
             "not_an_object",
-            f"the line is a JSON {type(record).__name__}, not an object; write one JSON"
-            " object per line",
+            f"the line is {a_json_type(record)}, not an object; write one JSON object per line",
         )
     try:
         completion = record[keys.completion]

@@ -243,7 +243,7 @@ def test_a_completion_that_is_not_text_names_its_index() -> None:
     with pytest.raises(ValueError, match=r"completion 1: .*no assistant message"):
         reward_funcs("strict")[0](**kwargs)
     kwargs = trl_kwargs(["fine", 3], ["1", "1"])
-    with pytest.raises(ValueError, match="completion 1: 'completions' is int") as caught:
+    with pytest.raises(ValueError, match="completion 1: 'completions' is a number") as caught:
         reward_funcs("strict")[0](**kwargs)
     assert "--completion-key" not in str(caught.value)  # no flag of `rewardkit score` here
     with pytest.raises(ValueError, match="completion 0: 'answer' is null"):

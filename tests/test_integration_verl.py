@@ -234,11 +234,11 @@ def test_bad_ground_truth_or_response_raise() -> None:
     with pytest.raises(ValueError, match="'ground_truth' is null") as caught:
         compute_score("s", "x", None)
     assert "--answer-key" not in str(caught.value)  # no flag of `rewardkit score` to pass here
-    with pytest.raises(ValueError, match="'solution_str' is int"):
+    with pytest.raises(ValueError, match="'solution_str' is a number"):
         compute_score("s", 42, "1")
     with pytest.raises(TypeError, match="extra_info must be a dict"):
         compute_score("s", "x", "1", extra_info="strict")
-    with pytest.raises(ValueError, match=r"is list .*; fix reward_model\.ground_truth"):
+    with pytest.raises(ValueError, match=r"is an array .*; fix reward_model\.ground_truth"):
         compute_score("s", "x", ["72"])
     with pytest.raises(TypeError, match="reasons must be true or false"):
         compute_score("s", "x", "1", reasons="false")  # type: ignore[arg-type]

@@ -830,7 +830,7 @@ def test_a_json_array_of_rows_is_read_item_by_item(
     path.write_text(json.dumps(rows, indent=indent))
     fmt, why = detect_format(path)
     assert fmt == "jsonl" and "one JSON array" in why
-    with pytest.raises(InputError, match="line 3: the item is a JSON str, not an object"):
+    with pytest.raises(InputError, match="line 3: the item is a string, not an object"):
         score_format(path, "jsonl", [STRICT])
     result = score_format(path, "jsonl", [STRICT], on_error="skip")
     assert result.frame["correctness"].tolist() == [2.0, 0.0]

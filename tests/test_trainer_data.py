@@ -62,10 +62,10 @@ BAD_LINES = [
     ('{"question": "q", "solution": "#### 1"}', r"no answer field \(fields: question, solution\)"),
     ('{"question": "q", "answer": "####"}', "no gold after '####'"),
     ('{"question": "", "answer": "#### 1"}', "the question is empty, not text"),
-    ('{"question": ["q"], "answer": "#### 1"}', "the question is a list, not text"),
-    ('{"question": "q", "answer": {"n": 1}}', "the answer is a dict, not text or a number"),
+    ('{"question": ["q"], "answer": "#### 1"}', "the question is an array, not text"),
+    ('{"question": "q", "answer": {"n": 1}}', "the answer is an object, not text or a number"),
     ('{"question": "q", "answer": "#### 1"', "not valid JSON"),
-    ("[1, 2]", "a JSON list, not an object"),
+    ("[1, 2]", "the line is an array, not an object"),
     (b'{"question": "caf\xe9", "answer": "#### 1"}', "not valid UTF-8"),
     # a gold no completion can be right against: each says why, and how to write it
     (
@@ -348,7 +348,7 @@ def test_a_json_file_may_hold_one_array_of_problems(tmp_path: Path) -> None:
     items[2] = ["not", "an", "object"]
     path.write_text(json.dumps(items, indent=2))
     config = TrainConfig(dataset=str(path), test_samples=2, prompts_per_step=4)
-    with pytest.raises(DataError, match=r"problems\.json, item 3: the item is a JSON list"):
+    with pytest.raises(DataError, match=r"problems\.json, item 3: the item is an array"):
         load_problems(config)
     data = load_problems(config.replace(on_error="skip"))
     assert [s.where for s in data.skipped] == ["item 3"]

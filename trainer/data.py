@@ -44,6 +44,7 @@ from typing import Any, TypeAlias
 
 from rewardkit.extract import gold
 from rewardkit.numbers import decimal_text, parse_number, strict_norm
+from rewardkit.score import a_json_type
 from trainer.config import TrainConfig
 
 __all__ = [
@@ -433,7 +434,7 @@ def _json_array(path: Path) -> Iterator[Row]:
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise DataError(f"{path}: not a readable JSON array ({error})") from None
     for index, item in enumerate(items, 1):
-        why = f"the item is a JSON {type(item).__name__}, not an object"
+        why = f"the item is {a_json_type(item)}, not an object"
         yield f"item {index}", item if isinstance(item, dict) else why
 
 
@@ -490,10 +491,10 @@ def _unusable(row: Mapping[str, Any]) -> str | None:
         )
     question, answer = row["question"], row["answer"]
     if not isinstance(question, str) or not question.strip():
-        what = "empty" if isinstance(question, str) else f"a {type(question).__name__}"
+        what = "empty" if isinstance(question, str) else a_json_type(question)
         return f"the question is {what}, not text"
     if isinstance(answer, bool) or not isinstance(answer, (str, numbers.Real, Decimal)):
-        return f"the answer is a {type(answer).__name__}, not text or a number"
+        return f"the answer is {a_json_type(answer)}, not text or a number"
     if not isinstance(answer, str) and not _finite(answer):
         if answer != answer:  # NaN: a parquet column's empty cell
             return "the answer is missing (NaN)"

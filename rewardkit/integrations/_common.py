@@ -77,11 +77,11 @@ def read_row(
     >>> read_row(None, "4", "completions", "answer")
     Traceback (most recent call last):
     ...
-    ValueError: 'completions' is NoneType (null), not text or a list of chat messages
+    ValueError: 'completions' is null, not text or a list of chat messages
     >>> read_row("x", ["72"], "c", "answer", fix="name the column with answer_key=NAME")
     Traceback (most recent call last):
     ...
-    ValueError: 'answer' is list (["72"]), not a string or number; name the column with \
+    ValueError: 'answer' is an array (["72"]), not a string or number; name the column with \
 answer_key=NAME
     """
     try:
