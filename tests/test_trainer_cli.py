@@ -362,6 +362,10 @@ def test_an_interrupted_comparison_resumes_as_a_whole(
     # --set on a comparison's resume goes into its plan too, for runs begun after it
     assert main(["train", "--resume", str(out / "cmp"), "--set", "epochs=2"]) == 0
     assert "epochs: 2" in (out / "cmp" / "comparison.yaml").read_text()
+    # ... but not when the runs refuse it: a run begun later would start with epochs=1
+    assert main(["train", "--resume", str(out / "cmp"), "--set", "epochs=1"]) == 2
+    assert "the run has reached epoch 2" in " ".join(capsys.readouterr().err.split())
+    assert "epochs: 2" in (out / "cmp" / "comparison.yaml").read_text()
 
 
 def test_an_interrupted_run_says_how_to_resume_it(

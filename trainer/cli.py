@@ -392,19 +392,29 @@ def _resume_comparison(out: Console, parent: Path, overrides: list[str]) -> int:
             f" {', '.join(RESUME_MAY_CHANGE)} may change, and this changes"
             f" {', '.join(refused)} (drop those --set values)"
         )
+    before = path.read_bytes()
     if overrides:
         base = base.replace(**parse_overrides(overrides))
         plan["config"] = base.to_dict()
         atomic_write_bytes(path, yaml.safe_dump(plan).encode())
     roots = []
-    for scheme in schemes:
+    for index, scheme in enumerate(schemes):
         root = parent / scheme_folder(scheme)
         roots.append(root)
-        if (root / CONFIG_FILE).is_file():
-            config = load_config(root / CONFIG_FILE, overrides).with_absolute_paths()
-            train(config, root, resume=True, display=Display(out))
-        else:
-            train(base.replace(scheme=scheme).with_absolute_paths(), root, display=Display(out))
+        try:
+            if (root / CONFIG_FILE).is_file():
+                config = load_config(root / CONFIG_FILE, overrides).with_absolute_paths()
+                train(config, root, resume=True, display=Display(out))
+            else:
+                config = base.replace(scheme=scheme).with_absolute_paths()
+                train(config, root, display=Display(out))
+        except ConfigError:
+            # Refused before it trained (epochs below what the run reached, say): while no
+            # run has trained with the new values, the plan goes back as it was, so that
+            # the runs not begun yet are not started with values the comparison refused.
+            if index == 0 and overrides:
+                atomic_write_bytes(path, before)
+            raise
     return _compare(out, [str(r) for r in roots], parent)
 
 
