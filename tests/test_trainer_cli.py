@@ -368,6 +368,55 @@ def test_an_interrupted_comparison_resumes_as_a_whole(
     assert "epochs: 2" in (out / "cmp" / "comparison.yaml").read_text()
 
 
+def test_runs_named_by_the_clock_in_one_second_get_folders_of_their_own(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two comparisons started in one second shared 20261202-131228-compare: one trained
+    # its strict run there, then stopped; the folder's plan was one's, its CSV the other's.
+    pytest.importorskip("torch")
+    import time
+
+    import trainer.cli
+    import trainer.loop
+    from trainer.config import ConfigError
+
+    out = tmp_path / "reports"
+    roots: list[Path] = []
+
+    def begun(config: Any, root: Path, **kwargs: Any) -> Path:
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "config.yaml").write_text("begun")  # what a run writes first
+        roots.append(root)
+        return root
+
+    monkeypatch.setattr(time, "strftime", lambda *_: "20261202-120000")
+    monkeypatch.setattr(trainer.loop, "train", begun)
+    monkeypatch.setattr(trainer.cli, "_compare", lambda *_: 0)
+    argv = ["train", "--output-dir", str(out)]
+    for extra in ([], [], ["--schemes", "strict,lenient"], ["--schemes", "strict,lenient"]):
+        assert main([*argv, *extra]) == 0
+    assert [str(r.relative_to(out)) for r in roots] == [
+        "20261202-120000-lenient",
+        "20261202-120000-lenient-2",
+        "20261202-120000-compare/strict",
+        "20261202-120000-compare/lenient",
+        "20261202-120000-compare-2/strict",
+        "20261202-120000-compare-2/lenient",
+    ]
+    # a run refused before it began leaves no folder behind
+    before = sorted(p.name for p in out.iterdir())
+
+    def refused(config: Any, root: Path, **kwargs: Any) -> Path:
+        raise ConfigError("refused")
+
+    monkeypatch.setattr(trainer.loop, "train", refused)
+    assert main(argv) == 2
+    assert main([*argv, "--schemes", "strict,lenient"]) == 2
+    assert sorted(p.name for p in out.iterdir()) == before
+    assert main(["train", "--output-dir", str(tmp_path / "new")]) == 2
+    assert not (tmp_path / "new").exists()  # nor an --output-dir made for it
+
+
 def test_an_interrupted_run_says_how_to_resume_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

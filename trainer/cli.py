@@ -15,13 +15,15 @@ import argparse
 import contextlib
 import importlib.metadata
 import importlib.util
+import itertools
 import os
 import re
 import shlex
+import shutil
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -230,8 +232,13 @@ def _run_train(args: argparse.Namespace) -> int:
         config = load_config(args.config, args.overrides).with_absolute_paths()
         stamp = time.strftime("%Y%m%d-%H%M%S")
         if not args.schemes:
-            root = Path(args.output_dir) / (args.name or f"{stamp}-{scheme_folder(config.scheme)}")
-            train(config, root, display=Display(out))
+            if args.name:
+                root = Path(args.output_dir) / args.name
+                train(config, root, display=Display(out))
+                return EXIT_OK
+            name = f"{stamp}-{scheme_folder(config.scheme)}"
+            with _fresh(Path(args.output_dir), name, lambda f: f / CONFIG_FILE) as root:
+                train(config, root, display=Display(out))
             return EXIT_OK
         # Every scheme and run folder is checked before the first run starts.
         configs = [
@@ -251,27 +258,39 @@ def _run_train(args: argparse.Namespace) -> int:
                 f" these give {', '.join(names)}; list each scheme once (rename a scheme file"
                 " whose name another one shares)"
             )
-        parent = Path(args.output_dir) / (args.name or f"{stamp}-compare")
-        for each, name in zip(configs, names, strict=True):
-            folder = parent / name
-            if folder.exists() and (not folder.is_dir() or holds_files(folder)):
-                again = (
-                    f", or continue that comparison with `{_resume(parent)}`"
-                    if (parent / COMPARISON_FILE).is_file()
-                    else ""
-                )
-                raise FileExistsError(f"{folder} already holds a run; pick another --name{again}")
-            load_scheme(each)  # a custom reward that fails stops here, not after a run
-        parent.mkdir(parents=True, exist_ok=True)
-        # each run's config is the first one's with its own scheme
-        plan = {"schemes": [each.scheme for each in configs], "config": configs[0].to_dict()}
-        atomic_write_bytes(parent / COMPARISON_FILE, yaml.safe_dump(plan).encode())
-        comparing = parent
-        roots = []
+        if args.name:
+            parent = Path(args.output_dir) / args.name
+            for name in names:
+                folder = parent / name
+                if folder.exists() and (not folder.is_dir() or holds_files(folder)):
+                    again = (
+                        f", or continue that comparison with `{_resume(parent)}`"
+                        if (parent / COMPARISON_FILE).is_file()
+                        else ""
+                    )
+                    raise FileExistsError(
+                        f"{folder} already holds a run; pick another --name{again}"
+                    )
         for each in configs:
-            root = parent / scheme_folder(each.scheme)
-            train(each, root, display=Display(out))
-            roots.append(root)
+            load_scheme(each)  # a custom reward that fails stops here, not after a run
+        if args.name:
+            parent.mkdir(parents=True, exist_ok=True)
+            reserved: contextlib.AbstractContextManager[Path] = contextlib.nullcontext(parent)
+        else:  # a folder of its own, even for a comparison started in the same second
+            first = names[0]
+            reserved = _fresh(
+                Path(args.output_dir), f"{stamp}-compare", lambda f: f / first / CONFIG_FILE
+            )
+        with reserved as parent:
+            # each run's config is the first one's with its own scheme
+            plan = {"schemes": [each.scheme for each in configs], "config": configs[0].to_dict()}
+            atomic_write_bytes(parent / COMPARISON_FILE, yaml.safe_dump(plan).encode())
+            comparing = parent
+            roots = []
+            for each in configs:
+                root = parent / scheme_folder(each.scheme)
+                train(each, root, display=Display(out))
+                roots.append(root)
         return _compare(out, [str(r) for r in roots], parent)
     except (
         ConfigError,
@@ -314,7 +333,7 @@ def _run_train(args: argparse.Namespace) -> int:
             if isinstance(stop, Terminated)
             else ("interrupted", EXIT_INTERRUPTED)
         )
-        if comparing is not None:  # the runs done, this one and those to come
+        if comparing is not None and comparing.is_dir():  # runs done, this one, those to come
             err.print(
                 f"{what}; continue the comparison with `{escape(_resume(comparing))}` (each"
                 " run from its last checkpoint, then the runs not begun, then the comparison)",
@@ -331,6 +350,47 @@ def _run_train(args: argparse.Namespace) -> int:
             soft_wrap=True,
         )
         return code
+
+
+def fresh_folder(output_dir: Path, name: str) -> Path:
+    """A folder made here for a run named by the clock: `name`, else `name`-2, -3, ...
+
+    Made at once, so that runs started in the same second (the name's resolution) get
+    folders of their own instead of meeting in one.
+
+    >>> import tempfile
+    >>> out = Path(tempfile.mkdtemp())
+    >>> [fresh_folder(out, "20261202-120000-strict").name for _ in range(3)]
+    ['20261202-120000-strict', '20261202-120000-strict-2', '20261202-120000-strict-3']
+    """
+    output_dir.mkdir(parents=True, exist_ok=True)
+    for count in itertools.count(1):
+        folder = output_dir / (name if count == 1 else f"{name}-{count}")
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        return folder
+    raise AssertionError("unreachable")
+
+
+@contextlib.contextmanager
+def _fresh(output_dir: Path, name: str, begun: Callable[[Path], Path]) -> Iterator[Path]:
+    """`fresh_folder` for a run (or comparison) about to start, removed again if it stops
+    before it begins (before the file `begun` names is written: a bad data file, a model
+    that cannot load, Ctrl-C in setup), and `output_dir` with it when made here and left
+    empty, as a run refused in setup left nothing behind before."""
+    made = not output_dir.exists()
+    folder = fresh_folder(output_dir, name)
+    try:
+        yield folder
+    except BaseException:
+        if not begun(folder).is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+            if made:
+                with contextlib.suppress(OSError):  # only while empty
+                    output_dir.rmdir()
+        raise
 
 
 def scheme_folder(scheme: str) -> str:
