@@ -18,7 +18,9 @@ from trainer_fixtures import fast_config  # noqa: E402
 
 from trainer.config import ConfigError  # noqa: E402
 from trainer.console import Display  # noqa: E402
+from trainer.lock import holds_files  # noqa: E402
 from trainer.loop import train  # noqa: E402
+from trainer.tracking import ID_FILE, run_id  # noqa: E402
 
 
 def quiet() -> Display:
@@ -55,7 +57,8 @@ def test_a_run_sends_every_step_and_evaluation(tmp_path: Path, monkeypatch: Any)
     run, init_args = fake_wandb(monkeypatch)
     root = train(fast_config(wandb=True, wandb_project="gsm8k"), tmp_path / "run", display=quiet())
     assert init_args["project"] == "gsm8k"
-    assert init_args["id"] == init_args["name"] == root.name  # a resumed run continues it
+    assert init_args["name"] == root.name
+    assert init_args["id"].startswith("run-") and init_args["id"] != root.name
     assert init_args["resume"] == "allow"
     assert init_args["dir"] == str(root)
     assert init_args["config"]["wandb_project"] == "gsm8k"
@@ -69,6 +72,25 @@ def test_a_run_sends_every_step_and_evaluation(tmp_path: Path, monkeypatch: Any)
     assert len(evals) == 2  # before training and after the one epoch
     assert {"eval/pass@1 (greedy)", "eval/pass@1", "eval/pass@4"} <= set(evals[-1])
     assert run.finished == 1
+    # a resumed run continues its W&B run
+    _, resumed = fake_wandb(monkeypatch)
+    train(fast_config(wandb=True, wandb_project="gsm8k"), root, resume=True, display=quiet())
+    assert resumed["id"] == init_args["id"] and resumed["resume"] == "allow"
+
+
+def test_runs_of_one_name_in_two_comparisons_get_two_wandb_ids(tmp_path: Path) -> None:
+    # every --schemes comparison has a run named strict: with the folder's name as its id,
+    # W&B (resume="allow") logged the second comparison into the first one's run
+    first, second = tmp_path / "a" / "strict", tmp_path / "b" / "strict"
+    for root in (first, second):
+        root.mkdir(parents=True)
+    assert run_id(first) != run_id(second)
+    (first / ID_FILE).write_text("strict-0a1b2c3d")  # kept once W&B took it
+    assert run_id(first) == "strict-0a1b2c3d"
+    # a run logged before ids were kept goes on with the id it had: its folder's name
+    old = tmp_path / "old"
+    (old / "wandb").mkdir(parents=True)
+    assert run_id(old) == "old"
 
 
 def test_asking_for_wandb_without_it_installed_says_what_to_do(
@@ -96,6 +118,11 @@ def test_wandb_that_cannot_start_says_what_to_do_and_leaves_no_run_folder(
         train(fast_config(wandb=True), tmp_path / "run", display=quiet())
     assert "WANDB_MODE=offline" in str(caught.value)
     assert not (tmp_path / "run").exists()
+    # in a folder that was there before, no id is left behind to refuse the next try with
+    (tmp_path / "made").mkdir()
+    with pytest.raises(ConfigError, match=r"W&B did not start"):
+        train(fast_config(wandb=True), tmp_path / "made", display=quiet())
+    assert not holds_files(tmp_path / "made")
 
 
 def test_a_real_offline_wandb_run_holds_the_metrics(tmp_path: Path, monkeypatch: Any) -> None:

@@ -26,6 +26,7 @@ MODULES = [
     "trainer.report",
     "trainer.rollout",
     "trainer.runfiles",
+    "trainer.tracking",
     "trainer.watch",
 ]
 NEED_TORCH = {"trainer.advantage", "trainer.loss", "trainer.rollout", "trainer.loop"}
