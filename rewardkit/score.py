@@ -455,6 +455,26 @@ def _loads(text: str) -> Any:
     return json.loads(text)  # extra data after the object: json.loads raises
 
 
+def _without_line_end(raw: bytes, error: json.JSONDecodeError) -> json.JSONDecodeError:
+    """json's error for the line without its line end: a line cut inside a string is then
+    an "Unterminated string", not an "Invalid control character" (the newline).
+
+    >>> raw = b'{"question": "cut here\\n'
+    >>> try:
+    ...     json.loads(raw.decode())
+    ... except json.JSONDecodeError as error:
+    ...     print(error.msg, "->", _without_line_end(raw, error).msg)
+    Invalid control character at -> Unterminated string starting at
+    """
+    try:
+        json.loads(raw.decode().rstrip("\r\n"))
+    except json.JSONDecodeError as bare:
+        return bare
+    except (ValueError, RecursionError):  # the first error stands
+        pass
+    return error
+
+
 def _json_value(raw: bytes) -> Any:
     """The JSON value of one line, or `_BadLine` saying why it has none (every JSON-lines
     reader of rewardkit reads its lines through this)."""
@@ -470,6 +490,7 @@ def _json_value(raw: bytes) -> Any:
             " as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)",
         ) from None
     except json.JSONDecodeError as error:
+        error = _without_line_end(raw, error)
         raise _BadLine(
             "invalid_json",
             # json's msg for a control character already ends in "at".

@@ -642,11 +642,20 @@ def test_detection_decides_from_the_first_json_object(tmp_path: Path) -> None:
 
 def test_detection_reason_reads_once_at(tmp_path: Path) -> None:
     path = tmp_path / "c.jsonl"
-    path.write_text('{"completion": "a\nb"}\n')
+    path.write_text('{"completion": "a\tb"}\n')  # a raw tab in a string
     with pytest.raises(InputError) as caught:
         detect_format(path)
     assert "Invalid control character at column 18" in caught.value.message
     assert "at at" not in caught.value.message
+
+
+def test_a_line_cut_inside_a_string_is_an_unterminated_string(tmp_path: Path) -> None:
+    # the newline ending the line was handed to json too: "Invalid control character"
+    path = tmp_path / "c.jsonl"
+    path.write_text('{"completion": "a\nb"}\n')
+    with pytest.raises(InputError) as caught:
+        detect_format(path)
+    assert "Unterminated string starting at column 16" in caught.value.message
 
 
 @pytest.mark.parametrize("fmt", ["auto", "jsonl", "verl"])
