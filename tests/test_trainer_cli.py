@@ -75,6 +75,11 @@ def test_resume_of_a_folder_that_holds_no_run_says_what_it_takes(
     err = capsys.readouterr().err.replace("\n", " ")
     assert "nothing: no such folder" in err  # said so, not "not a run folder"
     assert "--resume takes the folder a `rewardkit train` run wrote" in err
+    (tmp_path / "notes.txt").write_text("")
+    assert main(["train", "--resume", str(tmp_path / "notes.txt")]) == 2
+    assert "notes.txt: a file, not a folder; --resume takes" in " ".join(
+        capsys.readouterr().err.split()
+    )
     assert main(["train", "--resume", str(tmp_path)]) == 2
     err = capsys.readouterr().err.replace("\n", " ")
     assert "not a run folder (no config.yaml)" in err

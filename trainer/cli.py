@@ -202,8 +202,9 @@ def _run_train(args: argparse.Namespace) -> int:
                     f" drop {', '.join(given)}"
                 )
             if not root.is_dir():
+                what = "a file, not a folder" if root.exists() else "no such folder"
                 raise ConfigError(
-                    f"{root}: no such folder; --resume takes the folder a `rewardkit train`"
+                    f"{root}: {what}; --resume takes the folder a `rewardkit train`"
                     " run wrote, e.g. reports/<run>"
                 )
             if (root / COMPARISON_FILE).is_file() and not (root / CONFIG_FILE).is_file():
