@@ -744,6 +744,9 @@ def test_report_out_is_a_folder_and_a_file_name_is_refused(
     assert "--out is the folder that comparison.csv and comparison.png are written in" in err
     assert f"this names a .csv file; give a folder, e.g. --out {tmp_path / 'cmp'}" in err
     assert not (tmp_path / "cmp.csv").exists()
+    # one run: its whole report was printed first, then the error
+    assert main(["report", runs[0], "--out", str(tmp_path / "cmp.csv")]) == 2
+    assert capsys.readouterr().out == ""
 
 
 def test_report_without_out_writes_beside_the_runs_or_here_and_says_so(

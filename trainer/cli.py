@@ -494,17 +494,18 @@ def run_report(args: argparse.Namespace) -> int:
     from trainer.report import ReportError
 
     try:
+        folder = _out_folder(args.out) if args.out else None  # refused before any output
         args.runs = _runs_of(out, args.runs)
         if len(args.runs) == 1:
             from trainer.console import render_run
             from trainer.report import load_run
 
             render_run(out, load_run(args.runs[0]))
-            if not args.out:
+            if folder is None:
                 return EXIT_OK
             # The one-row comparison table, where it was asked for.
-        if args.out:
-            return _compare(out, args.runs, _out_folder(args.out))
+        if folder is not None:
+            return _compare(out, args.runs, folder)
         parent, why = _default_out(args.runs)
         return _compare(out, args.runs, parent, why)
     except ReportError as error:
