@@ -25,7 +25,7 @@ from trainer.config import ConfigError, TrainConfig  # noqa: E402
 from trainer.console import Display  # noqa: E402
 from trainer.loop import train  # noqa: E402
 from trainer.report import compare_runs, load_run, write_comparison  # noqa: E402
-from trainer.runfiles import RunFiles  # noqa: E402
+from trainer.runfiles import RunFiles, atomic_write, atomic_write_frame  # noqa: E402
 
 TIMING = ["seconds", "gen_seconds", "update_seconds", "gen_tokens_per_s", "update_tokens_per_s"]
 
@@ -278,6 +278,42 @@ def test_a_resume_refuses_a_folder_missing_what_its_checkpoint_had(tmp_path: Pat
     ):
         train(config, root, resume=True, display=quiet())
     assert (root / "samples.jsonl").stat().st_size == 100  # not padded
+    (root / "samples.jsonl").unlink()  # read "samples.jsonl is gone it had"
+    with pytest.raises(ConfigError, match=r"; samples.jsonl is gone \(it had [\d,]+ bytes\)"):
+        train(config, root, resume=True, display=quiet())
+
+
+def test_a_write_refused_by_the_system_names_the_file_not_its_temporary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a read-only folder: ".comparison.csv.tmp: Read-only file system"
+    def refused(self: Any, path: Any, **kwargs: Any) -> None:
+        Path(path).write_text("half")
+        raise OSError(30, "Read-only file system", str(path))
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", refused)
+    with pytest.raises(OSError) as caught:
+        atomic_write_frame(tmp_path / "comparison.csv", pd.DataFrame({"a": [1]}))
+    assert caught.value.filename == str(tmp_path / "comparison.csv")
+    assert caught.value.strerror == "Read-only file system"
+    assert list(tmp_path.iterdir()) == []  # no temporary file left behind
+
+    def opened(handle: Any) -> None:
+        raise OSError(28, "No space left on device", handle.name)
+
+    with pytest.raises(OSError) as caught:
+        atomic_write(tmp_path / "steps.parquet", opened)
+    assert caught.value.filename == str(tmp_path / "steps.parquet")
+    assert list(tmp_path.iterdir()) == []
+
+    def arrow(self: Any, path: Any, **kwargs: Any) -> None:  # pyarrow's OSError: no filename
+        raise OSError(13, f"Failed to open local file '{path}'. Detail: Permission denied")
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", arrow)
+    with pytest.raises(OSError) as caught:
+        atomic_write_frame(tmp_path / "steps.parquet", pd.DataFrame({"a": [1]}))
+    assert caught.value.filename == str(tmp_path / "steps.parquet")
+    assert ".tmp" not in str(caught.value)
 
 
 def test_a_resume_from_mid_epoch_may_not_end_before_that_epoch(tmp_path: Path) -> None:

@@ -71,9 +71,21 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         tmp.unlink(missing_ok=True)
+        _name_the_file(error, tmp, path)
         raise
+
+
+def _name_the_file(error: BaseException, tmp: Path, path: Path) -> None:
+    """An OSError about the hidden temporary file, said of the file being written: a
+    read-only folder read ".comparison.csv.tmp: Read-only file system"."""
+    if not isinstance(error, OSError):
+        return
+    if error.strerror and error.filename == str(tmp):
+        raise OSError(error.errno, error.strerror, str(path)) from error
+    if error.filename is None and str(tmp) in str(error):  # pyarrow names it in the message
+        raise OSError(error.errno, str(error).replace(str(tmp), str(path)), str(path)) from error
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -85,11 +97,16 @@ def atomic_write_frame(path: Path, frame: pd.DataFrame) -> None:
     """A DataFrame to .parquet or .csv, atomically."""
     tmp = path.with_name(f".{path.name}.tmp")
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".csv":
-        frame.to_csv(tmp, index=False)
-    else:
-        frame.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+    try:
+        if path.suffix == ".csv":
+            frame.to_csv(tmp, index=False)
+        else:
+            frame.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    except BaseException as error:
+        tmp.unlink(missing_ok=True)
+        _name_the_file(error, tmp, path)
+        raise
 
 
 def _read(path: Path) -> list[dict[str, Any]]:
@@ -149,9 +166,10 @@ class RunFiles:
         for name, size in sorted(sizes.items()):
             path = self.root / name
             now = path.stat().st_size if path.exists() else 0
-            if now < size:
-                what = "is gone" if not path.exists() else f"has {now:,} of the {size:,} bytes"
-                found.append(f"{name} {what} it had")
+            if now < size and not path.exists():
+                found.append(f"{name} is gone (it had {size:,} bytes)")
+            elif now < size:
+                found.append(f"{name} has {now:,} of the {size:,} bytes it had")
         return found
 
     def rollback(self, step: int, epoch: int, sizes: Mapping[str, int]) -> None:
