@@ -206,6 +206,33 @@ def test_a_config_file_that_cannot_be_read_is_named(tmp_path: Path) -> None:
         load_config(path)
 
 
+def test_a_data_file_given_as_the_config_says_how_to_train_on_it(tmp_path: Path) -> None:
+    # "not valid YAML: expected '<document start>'", or "unknown key(s) answer, question"
+    lines = tmp_path / "train.jsonl"
+    row = '{"question": "What is 2 + 3?", "answer": "#### 5"}\n'
+    lines.write_text(row * 2)
+    hint = f"a data file? Train on it with `rewardkit train --set dataset={lines}`"
+    with pytest.raises(ConfigError, match="not valid YAML") as caught:
+        load_config(lines)
+    assert str(caught.value).endswith(hint)
+    lines.write_text(row)  # one line is a valid YAML mapping
+    with pytest.raises(ConfigError) as caught:
+        load_config(lines)
+    assert (
+        str(caught.value) == f"{lines}: its keys are question and answer, not config keys: {hint}"
+    )
+    array = tmp_path / "my data.json"  # a JSON array of rows; a name that needs quoting
+    array.write_text(f"[{row.strip()}]")
+    with pytest.raises(ConfigError, match="holds a mapping") as caught:
+        load_config(array)
+    assert str(caught.value).endswith(f"--set dataset='{array}'`")
+    table = tmp_path / "train.parquet"
+    table.write_bytes(b"PAR1\xff\xfe")
+    with pytest.raises(ConfigError, match="not UTF-8") as caught:
+        load_config(table)
+    assert str(caught.value).endswith(f"--set dataset={table}`")
+
+
 def test_replace_errors_read_like_the_others() -> None:
     with pytest.raises(ConfigError) as caught:
         TrainConfig().replace(scheme="nonexist")  # what --schemes nonexist,lenient does

@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import shlex
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -523,6 +524,10 @@ def _read_yaml(path: Path) -> tuple[dict[Any, Any], dict[str, int]]:
             f"{path}: cannot read the config file ({error.strerror or error}); give the path"
             " of a YAML file"
         ) from None
+    data_file = (
+        f"a data file? Train on it with `rewardkit train --set dataset={shlex.quote(str(path))}`"
+    )
+    hint = f"\n{data_file}" if path.suffix.lower() in _DATA_SUFFIXES else ""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -531,17 +536,22 @@ def _read_yaml(path: Path) -> tuple[dict[Any, Any], dict[str, int]]:
         raise ConfigError(
             f"{path}, line {line}: not UTF-8 text (byte 0x{raw[error.start]:02x}"
             f"{', a UTF-16 byte-order mark' if utf16 and error.start == 0 else ''}); save the"
-            " config file as UTF-8"
+            f" config file as UTF-8{hint}"
         ) from None
     try:
         data, lines = yamlfile.load(text)
     except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+        raise ConfigError(f"{path}: not valid YAML: {error}{hint}") from None
     if data is None:  # an empty file, or comments only
         return {}, {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a config file holds a mapping of key: value lines")
+        raise ConfigError(f"{path}: a config file holds a mapping of key: value lines{hint}")
+    if "question" in data and "answer" in data:  # a one-line JSON data file reads as YAML
+        raise ConfigError(f"{path}: its keys are question and answer, not config keys: {data_file}")
     return data, lines
+
+
+_DATA_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
 
 
 def dump_config(config: TrainConfig) -> str:
