@@ -585,15 +585,24 @@ def _check_file(path: str, stream: str | None = None, *, table: bool = False) ->
             f"the file is {kind}-compressed, not text; decompress it first"
             f" (`{keep} {quoted}`) and pass the result{streamed}",
         )
+    utf16 = None
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        why = "it starts with UTF-16's byte-order mark, as Windows PowerShell's `>` writes text"
+        utf16 = "utf-16", why
+    elif _every_other_zero(head, 1):  # '{\0"\0c\0o\0'
+        utf16 = "utf-16le", "every other byte is zero: UTF-16 without a byte-order mark"
+    elif _every_other_zero(head, 0):
+        utf16 = "utf-16be", "every other byte is zero: UTF-16 without a byte-order mark"
+    if utf16 is not None:
+        encoding, why = utf16
+        fix = (
+            f"`... | iconv -f {encoding} -t utf-8 | rewardkit score -`"
+            if stream is not None  # `path` is a temporary copy: name no command on it
+            else f"`iconv -f {encoding} -t utf-8 {shlex.quote(path)} >"
+            f" {shlex.quote(file.stem + '-utf8' + file.suffix)}`"
+        )
         raise InputError(
-            named,
-            None,
-            "not_utf8",
-            "the file is UTF-16 (it starts with UTF-16's byte-order mark, as Windows"
-            " PowerShell's `>` writes text), not UTF-8; re-encode it:"
-            f" `iconv -f utf-16 -t utf-8 {shlex.quote(path)} >"
-            f" {shlex.quote(file.stem + '-utf8' + file.suffix)}`",
+            named, None, "not_utf8", f"the file is UTF-16 ({why}), not UTF-8; re-encode it: {fix}"
         )
     if head.startswith(b"PAR1") and not table:
         raise InputError(
@@ -603,6 +612,17 @@ def _check_file(path: str, stream: str | None = None, *, table: bool = False) ->
             "is a parquet table (TRL writes its completions log as one), not JSON lines;"
             " pass --format trl, or --format auto",
         )
+
+
+def _every_other_zero(head: bytes, zero: int) -> bool:
+    """Whether `head`'s 8 bytes are zero at every other place from `zero` and only there:
+    ASCII in UTF-16 without a byte-order mark. UTF-8 text holds no zero bytes, and JSON
+    none at all; four in eight bytes is not a bad line of a UTF-8 file.
+
+    >>> _every_other_zero('{"a"'.encode("utf-16le"), 1), _every_other_zero(b'{"a": 1}', 1)
+    (True, False)
+    """
+    return len(head) == 8 and all((byte == 0) == (i % 2 == zero) for i, byte in enumerate(head))
 
 
 def _folder_fix(folder: Path) -> str:

@@ -737,6 +737,10 @@ def test_cli_reads_a_pipe(fmt: str) -> None:
     # Named as given, and no command on the temporary copy, which is gone at exit.
     assert b"error: /dev/stdin: the stream is gzip-compressed" in done.stderr
     assert b"rewardkit-" not in done.stderr
+    done = subprocess.run(argv, input=good.encode("utf-16"), capture_output=True, check=False)
+    assert done.returncode == 2  # its fix named the temporary copy: `iconv ... /tmp/rewardkit-x`
+    assert b"`... | iconv -f utf-16 -t utf-8 | rewardkit score -`" in done.stderr
+    assert b"rewardkit-" not in done.stderr
 
 
 def test_a_null_prompt_id_falls_back_to_the_prompt_as_score_file_does(tmp_path: Path) -> None:
@@ -941,6 +945,16 @@ def test_files_that_are_not_json_lines_get_their_own_fix(tmp_path: Path) -> None
     utf16.write_bytes('{"completion": "x", "answer": "1"}\n'.encode("utf-16"))
     with pytest.raises(InputError, match=r"UTF-16 .*iconv -f utf-16 -t utf-8"):
         detect_format(utf16)
+    # without a byte-order mark: "no line is a JSON object (Expecting property name ...)"
+    for encoding in ("utf-16le", "utf-16be"):
+        utf16.write_bytes('{"completion": "x", "answer": "1"}\n'.encode(encoding))
+        with pytest.raises(InputError, match=rf"without a byte-order mark.*iconv -f {encoding}"):
+            detect_format(utf16)
+    # a UTF-8 file whose bad first line holds a zero byte or two is still read, and skipped
+    utf16.write_bytes(b'{\x00"\x00}\n{"completion": "<answer>1</answer>", "answer": "1"}\n')
+    from rewardkit.score import score_file
+
+    assert score_file(utf16, [STRICT], on_error="skip").rows_scored == 1
     table = tmp_path / "c.parquet"
     _trl_table().to_parquet(table)
     with pytest.raises(InputError, match=r"is a parquet table .* pass --format trl"):
