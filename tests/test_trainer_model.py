@@ -138,7 +138,7 @@ def test_a_gpu_index_past_the_gpus_there_is_named(monkeypatch: Any) -> None:
         resolve_device(fast_config(device="cuda:3"))
 
 
-@pytest.mark.parametrize("family", ["gpt2", "llama"])
+@pytest.mark.parametrize("family", ["gpt2", "llama", "falcon"])
 def test_dropout_is_off_so_training_computes_what_sampling_did(tmp_path: Any, family: str) -> None:
     """pi_old is the update's first pass in train mode and the sampler runs in eval mode:
     GPT-2's shipped dropout of 0.1 made them differ by up to 0.13 in log-prob, and the KL to
@@ -154,13 +154,22 @@ def test_dropout_is_off_so_training_computes_what_sampling_did(tmp_path: Any, fa
     if family == "gpt2":
         config: Any = transformers.GPT2Config(n_embd=32, n_layer=1, n_head=2, **size)
         assert config.attn_pdrop == config.resid_pdrop == 0.1
-    else:
+    elif family == "llama":  # a rate its attention layers keep as a float
         config = transformers.LlamaConfig(
             hidden_size=32,
             intermediate_size=64,
             num_hidden_layers=1,
             num_attention_heads=2,
             attention_dropout=0.1,
+            **size,
+        )
+    else:  # rates read from the config at every forward
+        config = transformers.FalconConfig(
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            hidden_dropout=0.3,
+            attention_dropout=0.3,
             **size,
         )
     model = transformers.AutoModelForCausalLM.from_config(config)
@@ -175,3 +184,13 @@ def test_dropout_is_off_so_training_computes_what_sampling_did(tmp_path: Any, fa
         loaded.eval()
         sampling = token_logprobs(loaded, ids, mask, 3)
     assert torch.equal(first, second) and torch.equal(first, sampling)
+    # the model the run saves keeps the rates it was loaded with
+    from trainer.model import config_as_loaded
+
+    with config_as_loaded(loaded):
+        loaded.save_pretrained(tmp_path / "saved")
+    saved = transformers.AutoConfig.from_pretrained(tmp_path / "saved")
+    rates = {k: v for k, v in saved.to_dict().items() if "drop" in k}
+    assert rates == {k: v for k, v in config.to_dict().items() if "drop" in k} and any(
+        rates.values()
+    )

@@ -56,6 +56,7 @@ from trainer.lock import FolderLock, holds_files
 from trainer.model import (
     ModelError,
     Policy,
+    config_as_loaded,
     enable_checkpointing,
     load_policy,
     no_progress_bars,
@@ -761,7 +762,7 @@ def _finish(run: Run) -> None:
     # temporary file in model/ that no later save removed.
     final, partial = run.root / "model", run.root / ".model.partial"
     shutil.rmtree(partial, ignore_errors=True)
-    with no_progress_bars():  # its shard bar would break the live view
+    with no_progress_bars(), config_as_loaded(run.policy.model):  # no bar in the live view
         run.policy.model.save_pretrained(partial)
     run.policy.tokenizer.save_pretrained(partial)
     shutil.rmtree(final, ignore_errors=True)

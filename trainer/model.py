@@ -9,6 +9,8 @@ reference it started with without saving a copy of it.
 from __future__ import annotations
 
 import contextlib
+import re
+import weakref
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -25,6 +27,7 @@ __all__ = [
     "ModelError",
     "Policy",
     "Precision",
+    "config_as_loaded",
     "disable_dropout",
     "enable_checkpointing",
     "load_policy",
@@ -156,8 +159,10 @@ def disable_dropout(model: Any) -> int:
     a reference in eval mode, so the policy must compute the same log-probs in training
     as when it sampled: with dropout on (GPT-2's configs ship 0.1) pi_old would not be the
     sampling policy and the KL would not be 0 at equal weights. That covers
-    ``torch.nn.Dropout`` modules and the plain float rates attention layers keep
-    (``attention_dropout``, read only in training).
+    ``torch.nn.Dropout`` modules, the float rates layers keep as attributes
+    (``attention_dropout``, read only in training) and those some models read from their
+    config at each forward (Falcon's ``hidden_dropout``); `config_as_loaded` puts the
+    config's back while the model is saved.
 
     >>> import torch
     >>> layer = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout(0.1))
@@ -179,12 +184,45 @@ def disable_dropout(model: Any) -> int:
             if isinstance(rate, float) and rate:
                 setattr(module, name, 0.0)
                 changed += 1
-    return changed
+    config = getattr(model, "config", None)
+    rates = {
+        key: value
+        for key, value in (vars(config) if config is not None else {}).items()
+        if _RATE_NAME.search(key) and isinstance(value, float) and value
+    }
+    for key in rates:
+        setattr(config, key, 0.0)
+    if rates:
+        _CONFIG_RATES[model] = rates
+    return changed + len(rates)
 
 
-# Float dropout rates transformers' attention and decoder layers keep as attributes
-# (Llama, Qwen2, Mistral: attention_dropout; OPT, BART-style layers: dropout and others).
-_DROPOUT_RATES = ("attention_dropout", "dropout", "activation_dropout", "attn_dropout")
+@contextlib.contextmanager
+def config_as_loaded(model: Any) -> Iterator[None]:
+    """`model`'s config with the dropout rates it was loaded with, meanwhile: a model
+    saved by the run keeps them for whoever trains it next."""
+    rates = _CONFIG_RATES.get(model, {})
+    for key, value in rates.items():
+        setattr(model.config, key, value)
+    try:
+        yield
+    finally:
+        for key in rates:
+            setattr(model.config, key, 0.0)
+
+
+# Float dropout rates transformers' layers keep as attributes (Llama, Qwen2, Mistral:
+# attention_dropout; OPT, BART-style layers: dropout and others; Bloom: hidden_dropout),
+# and the config fields some read at forward time (Falcon, Persimmon; GPT-2's *_pdrop).
+_DROPOUT_RATES = (
+    "attention_dropout",
+    "dropout",
+    "activation_dropout",
+    "attn_dropout",
+    "hidden_dropout",
+)
+_RATE_NAME = re.compile(r"dropout|pdrop")
+_CONFIG_RATES: weakref.WeakKeyDictionary[Any, dict[str, float]] = weakref.WeakKeyDictionary()
 
 
 def _check_pair(name: str, tokenizer: Any, model: Any) -> None:
