@@ -126,6 +126,8 @@ class GoldenReport:
     cases: tuple[GoldenCase, ...]
     results: tuple[SchemeResult, ...]
     written: bool  # True for `update`, which rewrote the expected files
+    # schemes whose file `update` rewrote with no value changed: lines now in the cases' order
+    reordered: tuple[str, ...] = ()
 
     @property
     def changes(self) -> tuple[Change, ...]:
@@ -412,9 +414,22 @@ def update(
     expected_dir = Path(expected_dir)
     results = _results(cases, schemes, expected_dir, replace_unreadable=True)
     expected_dir.mkdir(parents=True, exist_ok=True)
+    reordered = []
     for result in results:
-        _write(result.path, _dumps(result.actual))
-    return GoldenReport(cases_path, tuple(cases), tuple(results), written=True)
+        text = _dumps(result.actual)
+        if not (result.changes or result.missing) and _text_of(result.path) != text:
+            reordered.append(result.scheme.name)
+        _write(result.path, text)
+    return GoldenReport(
+        cases_path, tuple(cases), tuple(results), written=True, reordered=tuple(reordered)
+    )
+
+
+def _text_of(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def _write(path: Path, text: str) -> None:
@@ -531,7 +546,12 @@ def _print(report: GoldenReport, console: Console, verb: str) -> None:
                 cases = len({change.case_id for change in result.changes})
                 console.print(f"{name}: recorded {cases} changed case(s) in {where}", markup=False)
         else:
-            console.print(f"{name}: {_cases(len(result.actual))} {verb} {where}", markup=False)
+            again = (
+                " (rewritten in the order of the cases file)" if name in report.reordered else ""
+            )
+            console.print(
+                f"{name}: {_cases(len(result.actual))} {verb} {where}{again}", markup=False
+            )
 
 
 def run_check(

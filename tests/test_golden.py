@@ -206,8 +206,17 @@ def test_update_writes_files_that_check_accepts(tmp_path: Path) -> None:
 
     # Deterministic: a second update rewrites the same bytes and reports no change.
     second = update(cases, BUILT_IN, expected)
-    assert second.changes == ()
+    assert second.changes == () and second.reordered == ()
     assert (expected / "strict.jsonl").read_text(encoding="utf-8") == strict_text
+    # Cases reordered: no value changed, but the file follows them, and says so (it said
+    # "unchanged" and rewrote the file in the new order)
+    _write_cases(cases, list(reversed(SMALL)))
+    console = Console(record=True, width=200)
+    assert run_update(cases, ["strict", "lenient"], expected, console) == 0
+    said = console.export_text()
+    assert "strict: 3 cases unchanged in" in said
+    assert said.count("(rewritten in the order of the cases file)") == 2
+    assert update(cases, BUILT_IN, expected).reordered == ()  # now in that order
 
 
 def test_update_reports_what_it_changed(tmp_path: Path) -> None:
