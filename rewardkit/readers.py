@@ -126,6 +126,7 @@ _FILE_ERRORS = frozenset(
         "not_a_file",
         "compressed",
         "not_utf8",
+        "cr_line_ends",
         "empty",
         "unknown_format",
         "wrong_format",

@@ -554,7 +554,8 @@ def _check_file(path: str, stream: str | None = None, *, table: bool = False) ->
         return
     try:
         with open(path, "rb") as handle:
-            head = handle.read(8)
+            block = handle.read(1 << 16)
+            head = block[:8]
     except OSError as error:
         raise InputError(
             path, None, "unreadable", f"cannot read the file ({error.strerror})"
@@ -612,6 +613,20 @@ def _check_file(path: str, stream: str | None = None, *, table: bool = False) ->
             "is a parquet table (TRL writes its completions log as one), not JSON lines;"
             " pass --format trl, or --format auto",
         )
+    if not head.startswith(b"PAR1") and _cr_lines(block):
+        fix = (
+            "`... | tr '\\r' '\\n' | rewardkit score -`"
+            if stream is not None
+            else f"`tr '\\r' '\\n' < {shlex.quote(path)} >"
+            f" {shlex.quote(file.stem + '-lf' + file.suffix)}`"
+        )
+        raise InputError(
+            named,
+            None,
+            "cr_line_ends",
+            "the file's lines end in a carriage return alone (old Mac line ends), so it"
+            f" reads as one line; convert them: {fix}",
+        )
 
 
 def _every_other_zero(head: bytes, zero: int) -> bool:
@@ -623,6 +638,22 @@ def _every_other_zero(head: bytes, zero: int) -> bool:
     (True, False)
     """
     return len(head) == 8 and all((byte == 0) == (i % 2 == zero) for i, byte in enumerate(head))
+
+
+def _cr_lines(block: bytes) -> bool:
+    """Whether the text in `block` (a file's start) breaks lines with CR alone: two or more
+    CRs, no LF (a CRLF file has both), and UTF-8 text.
+
+    >>> _cr_lines(b'{"a": 1}\\r{"a": 2}\\r'), _cr_lines(b'{"a": 1}\\r\\n{"a": 2}\\r\\n')
+    (True, False)
+    """
+    if b"\n" in block or block.count(b"\r") < 2:
+        return False
+    try:
+        block.decode("utf-8")
+    except UnicodeDecodeError as error:  # cut inside a character at the block's end is text
+        return error.start >= len(block) - 3
+    return True
 
 
 def _folder_fix(folder: Path) -> str:

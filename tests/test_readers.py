@@ -950,6 +950,12 @@ def test_files_that_are_not_json_lines_get_their_own_fix(tmp_path: Path) -> None
         utf16.write_bytes('{"completion": "x", "answer": "1"}\n'.encode(encoding))
         with pytest.raises(InputError, match=rf"without a byte-order mark.*iconv -f {encoding}"):
             detect_format(utf16)
+    # lines ended by CR alone: "no line is a JSON object ... (Extra data at column 50)"
+    utf16.write_bytes(b'{"completion": "x", "answer": "1"}\r' * 3)
+    with pytest.raises(InputError, match=r"carriage return alone .* `tr '\\r' '\\n' <"):
+        detect_format(utf16)
+    utf16.write_bytes(b'{"completion": "x", "answer": "1"}\r\n' * 3)  # CRLF reads
+    assert detect_format(utf16)[0] == "jsonl"
     # a UTF-8 file whose bad first line holds a zero byte or two is still read, and skipped
     utf16.write_bytes(b'{\x00"\x00}\n{"completion": "<answer>1</answer>", "answer": "1"}\n')
     from rewardkit.score import score_file
