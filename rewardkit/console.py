@@ -201,7 +201,7 @@ def _ties(console: Console, ties: pd.DataFrame) -> None:
         return
     groups = int(ties["groups"].iloc[0])
     table = Table(
-        title=f"Groups with zero reward spread ({groups:,} group{'' if groups == 1 else 's'} of"
+        title=f"Groups with zero reward spread ({_count(groups, 'group')} of"
         " 2+ samples): no GRPO signal"
     )
     for column in ["scheme", "reward", "tied", "all zero", "all max", "other tie"]:

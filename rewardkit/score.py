@@ -596,12 +596,7 @@ def _check_file(path: str, stream: str | None = None, *, table: bool = False) ->
         utf16 = "utf-16be", "every other byte is zero: UTF-16 without a byte-order mark"
     if utf16 is not None:
         encoding, why = utf16
-        fix = (
-            f"`... | iconv -f {encoding} -t utf-8 | rewardkit score -`"
-            if stream is not None  # `path` is a temporary copy: name no command on it
-            else f"`iconv -f {encoding} -t utf-8 {shlex.quote(path)} >"
-            f" {shlex.quote(file.stem + '-utf8' + file.suffix)}`"
-        )
+        fix = _converted(f"iconv -f {encoding} -t utf-8", path, stream, "utf8")
         raise InputError(
             named, None, "not_utf8", f"the file is UTF-16 ({why}), not UTF-8; re-encode it: {fix}"
         )
@@ -614,12 +609,7 @@ def _check_file(path: str, stream: str | None = None, *, table: bool = False) ->
             " pass --format trl, or --format auto",
         )
     if not head.startswith(b"PAR1") and _cr_lines(block):
-        fix = (
-            "`... | tr '\\r' '\\n' | rewardkit score -`"
-            if stream is not None
-            else f"`tr '\\r' '\\n' < {shlex.quote(path)} >"
-            f" {shlex.quote(file.stem + '-lf' + file.suffix)}`"
-        )
+        fix = _converted("tr '\\r' '\\n'", path, stream, "lf")
         raise InputError(
             named,
             None,
@@ -638,6 +628,19 @@ def _every_other_zero(head: bytes, zero: int) -> bool:
     (True, False)
     """
     return len(head) == 8 and all((byte == 0) == (i % 2 == zero) for i, byte in enumerate(head))
+
+
+def _converted(command: str, path: str, stream: str | None, tag: str) -> str:
+    """The shell line that converts the file with `command` (a filter) to a file to score,
+    or, for a stream, the pipe to put it in (`path` is then a temporary copy, gone at exit).
+
+    >>> print(_converted("tr a b", "my c.jsonl", None, "lf"))
+    `tr a b < 'my c.jsonl' > 'my c-lf.jsonl'`
+    """
+    if stream is not None:
+        return f"`... | {command} | rewardkit score -`"
+    file = Path(path)
+    return f"`{command} < {shlex.quote(path)} > {shlex.quote(f'{file.stem}-{tag}{file.suffix}')}`"
 
 
 def _cr_lines(block: bytes) -> bool:

@@ -138,7 +138,17 @@ def test_a_gpu_index_past_the_gpus_there_is_named(monkeypatch: Any) -> None:
         resolve_device(fast_config(device="cuda:3"))
 
 
-@pytest.mark.parametrize("family", ["gpt2", "llama", "falcon"])
+LAYER = {"num_hidden_layers": 1, "num_attention_heads": 2, "hidden_size": 32}
+DROPOUT_MODELS = {
+    "gpt2": ("GPT2Config", {"n_embd": 32, "n_layer": 1, "n_head": 2}),  # ships 0.1
+    # a rate its attention layers keep as a float
+    "llama": ("LlamaConfig", {**LAYER, "intermediate_size": 64, "attention_dropout": 0.1}),
+    # rates read from the config at every forward
+    "falcon": ("FalconConfig", {**LAYER, "hidden_dropout": 0.3, "attention_dropout": 0.3}),
+}
+
+
+@pytest.mark.parametrize("family", sorted(DROPOUT_MODELS))
 def test_dropout_is_off_so_training_computes_what_sampling_did(tmp_path: Any, family: str) -> None:
     """pi_old is the update's first pass in train mode and the sampler runs in eval mode:
     GPT-2's shipped dropout of 0.1 made them differ by up to 0.13 in log-prob, and the KL to
@@ -150,28 +160,10 @@ def test_dropout_is_off_so_training_computes_what_sampling_did(tmp_path: Any, fa
     from trainer.tiny import build_tokenizer
 
     tokenizer = build_tokenizer(["What is 2 + 3?"])
-    size = {"vocab_size": len(tokenizer), "pad_token_id": tokenizer.pad_token_id}
-    if family == "gpt2":
-        config: Any = transformers.GPT2Config(n_embd=32, n_layer=1, n_head=2, **size)
-        assert config.attn_pdrop == config.resid_pdrop == 0.1
-    elif family == "llama":  # a rate its attention layers keep as a float
-        config = transformers.LlamaConfig(
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            attention_dropout=0.1,
-            **size,
-        )
-    else:  # rates read from the config at every forward
-        config = transformers.FalconConfig(
-            hidden_size=32,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            hidden_dropout=0.3,
-            attention_dropout=0.3,
-            **size,
-        )
+    name, shape = DROPOUT_MODELS[family]
+    config = getattr(transformers, name)(
+        vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, **shape
+    )
     model = transformers.AutoModelForCausalLM.from_config(config)
     model.save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)

@@ -168,16 +168,12 @@ class TorchEngine:
         decode = self.tokenizer.decode
         by_id = tuple(t for t in stop if t not in stop_texts)
         out: list[Generation] = []
-        for row, length, done in zip(
-            tokens.tolist(), lengths.tolist(), stopped.tolist(), strict=True
-        ):
-            ids = tuple(row[:length])
-            text = decode(ids, skip_special_tokens=True)
-            kept = _cut_at_stop(ids, text, by_id, decode)
-            if len(kept) < len(ids):  # a one-token stop string spelled by other tokens
-                ids, done = kept, True
-                text = decode(ids, skip_special_tokens=True)
-            out.append(Generation(text, ids, bool(done)))
+        out = [
+            _kept(tuple(row[:length]), bool(done), decode, by_id)
+            for row, length, done in zip(
+                tokens.tolist(), lengths.tolist(), stopped.tolist(), strict=True
+            )
+        ]
         return [out[i * n : (i + 1) * n] for i in range(len(prompts))]
 
     def _stops(self, stop: tuple[str, ...]) -> tuple[set[int], tuple[str, ...]]:
@@ -899,14 +895,26 @@ def _generation(output: Any, decode: Any, stops_by_id: tuple[str, ...]) -> VLLMG
     )  # one per token when `generate` asks for logprobs=0, else none
     # Not `output.text`: vLLM cuts that right after a stop string that ends inside a
     # token, and the engines' contract is that the text decodes every kept token.
-    text = decode(token_ids, skip_special_tokens=True)
     finished = output.finish_reason == "stop"  # a stop string or EOS; "length" is cut
+    kept = _kept(token_ids, finished, decode, stops_by_id)
+    return VLLMGeneration(
+        text=kept.text,
+        token_ids=kept.token_ids,
+        finished=kept.finished,
+        logprobs=logprobs[: len(kept.token_ids)],
+    )
+
+
+def _kept(
+    token_ids: tuple[int, ...], finished: bool, decode: Any, stops_by_id: tuple[str, ...]
+) -> Generation:
+    """A sampled completion as the engines hand it on: its text decodes every kept token,
+    and it is cut after a one-token stop string spelled by other tokens (`_cut_at_stop`)."""
+    text = decode(token_ids, skip_special_tokens=True)
     kept = _cut_at_stop(token_ids, text, stops_by_id, decode)
-    if len(kept) < len(token_ids):
-        token_ids, finished = kept, True
-        text = decode(token_ids, skip_special_tokens=True)
-        logprobs = logprobs[: len(token_ids)]
-    return VLLMGeneration(text=text, token_ids=token_ids, finished=finished, logprobs=logprobs)
+    if len(kept) == len(token_ids):
+        return Generation(text, token_ids, finished)
+    return Generation(decode(kept, skip_special_tokens=True), kept, True)
 
 
 def _cut_at_stop(

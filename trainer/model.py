@@ -179,22 +179,25 @@ def disable_dropout(model: Any) -> int:
         if isinstance(module, dropouts) and module.p:
             module.p = 0.0
             changed += 1
-        for name in _DROPOUT_RATES:
-            rate = getattr(module, name, None)
-            if isinstance(rate, float) and rate:
-                setattr(module, name, 0.0)
-                changed += 1
+        changed += len(_zeroed_rates(module))
     config = getattr(model, "config", None)
+    if config is not None and (rates := _zeroed_rates(config)):
+        _CONFIG_RATES[model] = rates
+        changed += len(rates)
+    return changed
+
+
+def _zeroed_rates(holder: Any) -> dict[str, float]:
+    """`holder`'s nonzero float attributes named like a dropout rate (``attention_dropout``,
+    ``hidden_dropout``, GPT-2's ``resid_pdrop``), set to 0; returns what they were."""
     rates = {
         key: value
-        for key, value in (vars(config) if config is not None else {}).items()
+        for key, value in vars(holder).items()
         if _RATE_NAME.search(key) and isinstance(value, float) and value
     }
     for key in rates:
-        setattr(config, key, 0.0)
-    if rates:
-        _CONFIG_RATES[model] = rates
-    return changed + len(rates)
+        setattr(holder, key, 0.0)
+    return rates
 
 
 @contextlib.contextmanager
@@ -212,15 +215,8 @@ def config_as_loaded(model: Any) -> Iterator[None]:
 
 
 # Float dropout rates transformers' layers keep as attributes (Llama, Qwen2, Mistral:
-# attention_dropout; OPT, BART-style layers: dropout and others; Bloom: hidden_dropout),
-# and the config fields some read at forward time (Falcon, Persimmon; GPT-2's *_pdrop).
-_DROPOUT_RATES = (
-    "attention_dropout",
-    "dropout",
-    "activation_dropout",
-    "attn_dropout",
-    "hidden_dropout",
-)
+# attention_dropout; OPT: dropout, activation_dropout; Bloom: hidden_dropout) and the
+# config fields some read at every forward (Falcon, Persimmon; GPT-2's *_pdrop).
 _RATE_NAME = re.compile(r"dropout|pdrop")
 _CONFIG_RATES: weakref.WeakKeyDictionary[Any, dict[str, float]] = weakref.WeakKeyDictionary()
 
